@@ -1,0 +1,59 @@
+# littlehorse-client for Lua: one entry point for every task.
+#   make demo    build, start the dev server, post a real event, print it
+#   make test    every check CI runs (installs missing Debian packages first)
+#   make proto   regenerate src/gen/ from proto/ (committed; `make proto-check` fails when stale)
+
+LUA_VERSION ?= 5.4
+ROCKSPEC    := littlehorse-client-0.1.0-1.rockspec
+TREE        := $(CURDIR)/lua_modules
+BUILD       := $(CURDIR)/build
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Wno-unused-parameter
+PROTO_FILES := $(shell cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
+GEN_SRC     := $(patsubst %.proto,src/gen/%.pb-c.c,$(PROTO_FILES))
+DEV_SRC     := $(wildcard devserver/*.c)
+DEV_HDR     := $(wildcard devserver/*.h)
+GRPC_LIBS   := -lgrpc -lgpr -lprotobuf-c -lpthread
+
+.PHONY: all deps build devserver proto proto-check test demo clean
+
+all: build devserver
+
+# Debian packages the build and the tests need; installs only what is missing.
+deps:
+	@sh scripts/deps.sh
+
+build: $(TREE)/lib/lua/$(LUA_VERSION)/littlehorse/core.so
+
+$(TREE)/lib/lua/$(LUA_VERSION)/littlehorse/core.so: $(ROCKSPEC) $(wildcard src/*.c src/*.h lua/littlehorse/*.lua) $(GEN_SRC)
+	luarocks --lua-version=$(LUA_VERSION) --tree $(TREE) make $(ROCKSPEC) CFLAGS="$(CFLAGS) -fPIC $(WARN)" >$(BUILD).log 2>&1 \
+	  || { cat $(BUILD).log; exit 1; }
+	@rm -rf src/*.o src/gen/*.o src/gen/google/*/*.o littlehorse
+	@touch $@
+
+devserver: $(BUILD)/lh-devserver
+
+$(BUILD)/lh-devserver: $(DEV_SRC) $(DEV_HDR) $(GEN_SRC)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -Isrc/gen -o $@ $(DEV_SRC) $(GEN_SRC) $(GRPC_LIBS)
+
+proto:
+	rm -rf src/gen && mkdir -p src/gen
+	cd proto && protoc-c -I. --c_out=../src/gen $(PROTO_FILES)
+
+proto-check:
+	@rm -rf $(BUILD)/gen-check && mkdir -p $(BUILD)/gen-check
+	@cd proto && protoc-c -I. --c_out=$(BUILD)/gen-check $(PROTO_FILES)
+	@diff -r $(BUILD)/gen-check src/gen >/dev/null \
+	  || { echo "src/gen is stale: run 'make proto' and commit the result"; diff -r $(BUILD)/gen-check src/gen | head -20; exit 1; }
+	@echo "proto-check: src/gen matches proto/"
+
+test: deps proto-check build devserver
+	sh scripts/test.sh
+
+demo: deps build devserver
+	sh scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD).log $(TREE) src/*.o src/gen/*.o core.so

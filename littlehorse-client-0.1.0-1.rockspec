@@ -1,0 +1,38 @@
+rockspec_format = "3.0"
+package = "littlehorse-client"
+version = "0.1.0-1"
+source = { url = "git+file:///dev/null" } -- built from a checkout with `luarocks make`
+description = {
+  summary = "LittleHorse client for Lua: post ExternalEvents over gRPC (C core), exactly once",
+  detailed = [[
+A C extension (littlehorse.core, on the gRPC C core and protobuf-c) that posts ExternalEvents
+to a LittleHorse server, and a pure-Lua layer (littlehorse) with configuration and retry helpers.]],
+  license = "Apache-2.0",
+}
+dependencies = { "lua >= 5.1, < 5.5" }
+external_dependencies = {
+  GRPC = { header = "grpc/grpc.h", library = "grpc" },
+  PROTOBUF_C = { header = "protobuf-c/protobuf-c.h", library = "protobuf-c" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["littlehorse.core"] = {
+      sources = {
+        "src/arena.c", "src/buffer.c", "src/call.c", "src/client.c", "src/codec.c", "src/core.c",
+        "src/error.c", "src/json.c", "src/messages.c", "src/path.c", "src/runtime.c",
+        "src/timestamp.c", "src/utf8.c", "src/value.c",
+        "src/gen/common_enums.pb-c.c", "src/gen/external_event.pb-c.c",
+        "src/gen/google/protobuf/any.pb-c.c", "src/gen/google/protobuf/duration.pb-c.c",
+        "src/gen/google/protobuf/timestamp.pb-c.c", "src/gen/google/rpc/status.pb-c.c",
+        "src/gen/object_id.pb-c.c", "src/gen/service.pb-c.c", "src/gen/type_definition.pb-c.c",
+      },
+      incdirs = { "src", "src/gen", "$(GRPC_INCDIR)", "$(PROTOBUF_C_INCDIR)" },
+      libdirs = { "$(GRPC_LIBDIR)", "$(PROTOBUF_C_LIBDIR)" },
+      libraries = { "grpc", "gpr", "protobuf-c", "pthread" },
+    },
+    ["littlehorse"] = "lua/littlehorse/init.lua",
+    ["littlehorse.values"] = "lua/littlehorse/values.lua",
+    ["littlehorse.retry"] = "lua/littlehorse/retry.lua",
+  },
+}

@@ -1,0 +1,138 @@
+-- Exactly-once posting: the retry policy for PutExternalEvent.
+--
+-- Why it is safe: one guid is fixed before the first attempt and sent on every attempt, so
+-- the server stores the event at most once (it keys events as wf_run_id/def/guid). An attempt
+-- whose reply was lost, but whose event was stored, makes the next attempt answer
+-- ALREADY_EXISTS; that means "stored", so the stored event is fetched and returned as success.
+local core = require "littlehorse.core"
+
+local M = {}
+
+-- Codes worth another attempt: the server was unreachable, too slow, aborted, or over quota.
+M.RETRYABLE = { UNAVAILABLE = true, DEADLINE_EXCEEDED = true, ABORTED = true, RESOURCE_EXHAUSTED = true }
+-- Codes that another attempt cannot change; a retry_on that names one of them is refused.
+M.NEVER = { INVALID_ARGUMENT = true, PERMISSION_DENIED = true, UNAUTHENTICATED = true, NOT_FOUND = true }
+
+M.DEFAULTS = {
+  attempts = 5,            -- attempts in all, the first one included
+  initial_backoff = 0.1,   -- seconds: the cap of the first backoff
+  max_backoff = 5,         -- seconds: the largest cap
+  multiplier = 2,          -- cap growth per attempt
+  deadline = 30,           -- seconds for the whole operation, sleeps included
+}
+
+--- lh.new_guid(): 128 random bits from the OS as 32 lowercase hex characters.
+local HEX16 = string.rep("%02x", 16)
+function M.new_guid()
+  return string.format(HEX16, string.byte(core.random_bytes(16), 1, 16))
+end
+
+local SLEEP_PHASES = {
+  rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
+  ssl_session_fetch = true, ssl_client_hello = true, preread = true,
+}
+
+--- The sleep to use when the caller gives none: ngx.sleep inside OpenResty phases that may
+-- yield (so the nginx worker keeps serving), else a plain C sleep.
+function M.default_sleep()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.sleep and ngx.get_phase and SLEEP_PHASES[ngx.get_phase()] then
+    return ngx.sleep
+  end
+  return core.sleep
+end
+
+local function bad(name, msg)
+  error(string.format("bad retry option %s: %s", name, msg), 4)
+end
+
+local function positive(opts, name, allow_zero)
+  local v = opts[name]
+  if v == nil then return M.DEFAULTS[name] end
+  if type(v) ~= "number" or v ~= v or v == math.huge or v < 0 or (v == 0 and not allow_zero) then
+    bad(name, "expected a positive number")
+  end
+  return v
+end
+
+--- Normalise `retry = true | { ... }` into a policy table; raises on bad options.
+function M.policy(opts)
+  if opts == true or opts == nil then opts = {} end
+  if type(opts) ~= "table" then bad("retry", "expected true or a table") end
+  local known = { attempts = 1, initial_backoff = 1, max_backoff = 1, multiplier = 1, deadline = 1,
+                  per_attempt_timeout = 1, retry_on = 1, sleep = 1, on_retry = 1 }
+  for k in pairs(opts) do
+    if not known[k] then bad(tostring(k), "unknown option") end
+  end
+  local p = {
+    attempts = opts.attempts or M.DEFAULTS.attempts,
+    initial_backoff = positive(opts, "initial_backoff", true),
+    max_backoff = positive(opts, "max_backoff", true),
+    multiplier = positive(opts, "multiplier"),
+    deadline = positive(opts, "deadline"),
+    per_attempt_timeout = opts.per_attempt_timeout,
+    sleep = opts.sleep,
+    on_retry = opts.on_retry,
+    retry_on = M.RETRYABLE,
+  }
+  if math.type(p.attempts) ~= "integer" or p.attempts < 1 then bad("attempts", "expected an integer >= 1") end
+  if p.multiplier < 1 then bad("multiplier", "must be >= 1") end
+  if p.per_attempt_timeout ~= nil then positive(opts, "per_attempt_timeout") end
+  if p.sleep ~= nil and type(p.sleep) ~= "function" then bad("sleep", "expected a function") end
+  if p.on_retry ~= nil and type(p.on_retry) ~= "function" then bad("on_retry", "expected a function") end
+  if opts.retry_on ~= nil then
+    if type(opts.retry_on) ~= "table" then bad("retry_on", "expected a list of status names") end
+    local set = {}
+    for _, code in ipairs(opts.retry_on) do
+      if M.NEVER[code] then bad("retry_on", code .. " is never retried: another attempt cannot change it") end
+      if type(code) ~= "string" or code:upper() ~= code then bad("retry_on", "expected gRPC status names like \"UNAVAILABLE\"") end
+      set[code] = true
+    end
+    p.retry_on = set
+  end
+  return p
+end
+
+-- Full jitter: a uniform delay in [0, cap], the cap growing exponentially to max_backoff.
+local function backoff(p, attempt)
+  local cap = math.min(p.max_backoff, p.initial_backoff * p.multiplier ^ (attempt - 1))
+  return cap * math.random()
+end
+
+--- Post with retries. `put` is the raw C method; `opts.retry` the policy options; other opts
+-- (timeout) apply per attempt. Returns event, info | nil, err, code where info is
+-- { attempts = n, duplicate = bool, guid = g } and err.attempts says how many were made.
+function M.put(client, put, req, opts)
+  local p = M.policy(opts.retry)
+  if type(req) ~= "table" then put(client, req) end -- let the C side raise its usual misuse error
+  local r = {}
+  for k, v in pairs(req) do r[k] = v end
+  if r.guid == nil then r.guid = M.new_guid() end
+  local sleep = p.sleep or M.default_sleep()
+  local per_attempt = p.per_attempt_timeout or opts.timeout or client:timeout()
+  local deadline = core.now() + p.deadline
+  local call_opts = {}
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
+    local ev, err, code = put(client, r, call_opts)
+    if ev then return ev, { attempts = attempt, duplicate = false, guid = r.guid } end
+    if code == "ALREADY_EXISTS" then
+      -- Stored by an earlier attempt (or an earlier run with the same guid): fetch it.
+      call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
+      ev, err, code = client:get_external_event({ wf_run_id = r.wf_run_id, guid = r.guid,
+        external_event_def_name = r.external_event_def_name, external_event_def_id = r.external_event_def_id },
+        call_opts)
+      if ev then return ev, { attempts = attempt, duplicate = true, guid = r.guid } end
+    end
+    err.attempts = attempt
+    if not p.retry_on[code] or attempt >= p.attempts then return nil, err, code end
+    local delay = err.retry_delay or backoff(p, attempt)
+    if core.now() + delay >= deadline then return nil, err, code end
+    if p.on_retry then p.on_retry(err, attempt, delay) end
+    sleep(delay)
+  end
+end
+
+return M

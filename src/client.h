@@ -1,0 +1,16 @@
+/* The client userdata ("littlehorse.client"): one gRPC channel to one target, the tenant
+ * header, a default deadline, and the LittleHorse RPCs as methods. */
+#ifndef LH_CLIENT_H
+#define LH_CLIENT_H
+
+#include "compat.h"
+
+#define LH_CLIENT_MT "littlehorse.client"
+#define LH_DEFAULT_TIMEOUT 10.0
+
+/* Register the metatable; its methods get the codec (on the stack top) as upvalue 1. */
+void lh_client_register(lua_State *L);
+/* core.client{ target =, tenant =, timeout = } */
+int lh_client_new(lua_State *L);
+
+#endif

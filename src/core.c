@@ -1,0 +1,139 @@
+/* luaopen_littlehorse_core: registers the types and functions, nothing else. Every function
+ * gets this state's codec as upvalue 1 (see codec.h); no gRPC work happens here, so the
+ * module may be required before a fork. */
+#include <errno.h>
+#include <time.h>
+#include <sys/random.h>
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include "compat.h"
+#include "version.h"
+#include "codec.h"
+#include "client.h"
+#include "error.h"
+#include "json.h"
+#include "messages.h"
+#include "timestamp.h"
+#include "value.h"
+
+/* core.encode_put_external_event(request) -> wire bytes (what put_external_event sends) */
+static int encode_put_external_event(lua_State *L) {
+  lh_codec *c = lh_codec_get(L);
+  lh_path root = lh_path_root("encode_put_external_event", 1);
+  lh_pack_put_external_event(L, 1, &root, c);
+  lua_pushlstring(L, c->wire.data, c->wire.len);
+  return 1;
+}
+
+/* core.decode_external_event(bytes) -> table | nil, message */
+static int decode_external_event(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (lh_push_external_event(L, s, n, lh_codec_get(L))) return 1;
+  lua_pushnil(L);
+  lua_pushliteral(L, "not a valid ExternalEvent message");
+  return 2;
+}
+
+/* core.sleep(seconds): a plain blocking sleep, for hosts with no event loop of their own. */
+static int core_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  if (!(s >= 0)) return luaL_argerror(L, 1, "expected a non-negative number of seconds");
+  if (s > 1e9) s = 1e9;
+  struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+  return 0;
+}
+
+/* core.now() -> seconds on the monotonic clock (for deadlines; immune to clock changes) */
+static int core_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.random_bytes(n) -> n bytes from the OS random source */
+static int random_bytes(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= 4096, 1, "between 0 and 4096 bytes");
+  unsigned char buf[4096];
+  size_t got = 0;
+  while (got < (size_t)n) {
+    ssize_t r = getrandom(buf + got, (size_t)n - got, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return luaL_error(L, "littlehorse: getrandom failed (errno %d)", errno);
+    }
+    got += (size_t)r;
+  }
+  lua_pushlstring(L, (const char *)buf, (size_t)n);
+  return 1;
+}
+
+static int status_name(lua_State *L) {
+  lua_pushstring(L, lh_status_name((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+/* core.timestamp(seconds, nanos) -> a timestamp object (see timestamp.h) */
+static int make_timestamp(lua_State *L) {
+  lua_Integer s = luaL_checkinteger(L, 1);
+  lua_Integer ns = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, ns >= 0 && ns <= 999999999, 2, "nanos must be 0..999999999");
+  lh_timestamp_push(L, (int64_t)s, (int32_t)ns);
+  return 1;
+}
+
+static int versions(lua_State *L) {
+  lua_pushstring(L, LH_VERSION);
+  lua_pushstring(L, grpc_version_string());
+  lua_pushstring(L, protobuf_c_version());
+  return 3;
+}
+
+static const luaL_Reg functions[] = {
+  { "client", lh_client_new },
+  { "json_encode", lh_json_lua_encode },
+  { "json_decode", lh_json_lua_decode },
+  { "encode_put_external_event", encode_put_external_event },
+  { "decode_external_event", decode_external_event },
+  { "sleep", core_sleep },
+  { "now", core_now },
+  { "random_bytes", random_bytes },
+  { "status_name", status_name },
+  { "timestamp", make_timestamp },
+  { "versions", versions },
+  { NULL, NULL },
+};
+
+LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
+  lh_error_register(L);
+  lh_timestamp_register(L);
+  lh_value_register(L);
+
+  luaL_newlibtable(L, functions);
+  lh_codec_new(L);
+  lh_client_register(L);
+  luaL_setfuncs(L, functions, 1);
+
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushlightuserdata(L, (void *)&lh_json_empty_array_key);
+  lua_setfield(L, -2, "empty_array");
+  lh_json_push_array_mt(L);
+  lua_setfield(L, -2, "array_mt");
+  lh_value_push_typed_mt(L);
+  lua_setfield(L, -2, "typed_mt");
+  luaL_getmetatable(L, LH_TIMESTAMP_MT);
+  lua_setfield(L, -2, "timestamp_mt");
+  luaL_getmetatable(L, LH_ERROR_MT);
+  lua_setfield(L, -2, "error_mt");
+  luaL_getmetatable(L, LH_CLIENT_MT);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "client_methods"); /* the Lua layer adds post_event and retries here */
+  lua_pop(L, 1);
+  lua_pushstring(L, LH_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,321 @@
+#include <string.h>
+#include "messages.h"
+#include "path.h"
+#include "value.h"
+#include "timestamp.h"
+#include "service.pb-c.h"
+
+static void *arena_new(lua_State *L, lh_codec *c, size_t n) {
+  void *p = lh_arena_alloc(&c->arena, n);
+  if (!p) luaL_error(L, "littlehorse: out of memory");
+  return p;
+}
+
+static void pack(lua_State *L, lh_codec *c, const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  lh_buf_reset(&c->wire);
+  if (!lh_buf_reserve(&c->wire, n ? n : 1)) luaL_error(L, "littlehorse: out of memory");
+  c->wire.len = protobuf_c_message_pack(m, (uint8_t *)c->wire.data);
+}
+
+/* Look up which of `names` the key at -2 is; raise for anything else. */
+static int field_index(lua_State *L, const lh_path *root, const char *const names[], const char *what) {
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, -2);
+    for (int i = 0; names[i]; i++)
+      if (strcmp(k, names[i]) == 0) return i;
+    lh_path p = lh_path_field(root, k, strlen(k));
+    return lh_path_error(L, &p, "unknown field of %s", what);
+  }
+  return lh_path_error(L, root, "%s fields are named by strings, got a %s key", what, luaL_typename(L, -2));
+}
+
+static void check_table(lua_State *L, int idx, const lh_path *root, const char *what) {
+  if (!lua_istable(L, idx))
+    lh_path_error(L, root, "expected a %s table, got %s", what, luaL_typename(L, idx));
+}
+
+static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {
+  int ok = 0;
+  lua_Integer v = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+#if LUA_VERSION_NUM >= 503
+    v = lua_tointegerx(L, idx, &ok);
+#else
+    lua_Number d = lua_tonumber(L, idx);
+    ok = d == (lua_Number)(lua_Integer)d;
+    v = (lua_Integer)d;
+#endif
+  }
+  if (!ok) lh_path_error(L, p, "expected an integer, got %s",
+                         lua_type(L, idx) == LUA_TNUMBER ? "a float with a fraction" : luaL_typename(L, idx));
+  if (v < 0 || v > INT32_MAX) lh_path_error(L, p, "must be between 0 and 2147483647");
+  return (int32_t)v;
+}
+
+/* A guid becomes part of the server's key `<wf>/<def>/<guid>`: refuse what would break it. */
+static char *check_guid(lua_State *L, int idx, const lh_path *p) {
+  size_t n;
+  const char *g = lh_check_text(L, idx, p, 1);
+  lua_tolstring(L, idx, &n);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)g[i];
+    if (ch == '/') lh_path_error(L, p, "must not contain '/' (the server keys events as wf/def/guid)");
+    if (ch < 0x20 || ch == 0x7f) lh_path_error(L, p, "must not contain control characters");
+  }
+  return (char *)g;
+}
+
+static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const char *name) {
+  Littlehorse__ExternalEventDefId *d = arena_new(L, c, sizeof *d);
+  Littlehorse__ExternalEventDefId init = LITTLEHORSE__EXTERNAL_EVENT_DEF_ID__INIT;
+  *d = init;
+  d->name = (char *)name;
+  return d;
+}
+
+/* external_event_def_id = { name = "..." } */
+static const char *def_id_table(lua_State *L, int idx, const lh_path *p) {
+  static const char *const names[] = { "name", NULL };
+  check_table(L, idx, p, "ExternalEventDefId");
+  const char *name = NULL;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    field_index(L, p, names, "an ExternalEventDefId");
+    lh_path pn = lh_path_field(p, "name", 4);
+    name = lh_check_text(L, -1, &pn, 1);
+    lua_pop(L, 1);
+  }
+  if (!name) {
+    lh_path pn = lh_path_field(p, "name", 4);
+    lh_path_error(L, &pn, "required");
+  }
+  return name;
+}
+
+/* The common shape of PutExternalEventRequest and ExternalEventId. */
+enum { F_WF_RUN_ID, F_DEF_NAME, F_DEF_ID, F_GUID, F_CONTENT, F_THREAD, F_NODE };
+static const char *const event_fields[] = {
+  "wf_run_id", "external_event_def_name", "external_event_def_id", "guid", "content",
+  "thread_run_number", "node_run_position", NULL,
+};
+
+typedef struct event_fields_out {
+  Littlehorse__WfRunId *wf_run_id;
+  const char *def_name;
+  char *guid;
+  int content_idx;
+  int has_thread, has_node;
+  int32_t thread, node;
+} event_fields_out;
+
+static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_codec *c,
+                              int nfields, const char *what, event_fields_out *o) {
+  memset(o, 0, sizeof *o);
+  lua_checkstack(L, 6);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int f = field_index(L, root, event_fields, what);
+    if (f >= nfields) {
+      lh_path p = lh_path_field(root, event_fields[f], strlen(event_fields[f]));
+      lh_path_error(L, &p, "unknown field of %s", what);
+    }
+    lh_path p = lh_path_field(root, event_fields[f], strlen(event_fields[f]));
+    int v = lua_gettop(L);
+    switch (f) {
+    case F_WF_RUN_ID: o->wf_run_id = lh_wf_run_id_to_pb(L, v, c, &p); break;
+    case F_DEF_NAME:
+      if (o->def_name) lh_path_error(L, &p, "give external_event_def_name or external_event_def_id, not both");
+      o->def_name = lh_check_text(L, v, &p, 1);
+      break;
+    case F_DEF_ID:
+      if (o->def_name) lh_path_error(L, &p, "give external_event_def_name or external_event_def_id, not both");
+      o->def_name = def_id_table(L, v, &p);
+      break;
+    case F_GUID: o->guid = check_guid(L, v, &p); break;
+    case F_CONTENT: o->content_idx = 1; break; /* converted below, in a fixed order */
+    case F_THREAD: o->has_thread = 1; o->thread = check_int32(L, v, &p); break;
+    case F_NODE: o->has_node = 1; o->node = check_int32(L, v, &p); break;
+    }
+    lua_pop(L, 1);
+  }
+  if (!o->wf_run_id) {
+    lh_path p = lh_path_field(root, "wf_run_id", 9);
+    lh_path_error(L, &p, "required (a string, or { id = ..., parent_wf_run_id = ... })");
+  }
+  if (!o->def_name) {
+    lh_path p = lh_path_field(root, "external_event_def_name", 23);
+    lh_path_error(L, &p, "required (or external_event_def_id = { name = ... })");
+  }
+}
+
+void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+  idx = lua_absindex(L, idx);
+  lh_path root = *rootp;
+  check_table(L, idx, &root, "PutExternalEvent request");
+  lh_arena_reset(&c->arena);
+  event_fields_out o;
+  read_event_fields(L, idx, &root, c, F_NODE + 1, "a PutExternalEvent request", &o);
+  if (o.has_node && !o.has_thread) {
+    lh_path p = lh_path_field(&root, "node_run_position", 17);
+    lh_path_error(L, &p, "needs thread_run_number too");
+  }
+  Littlehorse__PutExternalEventRequest req = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST__INIT;
+  Littlehorse__VariableValue content = LITTLEHORSE__VARIABLE_VALUE__INIT;
+  req.wf_run_id = o.wf_run_id;
+  req.external_event_def_id = def_id(L, c, o.def_name);
+  if (o.guid) {
+    req._guid_case = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___GUID_GUID;
+    req.guid = o.guid;
+  }
+  if (o.content_idx) {
+    lua_pushliteral(L, "content");
+    lua_rawget(L, idx);
+    lh_path p = lh_path_field(&root, "content", 7);
+    lh_value_to_pb(L, -1, c, &content, &p);
+    lua_pop(L, 1); /* still referenced by the request table */
+    if (content.value_case != LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET) req.content = &content;
+  }
+  if (o.has_thread) {
+    req._thread_run_number_case = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER;
+    req.thread_run_number = o.thread;
+  }
+  if (o.has_node) {
+    req._node_run_position_case = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___NODE_RUN_POSITION_NODE_RUN_POSITION;
+    req.node_run_position = o.node;
+  }
+  pack(L, c, &req.base);
+}
+
+void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+  idx = lua_absindex(L, idx);
+  lh_path root = *rootp;
+  check_table(L, idx, &root, "ExternalEventId");
+  lh_arena_reset(&c->arena);
+  event_fields_out o;
+  read_event_fields(L, idx, &root, c, F_GUID + 1, "an ExternalEventId", &o);
+  if (!o.guid) {
+    lh_path p = lh_path_field(&root, "guid", 4);
+    lh_path_error(L, &p, "required");
+  }
+  Littlehorse__ExternalEventId id = LITTLEHORSE__EXTERNAL_EVENT_ID__INIT;
+  id.wf_run_id = o.wf_run_id;
+  id.external_event_def_id = def_id(L, c, o.def_name);
+  id.guid = o.guid;
+  pack(L, c, &id.base);
+}
+
+void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+  static const char *const names[] = { "name", "seconds_after_put", NULL };
+  idx = lua_absindex(L, idx);
+  lh_path root = *rootp;
+  lh_arena_reset(&c->arena);
+  Littlehorse__PutExternalEventDefRequest req = LITTLEHORSE__PUT_EXTERNAL_EVENT_DEF_REQUEST__INIT;
+  Littlehorse__ExternalEventRetentionPolicy policy = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__INIT;
+  req.retention_policy = &policy; /* upstream SDKs always send one; empty = keep forever */
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    req.name = (char *)lh_check_text(L, idx, &root, 1);
+  } else {
+    check_table(L, idx, &root, "PutExternalEventDef request");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      int f = field_index(L, &root, names, "a PutExternalEventDef request");
+      lh_path p = lh_path_field(&root, names[f], strlen(names[f]));
+      if (f == 0) {
+        req.name = (char *)lh_check_text(L, -1, &p, 1);
+      } else {
+        lua_Integer s = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        if (s <= 0) lh_path_error(L, &p, "expected a positive integer number of seconds");
+        policy.ext_evt_gc_policy_case = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT;
+        policy.seconds_after_put = (int64_t)s;
+      }
+      lua_pop(L, 1);
+    }
+    if (req.name == (char *)protobuf_c_empty_string) {
+      lh_path p = lh_path_field(&root, "name", 4);
+      lh_path_error(L, &p, "required");
+    }
+  }
+  pack(L, c, &req.base);
+}
+
+void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+  idx = lua_absindex(L, idx);
+  lh_path root = *rootp;
+  lh_arena_reset(&c->arena);
+  const char *name = lua_type(L, idx) == LUA_TSTRING ? lh_check_text(L, idx, &root, 1)
+                                                      : def_id_table(L, idx, &root);
+  pack(L, c, &def_id(L, c, name)->base);
+}
+
+/* ---- replies ---- */
+
+static void push_def_id(lua_State *L, const Littlehorse__ExternalEventDefId *d) {
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, d ? d->name : "");
+  lua_setfield(L, -2, "name");
+}
+
+int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+  lh_arena_reset(&c->arena);
+  Littlehorse__ExternalEvent *ev =
+      littlehorse__external_event__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
+  if (!ev) return 0;
+  lua_checkstack(L, 8);
+  lua_createtable(L, 0, 8);
+  if (ev->id) {
+    lua_createtable(L, 0, 3);
+    if (ev->id->wf_run_id) {
+      lh_wf_run_id_push(L, ev->id->wf_run_id);
+      lua_setfield(L, -2, "wf_run_id");
+    }
+    push_def_id(L, ev->id->external_event_def_id);
+    lua_setfield(L, -2, "external_event_def_id");
+    lua_pushstring(L, ev->id->guid);
+    lua_setfield(L, -2, "guid");
+    lua_setfield(L, -2, "id");
+  }
+  if (ev->created_at) {
+    lh_timestamp_push(L, ev->created_at->seconds, ev->created_at->nanos);
+    lua_setfield(L, -2, "created_at");
+  }
+  const char *kind = lh_value_kind(ev->content);
+  if (kind) {
+    lh_value_push(L, ev->content, 0);
+    lua_setfield(L, -2, "content");
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "content_type");
+  }
+  lua_pushboolean(L, ev->claimed);
+  lua_setfield(L, -2, "claimed");
+  if (ev->_thread_run_number_case == LITTLEHORSE__EXTERNAL_EVENT___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER) {
+    lua_pushinteger(L, ev->thread_run_number);
+    lua_setfield(L, -2, "thread_run_number");
+  }
+  if (ev->_node_run_position_case == LITTLEHORSE__EXTERNAL_EVENT___NODE_RUN_POSITION_NODE_RUN_POSITION) {
+    lua_pushinteger(L, ev->node_run_position);
+    lua_setfield(L, -2, "node_run_position");
+  }
+  return 1;
+}
+
+int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+  lh_arena_reset(&c->arena);
+  Littlehorse__ExternalEventDef *d =
+      littlehorse__external_event_def__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
+  if (!d) return 0;
+  lua_checkstack(L, 6);
+  lua_createtable(L, 0, 3);
+  push_def_id(L, d->id);
+  lua_setfield(L, -2, "id");
+  if (d->created_at) {
+    lh_timestamp_push(L, d->created_at->seconds, d->created_at->nanos);
+    lua_setfield(L, -2, "created_at");
+  }
+  if (d->retention_policy && d->retention_policy->ext_evt_gc_policy_case ==
+        LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT) {
+    lua_pushinteger(L, (lua_Integer)d->retention_policy->seconds_after_put);
+    lua_setfield(L, -2, "seconds_after_put");
+  }
+  return 1;
+}

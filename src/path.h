@@ -1,0 +1,43 @@
+/* The path of the value being converted (e.g. `content.items[3]`), kept as a chain of
+ * stack-allocated segments so that naming the culprit in an error costs nothing until an
+ * error actually happens. */
+#ifndef LH_PATH_H
+#define LH_PATH_H
+
+#include <stddef.h>
+#include <string.h>
+#include "compat.h"
+
+typedef struct lh_path {
+  const struct lh_path *parent;
+  const char *key;     /* a field name, or NULL for an array index */
+  size_t keylen;
+  lua_Integer index;   /* 1-based, when key is NULL */
+  int argn;            /* root only: the argument number blamed by errors */
+  const char *fname;   /* root only: the function named by errors, or NULL (ask Lua) */
+} lh_path;
+
+/* The root of a path: errors read "bad argument #<argn> to '<fname>' (<path>: <msg>)".
+ * Naming the function here (rather than asking the debug API, as luaL_argerror does) keeps
+ * the message right when the C function is reached through a Lua wrapper or pcall; with
+ * fname NULL or "", luaL_argerror names it. */
+static inline lh_path lh_path_root(const char *fname, int argn) {
+  lh_path p = { NULL, NULL, 0, 0, argn, fname };
+  return p;
+}
+static inline lh_path lh_path_field(const lh_path *parent, const char *key, size_t len) {
+  lh_path p = { parent, key, len, 0, 0, NULL };
+  return p;
+}
+static inline lh_path lh_path_index(const lh_path *parent, lua_Integer i) {
+  lh_path p = { parent, NULL, 0, i, 0, NULL };
+  return p;
+}
+
+/* Push the path as text: `content.items[3]`, `content["odd key"]`. */
+void lh_path_push(lua_State *L, const lh_path *p);
+
+/* Raise a misuse error blaming the root's argument, message "<path>: <msg>". */
+int lh_path_error(lua_State *L, const lh_path *p, const char *fmt, ...);
+
+#endif

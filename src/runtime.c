@@ -1,0 +1,35 @@
+#include <pthread.h>
+#include <unistd.h>
+#include <grpc/grpc.h>
+#include "runtime.h"
+
+/* Process-wide C state, not Lua state: which process initialised gRPC, and how often. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t owner_pid;
+static int refs;
+
+void lh_runtime_acquire(lua_State *L) {
+  pthread_mutex_lock(&lock);
+  pid_t me = getpid();
+  if (refs > 0 && owner_pid != me) {
+    pid_t owner = owner_pid;
+    pthread_mutex_unlock(&lock);
+    luaL_error(L, "littlehorse: gRPC was initialised in process %d before this process (%d) "
+                  "was forked from it; gRPC cannot be used across fork. Make clients only after "
+                  "the fork (in nginx: init_worker_by_lua or lazily in a handler, never "
+                  "init_by_lua)", (int)owner, (int)me);
+    return;
+  }
+  owner_pid = me;
+  refs++;
+  pthread_mutex_unlock(&lock);
+  grpc_init();
+}
+
+void lh_runtime_release(void) {
+  pthread_mutex_lock(&lock);
+  int mine = refs > 0 && owner_pid == getpid();
+  if (mine) refs--;
+  pthread_mutex_unlock(&lock);
+  if (mine) grpc_shutdown();
+}

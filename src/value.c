@@ -1,0 +1,491 @@
+#include <string.h>
+#include <math.h>
+#include "value.h"
+#include "json.h"
+#include "utf8.h"
+#include "timestamp.h"
+
+const char lh_value_typed_mt_key = 0;
+
+void lh_value_push_typed_mt(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&lh_value_typed_mt_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+void lh_value_register(lua_State *L) {
+  lh_value_push_typed_mt(L);
+  int exists = lua_istable(L, -1);
+  lua_pop(L, 1);
+  if (exists) return;
+  lua_pushlightuserdata(L, (void *)&lh_value_typed_mt_key);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, "littlehorse.value");
+  lua_setfield(L, -2, "__name");
+  lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+static void *arena_new(lua_State *L, lh_codec *c, size_t n) {
+  void *p = lh_arena_alloc(&c->arena, n);
+  if (!p) luaL_error(L, "littlehorse: out of memory");
+  return p;
+}
+#define NEW_MSG(L, c, T, init) ({ T *m_ = arena_new((L), (c), sizeof(T)); T v_ = init; *m_ = v_; m_; })
+
+const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty) {
+  size_t n;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    lh_path_error(L, path, "expected a string, got %s", luaL_typename(L, idx));
+  const char *s = lua_tolstring(L, idx, &n);
+  if (nonempty && n == 0) lh_path_error(L, path, "must not be empty");
+  size_t bad = lh_utf8_check(s, n);
+  if (bad != LH_UTF8_OK)
+    lh_path_error(L, path, "invalid UTF-8 at byte %d (use lh.bytes for binary data)", (int)bad + 1);
+  if (memchr(s, '\0', n))
+    lh_path_error(L, path, "contains a NUL byte, which protobuf strings cannot carry here (use lh.bytes)");
+  return s;
+}
+
+static lua_Integer check_integer(lua_State *L, int idx, const lh_path *path, lua_Integer lo, lua_Integer hi) {
+  int isnum = 0;
+  lua_Integer v = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+#if LUA_VERSION_NUM >= 503
+    v = lua_tointegerx(L, idx, &isnum);
+#else
+    lua_Number d = lua_tonumber(L, idx);
+    isnum = d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0;
+    v = (lua_Integer)d;
+#endif
+  }
+  if (!isnum) lh_path_error(L, path, "expected an integer, got %s", lua_type(L, idx) == LUA_TNUMBER ? "a float with a fraction" : luaL_typename(L, idx));
+  if (v < lo || v > hi) lh_path_error(L, path, "%I is out of range %I..%I", (LUAI_UACINT)v, (LUAI_UACINT)lo, (LUAI_UACINT)hi);
+  return v;
+}
+
+static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const lh_path *path, int depth) {
+  Littlehorse__WfRunId *id = NEW_MSG(L, c, Littlehorse__WfRunId, LITTLEHORSE__WF_RUN_ID__INIT);
+  if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "parent chain deeper than %d", LH_VALUE_MAX_DEPTH);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    id->id = (char *)lh_check_text(L, idx, path, 1);
+    return id;
+  }
+  if (!lua_istable(L, idx))
+    lh_path_error(L, path, "expected a string or a table { id = ..., parent_wf_run_id = ... }, got %s",
+                  luaL_typename(L, idx));
+  lua_checkstack(L, 4);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t kl;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+    if (k && strcmp(k, "id") == 0) {
+      lh_path p = lh_path_field(path, "id", 2);
+      id->id = (char *)lh_check_text(L, -1, &p, 1);
+    } else if (k && strcmp(k, "parent_wf_run_id") == 0) {
+      lh_path p = lh_path_field(path, "parent_wf_run_id", 16);
+      id->parent_wf_run_id = wf_run_id(L, lua_gettop(L), c, &p, depth + 1);
+    } else {
+      lh_path_error(L, path, "unknown field %s (a WfRunId has id and parent_wf_run_id)",
+                    k ? lua_pushfstring(L, "'%s'", k) : luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  if (id->id == (char *)protobuf_c_empty_string) {
+    lh_path p = lh_path_field(path, "id", 2);
+    lh_path_error(L, &p, "required");
+  }
+  return id;
+}
+
+Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
+  return wf_run_id(L, lua_absindex(L, idx), c, path, 0);
+}
+
+static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                        const lh_path *path, int depth);
+
+/* JSON text for a table (or raw text given to lh.json_obj / lh.json_arr), copied into the
+ * arena because the codec's JSON buffer is reused by the next nested value. */
+static char *json_text(lua_State *L, int idx, lh_codec *c, const lh_path *path, char *kind) {
+  const char *src;
+  size_t n;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    src = lua_tolstring(L, idx, &n);
+    char err[160];
+    if (!lh_json_decode(L, src, n, err, sizeof err)) lh_path_error(L, path, "invalid JSON text: %s", err);
+    lua_pop(L, 1);
+    if (memchr(src, '\0', n)) lh_path_error(L, path, "contains a NUL byte");
+  } else {
+    lh_buf_reset(&c->json);
+    lh_json_encode(L, idx, &c->json, path);
+    src = c->json.data;
+    n = c->json.len;
+  }
+  size_t i = 0;
+  while (i < n && (src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r')) i++;
+  *kind = i < n ? src[i] : 0;
+  char *text = arena_new(L, c, n + 1);
+  memcpy(text, src, n);
+  text[n] = '\0';
+  return text;
+}
+
+static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                     const lh_path *path, int want /* 0, '{' or '[' */) {
+  char kind;
+  char *text = json_text(L, idx, c, path, &kind);
+  if (kind == '[') {
+    if (want == '{') lh_path_error(L, path, "lh.json_obj needs a JSON object, got an array");
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR;
+    vv->json_arr = text;
+  } else if (kind == '{') {
+    if (want == '[') lh_path_error(L, path, "lh.json_arr needs a JSON array, got an object");
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ;
+    vv->json_obj = text;
+  } else {
+    lh_path_error(L, path, "JSON content must be an object or an array");
+  }
+}
+
+static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
+  if (!lua_istable(L, idx)) lh_path_error(L, path, "expected { seconds = , nanos = }, got %s", luaL_typename(L, idx));
+  Google__Protobuf__Timestamp *ts = NEW_MSG(L, c, Google__Protobuf__Timestamp, GOOGLE__PROTOBUF__TIMESTAMP__INIT);
+  lua_getfield(L, idx, "seconds");
+  lh_path ps = lh_path_field(path, "seconds", 7);
+  /* 0001-01-01 .. 9999-12-31, the range RFC 3339 and google.protobuf.Timestamp allow */
+  ts->seconds = check_integer(L, -1, &ps, -62135596800LL, 253402300799LL);
+  lua_getfield(L, idx, "nanos");
+  lh_path pn = lh_path_field(path, "nanos", 5);
+  ts->nanos = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pn, 0, 999999999);
+  lua_pop(L, 2);
+  return ts;
+}
+
+static void set_array(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                      const lh_path *path, int depth) {
+  if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.array needs a table, got %s", luaL_typename(L, idx));
+  size_t n = lua_rawlen(L, idx);
+  Littlehorse__Array *arr = NEW_MSG(L, c, Littlehorse__Array, LITTLEHORSE__ARRAY__INIT);
+  arr->n_items = n;
+  arr->items = n ? arena_new(L, c, n * sizeof *arr->items) : NULL;
+  lua_checkstack(L, 3);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    lh_path p = lh_path_index(path, (lua_Integer)i + 1);
+    if (lua_isnil(L, -1)) lh_path_error(L, &p, "hole in the array (use lh.null for a null item)");
+    arr->items[i] = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
+    value_to_pb(L, lua_gettop(L), c, arr->items[i], &p, depth + 1);
+    lua_pop(L, 1);
+  }
+  vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_ARRAY;
+  vv->array = arr;
+}
+
+static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                    const lh_path *path, int depth) {
+  if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.map needs a list of {key, value} pairs, got %s", luaL_typename(L, idx));
+  size_t n = lua_rawlen(L, idx);
+  Littlehorse__Map *map = NEW_MSG(L, c, Littlehorse__Map, LITTLEHORSE__MAP__INIT);
+  map->n_entries = n;
+  map->entries = n ? arena_new(L, c, n * sizeof *map->entries) : NULL;
+  lua_checkstack(L, 4);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    lh_path p = lh_path_index(path, (lua_Integer)i + 1);
+    if (!lua_istable(L, -1)) lh_path_error(L, &p, "expected a {key, value} pair, got %s", luaL_typename(L, -1));
+    int pair = lua_gettop(L);
+    Littlehorse__Map__Entry *e = NEW_MSG(L, c, Littlehorse__Map__Entry, LITTLEHORSE__MAP__ENTRY__INIT);
+    e->key = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
+    e->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
+    lua_rawgeti(L, pair, 1);
+    lh_path pk = lh_path_index(&p, 1);
+    if (lua_isnil(L, -1)) lh_path_error(L, &pk, "map keys cannot be nil");
+    value_to_pb(L, lua_gettop(L), c, e->key, &pk, depth + 1);
+    lua_rawgeti(L, pair, 2);
+    lh_path pv = lh_path_index(&p, 2);
+    value_to_pb(L, lua_gettop(L), c, e->value, &pv, depth + 1);
+    lua_pop(L, 3);
+    map->entries[i] = e;
+  }
+  vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_MAP;
+  vv->map = map;
+}
+
+static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                       const lh_path *path, int depth) {
+  if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.struct needs a table of fields, got %s", luaL_typename(L, idx));
+  Littlehorse__Struct *st = NEW_MSG(L, c, Littlehorse__Struct, LITTLEHORSE__STRUCT__INIT);
+  st->struct_def_id = NEW_MSG(L, c, Littlehorse__StructDefId, LITTLEHORSE__STRUCT_DEF_ID__INIT);
+  lua_getfield(L, typed, "name");
+  lh_path pn = lh_path_field(path, "name", 4);
+  st->struct_def_id->name = (char *)lh_check_text(L, -1, &pn, 1);
+  lua_getfield(L, typed, "version");
+  lh_path pver = lh_path_field(path, "version", 7);
+  st->struct_def_id->version = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pver, 0, INT32_MAX);
+  lua_pop(L, 2);
+  Littlehorse__InlineStruct *in = NEW_MSG(L, c, Littlehorse__InlineStruct, LITTLEHORSE__INLINE_STRUCT__INIT);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { n++; lua_pop(L, 1); }
+  in->n_fields = n;
+  in->fields = n ? arena_new(L, c, n * sizeof *in->fields) : NULL;
+  size_t i = 0;
+  lua_checkstack(L, 4);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) lh_path_error(L, path, "struct field names must be strings");
+    size_t kl;
+    const char *k = lua_tolstring(L, -2, &kl);
+    lh_path pf = lh_path_field(path, k, kl);
+    lua_pushvalue(L, -2);
+    lh_check_text(L, -1, &pf, 1);
+    lua_pop(L, 1);
+    Littlehorse__InlineStruct__FieldsEntry *e =
+        NEW_MSG(L, c, Littlehorse__InlineStruct__FieldsEntry, LITTLEHORSE__INLINE_STRUCT__FIELDS_ENTRY__INIT);
+    e->key = (char *)k;
+    e->value = NEW_MSG(L, c, Littlehorse__StructField, LITTLEHORSE__STRUCT_FIELD__INIT);
+    e->value->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
+    value_to_pb(L, lua_gettop(L), c, e->value->value, &pf, depth + 1);
+    in->fields[i++] = e;
+    lua_pop(L, 1);
+  }
+  st->struct_ = in;
+  vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STRUCT;
+  vv->struct_ = st;
+}
+
+/* A typed value { type = KIND, value = ... } from the constructors in values.lua. */
+static void typed_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                        const lh_path *path, int depth) {
+  lua_getfield(L, idx, "type");
+  const char *kind = lua_tostring(L, -1);
+  lua_getfield(L, idx, "value");
+  int v = lua_gettop(L);
+  if (!kind) lh_path_error(L, path, "typed value without a type");
+  if (strcmp(kind, "BYTES") == 0) {
+    if (lua_type(L, v) != LUA_TSTRING) lh_path_error(L, path, "lh.bytes needs a string, got %s", luaL_typename(L, v));
+    size_t n;
+    vv->bytes.data = (uint8_t *)lua_tolstring(L, v, &n);
+    vv->bytes.len = n;
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES;
+  } else if (strcmp(kind, "STR") == 0) {
+    vv->str = (char *)lh_check_text(L, v, path, 0);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
+  } else if (strcmp(kind, "INT") == 0) {
+    vv->int_ = (int64_t)check_integer(L, v, path, LUA_MININTEGER, LUA_MAXINTEGER);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
+  } else if (strcmp(kind, "DOUBLE") == 0) {
+    if (lua_type(L, v) != LUA_TNUMBER) lh_path_error(L, path, "lh.double needs a number, got %s", luaL_typename(L, v));
+    vv->double_ = (double)lua_tonumber(L, v);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE;
+  } else if (strcmp(kind, "BOOL") == 0) {
+    vv->bool_ = lua_toboolean(L, v);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL;
+  } else if (strcmp(kind, "JSON_OBJ") == 0) {
+    set_json(L, v, c, vv, path, '{');
+  } else if (strcmp(kind, "JSON_ARR") == 0) {
+    set_json(L, v, c, vv, path, '[');
+  } else if (strcmp(kind, "TIMESTAMP") == 0) {
+    vv->utc_timestamp = timestamp(L, v, c, path);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP;
+  } else if (strcmp(kind, "WF_RUN_ID") == 0) {
+    vv->wf_run_id = wf_run_id(L, v, c, path, 0);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID;
+  } else if (strcmp(kind, "ARRAY") == 0) {
+    set_array(L, v, c, vv, path, depth);
+  } else if (strcmp(kind, "MAP") == 0) {
+    set_map(L, v, c, vv, path, depth);
+  } else if (strcmp(kind, "STRUCT") == 0) {
+    set_struct(L, idx, v, c, vv, path, depth);
+  } else if (strcmp(kind, "NULL") != 0) {
+    lh_path_error(L, path, "unknown value type '%s'", kind);
+  }
+  lua_pop(L, 2);
+}
+
+/* 1 for a typed value, 2 for a timestamp object, 0 for a plain table */
+static int table_kind(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 0;
+  lh_value_push_typed_mt(L);
+  int kind = lua_rawequal(L, -1, -2);
+  lua_pop(L, 1);
+  if (!kind) {
+    luaL_getmetatable(L, LH_TIMESTAMP_MT);
+    kind = lua_rawequal(L, -1, -2) ? 2 : 0;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return kind;
+}
+
+static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                        const lh_path *path, int depth) {
+  if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "nesting deeper than %d", LH_VALUE_MAX_DEPTH);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    return;
+  case LUA_TBOOLEAN:
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL;
+    vv->bool_ = lua_toboolean(L, idx);
+    return;
+  case LUA_TNUMBER:
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+      vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
+      vv->int_ = (int64_t)lua_tointeger(L, idx);
+      return;
+    }
+#endif
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE;
+    vv->double_ = (double)lua_tonumber(L, idx);
+    return;
+  case LUA_TSTRING:
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
+    vv->str = (char *)lh_check_text(L, idx, path, 0);
+    return;
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) == NULL) return; /* lh.null / cjson.null: NULL */
+    set_json(L, idx, c, vv, path, 0);         /* empty-array markers; the JSON encoder judges */
+    return;
+  case LUA_TTABLE:
+    switch (table_kind(L, idx)) {
+    case 1: typed_to_pb(L, idx, c, vv, path, depth); break;
+    case 2:
+      vv->utc_timestamp = timestamp(L, idx, c, path);
+      vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP;
+      break;
+    default: set_json(L, idx, c, vv, path, 0);
+    }
+    return;
+  default:
+    lh_path_error(L, path, "cannot convert a %s to a VariableValue", luaL_typename(L, idx));
+  }
+}
+
+void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                    const lh_path *path) {
+  value_to_pb(L, lua_absindex(L, idx), c, vv, path, 0);
+}
+
+/* ---- reply direction ---- */
+
+const char *lh_value_kind(const Littlehorse__VariableValue *vv) {
+  if (!vv) return NULL;
+  switch (vv->value_case) {
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: return "JSON_OBJ";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: return "JSON_ARR";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: return "DOUBLE";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: return "BOOL";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: return "STR";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: return "INT";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES: return "BYTES";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID: return "WF_RUN_ID";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP: return "TIMESTAMP";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STRUCT: return "STRUCT";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_ARRAY: return "ARRAY";
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_MAP: return "MAP";
+  default: return NULL;
+  }
+}
+
+void lh_wf_run_id_push(lua_State *L, const Littlehorse__WfRunId *id) {
+  lua_checkstack(L, 3);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, id->id ? id->id : "");
+  lua_setfield(L, -2, "id");
+  if (id->parent_wf_run_id) {
+    lh_wf_run_id_push(L, id->parent_wf_run_id);
+    lua_setfield(L, -2, "parent_wf_run_id");
+  }
+}
+
+static void push_typed(lua_State *L, const char *kind) {
+  /* leaves the typed table on the stack; caller pushes and sets "value" */
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "type");
+  lh_value_push_typed_mt(L);
+  lua_setmetatable(L, -2);
+}
+
+static void push_json(lua_State *L, const char *text, const char *kind) {
+  char err[160];
+  size_t n = strlen(text);
+  if (lh_json_decode(L, text, n, err, sizeof err)) return;
+  /* The real server keeps malformed JSON as sent; hand it back as raw text, typed. */
+  push_typed(L, kind);
+  lua_pushlstring(L, text, n);
+  lua_setfield(L, -2, "value");
+  lua_pushstring(L, err);
+  lua_setfield(L, -2, "error");
+}
+
+void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_marker) {
+  lua_checkstack(L, 6);
+  if (!vv) { if (null_marker) lua_pushlightuserdata(L, NULL); else lua_pushnil(L); return; }
+  switch (vv->value_case) {
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: push_json(L, vv->json_obj, "JSON_OBJ"); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: push_json(L, vv->json_arr, "JSON_ARR"); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: lua_pushnumber(L, vv->double_); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: lua_pushboolean(L, vv->bool_); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: lua_pushstring(L, vv->str); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: lua_pushinteger(L, (lua_Integer)vv->int_); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES:
+    lua_pushlstring(L, (const char *)vv->bytes.data, vv->bytes.len);
+    return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID:
+    push_typed(L, "WF_RUN_ID");
+    lh_wf_run_id_push(L, vv->wf_run_id);
+    lua_setfield(L, -2, "value");
+    return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP:
+    lh_timestamp_push(L, vv->utc_timestamp->seconds, vv->utc_timestamp->nanos);
+    return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_ARRAY: {
+    push_typed(L, "ARRAY");
+    size_t n = vv->array->n_items;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+      lh_value_push(L, vv->array->items[i], 1);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "value");
+    return;
+  }
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_MAP: {
+    push_typed(L, "MAP");
+    size_t n = vv->map->n_entries;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+      lua_createtable(L, 2, 0);
+      lh_value_push(L, vv->map->entries[i]->key, 1);
+      lua_rawseti(L, -2, 1);
+      lh_value_push(L, vv->map->entries[i]->value, 1);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "value");
+    return;
+  }
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STRUCT: {
+    push_typed(L, "STRUCT");
+    const Littlehorse__Struct *st = vv->struct_;
+    if (st->struct_def_id) {
+      lua_pushstring(L, st->struct_def_id->name);
+      lua_setfield(L, -2, "name");
+      lua_pushinteger(L, st->struct_def_id->version);
+      lua_setfield(L, -2, "version");
+    }
+    size_t n = st->struct_ ? st->struct_->n_fields : 0;
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+      const Littlehorse__InlineStruct__FieldsEntry *e = st->struct_->fields[i];
+      lh_value_push(L, e->value ? e->value->value : NULL, 1);
+      lua_setfield(L, -2, e->key);
+    }
+    lua_setfield(L, -2, "value");
+    return;
+  }
+  default:
+    if (null_marker) lua_pushlightuserdata(L, NULL); else lua_pushnil(L);
+  }
+}

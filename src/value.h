@@ -1,0 +1,45 @@
+/* Lua value <-> littlehorse.VariableValue: the mapping table in README.md, row by row.
+ *
+ * Plain Lua values map by type (nil, boolean, integer, float, string, table as JSON). Values a
+ * plain Lua value cannot express (bytes, a forced int/double/str, native ARRAY/MAP/STRUCT,
+ * timestamps, WfRunIds, raw JSON text) are "typed" tables made by the constructors in
+ * lua/littlehorse/values.lua: { type = "<KIND>", value = ... } with the metatable stored in
+ * the registry under lh_value_typed_mt_key. */
+#ifndef LH_VALUE_H
+#define LH_VALUE_H
+
+#include "compat.h"
+#include "codec.h"
+#include "path.h"
+#include "type_definition.pb-c.h"
+
+#define LH_VALUE_MAX_DEPTH 64
+
+extern const char lh_value_typed_mt_key;
+
+/* Create the typed-value metatable (once per state). */
+void lh_value_register(lua_State *L);
+void lh_value_push_typed_mt(lua_State *L);
+
+/* Fill *vv from the Lua value at idx (nil and lh.null leave it unset, i.e. NULL). Nested
+ * messages come from the codec's arena; Lua strings are referenced, not copied, so the value
+ * must stay reachable until the message is packed. Misuse raises, naming the path. */
+void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+                    const lh_path *path);
+
+/* A WfRunId from a string ("id") or a table { id = , parent_wf_run_id = <same> }. */
+Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path);
+
+/* Validate a Lua string for a protobuf `string` field (valid UTF-8, no NUL byte, and
+ * non-empty if nonempty is set); returns it or raises naming the path. */
+const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty);
+
+/* Push the Lua value of vv: nil when unset (or lh.null when null_marker is set, for items
+ * of native arrays and maps, where nil cannot be stored). */
+void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_marker);
+void lh_wf_run_id_push(lua_State *L, const Littlehorse__WfRunId *id);
+
+/* The kind of a VariableValue ("STR", "JSON_OBJ", ...), or NULL when unset. */
+const char *lh_value_kind(const Littlehorse__VariableValue *vv);
+
+#endif
