@@ -1,22 +1,42 @@
 #!/bin/sh
-# Run every spec under Lua 5.4 and print the totals as the last line: "N passed, N failed".
-# The specs start and stop their own dev servers (spec/support/devserver.lua).
+# make test: every spec under Lua 5.4, then the extra suites in scripts/suites/*.sh (each
+# runs busted again in another configuration: sanitizers, valgrind, aggressive GC, other
+# Lua versions, integration hosts). Every busted run writes TAP to build/tap/<name>.tap; the
+# last line printed is the sum over all of them: "N passed, N failed, N skipped".
+# The specs start and stop their own servers (spec/support/devserver.lua).
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p build
-TAP=build/busted.tap
+rm -rf build/tap && mkdir -p build/tap
+rm -f build/test-totals.txt
+
 # A decimal-comma locale for the JSON codec's locale-independence spec, made privately.
 if [ ! -d build/locale/de_DE.UTF-8 ] && [ -d /usr/share/i18n/locales ]; then
   mkdir -p build/locale && localedef -i de_DE -f UTF-8 build/locale/de_DE.UTF-8 2>/dev/null || true
 fi
 export LOCPATH="$PWD/build/locale"
-busted -o TAP "$@" 2>&1 | tee "$TAP"
-rc=$?
-# tee hides busted's status; recompute it from the TAP stream.
-passed=$(grep '^ok ' "$TAP" | grep -vc '# SKIP' | tr -d ' ')
-skipped=$(grep '^ok ' "$TAP" | grep -c '# SKIP' | tr -d ' ')
-failed=$(grep -c '^not ok ' "$TAP" | tr -d ' ')
-grep -q '^1\.\.' "$TAP" || failed=$((failed + 1))  # busted died before the plan line
+
+# run_busted NAME [busted args...]: one busted run, its TAP kept as build/tap/NAME.tap.
+# A run that dies before printing its plan line counts as one failure.
+run_busted() {
+  name=$1; shift
+  echo "== busted: $name"
+  busted -o TAP "$@" >"build/tap/$name.tap" 2>&1
+  grep -E '^(not ok|# )' "build/tap/$name.tap" | head -50
+  grep -q '^1\.\.' "build/tap/$name.tap" || { echo "busted run '$name' did not finish:"; tail -20 "build/tap/$name.tap"; echo "not ok - busted run $name did not finish" >>"build/tap/$name.tap"; }
+  echo "   $(grep -c '^ok ' "build/tap/$name.tap") ok, $(grep -c '^not ok ' "build/tap/$name.tap") not ok"
+}
+
+run_busted main "$@"
+for suite in scripts/suites/*.sh; do
+  [ -f "$suite" ] || continue
+  echo "== suite: $suite"
+  . "$suite"
+done
+
+passed=$(cat build/tap/*.tap | grep '^ok ' | grep -vc '# SKIP' | tr -d ' ')
+skipped=$(cat build/tap/*.tap | grep '^ok ' | grep -c '# SKIP' | tr -d ' ')
+failed=$(cat build/tap/*.tap | grep -c '^not ok ' | tr -d ' ')
 echo "$passed passed, $failed failed, $skipped skipped" > build/test-totals.txt
 cat build/test-totals.txt
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
