@@ -13,26 +13,31 @@ dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   GRPC = { header = "grpc/grpc.h", library = "grpc" },
   PROTOBUF_C = { header = "protobuf-c/protobuf-c.h", library = "protobuf-c" },
+  CURL = { library = "curl" }, -- no header check: Debian keeps curl.h in the multiarch include dir
 }
 build = {
   type = "builtin",
   modules = {
     ["littlehorse.core"] = {
       sources = {
-        "src/arena.c", "src/buffer.c", "src/call.c", "src/client.c", "src/codec.c", "src/core.c",
-        "src/error.c", "src/json.c", "src/messages.c", "src/path.c", "src/runtime.c",
-        "src/timestamp.c", "src/utf8.c", "src/value.c",
+        "src/arena.c", "src/async.c", "src/buffer.c", "src/call.c", "src/channel.c", "src/client.c", "src/codec.c", "src/compat.c", "src/core.c",
+        "src/error.c", "src/http.c", "src/json.c", "src/messages.c", "src/path.c", "src/runtime.c",
+        "src/timestamp.c", "src/utf8.c", "src/value.c", "src/wake.c",
         "src/gen/common_enums.pb-c.c", "src/gen/external_event.pb-c.c",
         "src/gen/google/protobuf/any.pb-c.c", "src/gen/google/protobuf/duration.pb-c.c",
         "src/gen/google/protobuf/timestamp.pb-c.c", "src/gen/google/rpc/status.pb-c.c",
         "src/gen/object_id.pb-c.c", "src/gen/service.pb-c.c", "src/gen/type_definition.pb-c.c",
       },
-      incdirs = { "src", "src/gen", "$(GRPC_INCDIR)", "$(PROTOBUF_C_INCDIR)" },
-      libdirs = { "$(GRPC_LIBDIR)", "$(PROTOBUF_C_LIBDIR)" },
-      libraries = { "grpc", "gpr", "protobuf-c", "pthread" },
+      incdirs = { "src", "src/gen", "$(GRPC_INCDIR)", "$(PROTOBUF_C_INCDIR)", "$(CURL_INCDIR)" },
+      libdirs = { "$(GRPC_LIBDIR)", "$(PROTOBUF_C_LIBDIR)", "$(CURL_LIBDIR)" },
+      libraries = { "grpc", "gpr", "protobuf-c", "curl", "pthread", "dl" },
     },
     ["littlehorse"] = "lua/littlehorse/init.lua",
     ["littlehorse.values"] = "lua/littlehorse/values.lua",
     ["littlehorse.retry"] = "lua/littlehorse/retry.lua",
+    ["littlehorse.resty"] = "lua/littlehorse/resty.lua",
+    ["littlehorse.config"] = "lua/littlehorse/config.lua",
+    ["littlehorse.oauth"] = "lua/littlehorse/oauth.lua",
   },
+  install = { bin = { ["lh-put-event"] = "bin/lh-put-event" } },
 }

@@ -31,6 +31,7 @@ const char *const lh_rpc_name[RPC_COUNT] = {
 
 int lh_db_init(lh_db *db)
 {
+    db->journal = NULL;
     db->events = store_new();
     db->defs = store_new();
     if (db->events && db->defs) return 0;
@@ -40,6 +41,8 @@ int lh_db_init(lh_db *db)
 
 void lh_db_free(lh_db *db)
 {
+    journal_close(db->journal);
+    db->journal = NULL;
     store_free(db->events);
     store_free(db->defs);
     db->events = db->defs = NULL;
@@ -47,12 +50,20 @@ void lh_db_free(lh_db *db)
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
+/* Inserts into the store, through the journal when there is one. */
+static const store_entry *db_insert(lh_db *db, store *s, char kind, store_entry *e, int *inserted)
+{
+    if (db->journal) return journal_insert(db->journal, s, kind, e, inserted);
+    return store_insert(s, e, inserted);
+}
+
 static void reply_error(lh_reply *r, grpc_status_code code, const char *msg)
 {
     r->code = code;
     r->message = msg;
     r->payload = NULL;
     r->payload_len = 0;
+    r->stored = 0;
 }
 
 #define FAIL(r, code, msg) do { reply_error((r), (code), (msg)); return; } while (0)
@@ -62,6 +73,7 @@ static void reply_entry(lh_reply *r, const store_entry *e)
     r->code = GRPC_STATUS_OK;
     r->message = NULL;
     r->payload = store_entry_value(e, &r->payload_len);
+    r->stored = 0;
 }
 
 /* prefix + s in the arena; falls back to the bare prefix if memory is short. */
@@ -223,15 +235,16 @@ static void put_external_event(lh_db *db, const uint8_t *data, size_t len, arena
     if (has_pos) p = wire_put_int32_field(p, 5, req->node_run_position);
     store_entry_set_len(e, (size_t)(p - store_entry_buf(e)));
 
-    /* Hook for later: a persistent store appends the entry here, and a "store-then-fail"
-     * fault mode replaces the reply after this point. */
+    /* With --store the record is appended here; the reply waits for it (server.c), and a
+     * --store-then-fail fault replaces an OK reply there (r->stored tells it this call stored). */
     int inserted;
-    const store_entry *stored = store_insert(db->events, e, &inserted);
+    const store_entry *stored = db_insert(db, db->events, JOURNAL_EVENT, e, &inserted);
     if (!inserted) {
         store_entry_free(e);
         FAIL(r, GRPC_STATUS_ALREADY_EXISTS, MSG_EVENT_EXISTS);
     }
     reply_entry(r, stored);
+    r->stored = 1;
 }
 
 /* ---- GetExternalEvent ---------------------------------------------------------------- */
@@ -293,7 +306,7 @@ static void put_external_event_def(lh_db *db, const uint8_t *data, size_t len, a
      * setups that register the same def repeatedly; the real server's answer to a *changed*
      * def differs between versions, and a dev server has no versioning to offer. */
     int inserted;
-    const store_entry *stored = store_insert(db->defs, e, &inserted);
+    const store_entry *stored = db_insert(db, db->defs, JOURNAL_DEF, e, &inserted);
     if (!inserted) store_entry_free(e);
     reply_entry(r, stored);
 }

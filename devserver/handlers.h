@@ -9,6 +9,7 @@
 #include <grpc/status.h>
 
 #include "arena.h"
+#include "journal.h"
 #include "store.h"
 
 typedef enum lh_rpc {
@@ -26,6 +27,7 @@ extern const char *const lh_rpc_name[RPC_COUNT];   /* "PutExternalEvent" */
 typedef struct lh_db {
     store *events;   /* "<wfRunId>/<defName>/<guid>" -> packed ExternalEvent */
     store *defs;     /* "<defName>"                  -> packed ExternalEventDef */
+    journal *journal; /* --store FILE, or NULL: every insert is also appended there */
 } lh_db;
 
 int lh_db_init(lh_db *db);
@@ -38,7 +40,7 @@ typedef struct lh_reply {
     const char *message;
     const uint8_t *payload;
     size_t payload_len;
-    /* Room for later: trailing metadata such as grpc-status-details-bin (RetryInfo). */
+    int stored;      /* PutExternalEvent only: this call stored a new event */
 } lh_reply;
 
 /* Runs one RPC. `a` holds all temporaries; reset it only after the reply has been used. */

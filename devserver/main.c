@@ -1,11 +1,13 @@
 /* main.c: lh-devserver's command line, signals and lifecycle.
  *
  *   lh-devserver [--host H] [--port N] [--def NAME]... [--threads N] [--verbose]
+ *                [fault, store, TLS, tenant/token and stats options: see usage()]
  *
  * Prints one line "LISTENING <host>:<port>" on stdout once it accepts calls. SIGINT/SIGTERM
- * stop it cleanly (exit 0). Exit 1: cannot listen; exit 2: bad usage or a bad --def name.
- * Signals are blocked in every thread (set before grpc_init so gRPC's threads inherit it) and
- * taken synchronously by sigwait() in the main thread: no gRPC call runs in a handler. */
+ * stop it cleanly (exit 0); SIGUSR1 prints a "STATS seq=N ..." line on stdout. Exit 1: cannot
+ * listen or open the store; exit 2: bad usage or a bad --def name. Signals are blocked in
+ * every thread (set first, so gRPC's and our own threads inherit it) and taken synchronously
+ * by the main thread: no gRPC call runs in a handler. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -13,24 +15,58 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
+#include "auth.h"
+#include "faults.h"
 #include "handlers.h"
+#include "journal.h"
 #include "server.h"
 
 #define MAX_THREADS 256
+#define STATS_FILE_PERIOD_MS 100
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: lh-devserver [--host H] [--port N] [--def NAME]... [--threads N] [--verbose]\n"
-            "  --host H      address to listen on (default 127.0.0.1)\n"
-            "  --port N      TCP port, 0 = any free port (default 2023)\n"
-            "  --def NAME    pre-register ExternalEventDef NAME (repeatable)\n"
-            "  --threads N   worker threads / completion queues (default: online CPUs)\n"
-            "  --verbose     log one line per call to stderr\n"
-            "Prints \"LISTENING <host>:<port>\" on stdout once ready; SIGINT/SIGTERM stop it.\n");
+        "usage: lh-devserver [options]\n"
+        "  --host H              address to listen on (default 127.0.0.1)\n"
+        "  --port N              TCP port, 0 = any free port (default 2023)\n"
+        "  --def NAME            pre-register ExternalEventDef NAME (repeatable)\n"
+        "  --threads N           worker threads / completion queues (default: online CPUs)\n"
+        "  --verbose             log one line per call to stderr\n"
+        "Persistent store:\n"
+        "  --store FILE          append-only log of stored events and defs, synced (fdatasync)\n"
+        "                        before any reply that depends on it; replayed at start\n"
+        "Faults (PutExternalEvent only, except --delay-ms; counters are shared by all threads):\n"
+        "  --fail-next N         the next N calls fail with --fail-code, storing nothing\n"
+        "  --fail-rate P         each call fails with probability P (0..1), storing nothing\n"
+        "  --fail-code CODE      status name (UNAVAILABLE) or number (14); default UNAVAILABLE\n"
+        "  --fail-message TEXT   status message of injected failures\n"
+        "  --store-then-fail N   the next N calls that store an event answer --fail-code instead\n"
+        "  --store-then-fail-rate P  same, with probability P per stored event (lost replies)\n"
+        "  --exhaust-next N      the next N calls answer RESOURCE_EXHAUSTED \"Quota exceeded. Retry\n"
+        "                        after Mms.\" with a google.rpc.RetryInfo in grpc-status-details-bin\n"
+        "  --retry-after-ms M    the RetryInfo delay (default 1000)\n"
+        "  --drop-next N         the next N calls have their TCP connection shut down mid-call\n"
+        "  --delay-ms N          every reply of every method is sent N ms after its request came\n"
+        "                        (a timer thread: other calls are served meanwhile)\n"
+        "  --seed N              seed for the --*-rate draws (default: random)\n"
+        "TLS and auth:\n"
+        "  --tls-cert FILE --tls-key FILE   serve TLS with this PEM certificate chain and key\n"
+        "  --tls-client-ca FILE  mutual TLS: require a client certificate signed by this CA\n"
+        "  --tenants A,B         allowed `tenantid` values (no header = \"default\"); others get\n"
+        "                        PERMISSION_DENIED \"Tenant not allowed\" (repeatable)\n"
+        "  --require-token T     require `authorization: Bearer T` (or bare T); repeatable.\n"
+        "                        Else UNAUTHENTICATED \"Token is empty\" / \"Token is not active\"\n"
+        "  --token-file FILE     more accepted tokens, one per line with an optional expiry in\n"
+        "                        Unix seconds; re-read whenever it changes\n"
+        "Stats:\n"
+        "  --stats-file FILE     keep a STATS line in FILE (rewritten within 100 ms of a change)\n"
+        "Prints \"LISTENING <host>:<port>\" on stdout once ready. SIGUSR1 prints \"STATS seq=N\n"
+        "accepted=... open=... events=... ...\" on stdout; SIGINT/SIGTERM stop it.\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out)
@@ -43,6 +79,26 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     return 0;
 }
 
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_prob(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 1)) return -1;
+    *out = v;
+    return 0;
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -50,11 +106,47 @@ static int default_threads(void)
     return n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
+/* Writes `line` to path atomically (temp file + rename). */
+static void write_stats_file(const char *path, const char *line)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) return;
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f, "%s\n", line);
+    if (fclose(f) == 0) rename(tmp, path);
+    else remove(tmp);
+}
+
+enum {
+    OPT_FAIL_NEXT = 256, OPT_FAIL_RATE, OPT_FAIL_CODE, OPT_FAIL_MESSAGE, OPT_STORE_THEN_FAIL,
+    OPT_STORE_THEN_FAIL_RATE, OPT_EXHAUST_NEXT, OPT_RETRY_AFTER_MS, OPT_DROP_NEXT, OPT_DELAY_MS, OPT_SEED,
+    OPT_STORE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TENANTS, OPT_REQUIRE_TOKEN, OPT_TOKEN_FILE,
+    OPT_STATS_FILE,
+};
+
 int main(int argc, char **argv)
 {
+    /* First, so that every thread (gRPC's, the store writer, the timer) inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     server_config cfg = { .host = "127.0.0.1", .port = 2023, .threads = default_threads(), .verbose = 0 };
+    faults f;
+    auth au;
+    faults_init(&f);
+    auth_init(&au);
+    cfg.faults = &f;
+    cfg.auth = &au;
+    const char *store_path = NULL, *stats_path = NULL;
     const char **defs = calloc((size_t)argc, sizeof *defs);
-    int ndefs = 0;
+    int ndefs = 0, rc = 2;
+    long lv;
     if (!defs) return 1;
 
     static const struct option longopts[] = {
@@ -64,10 +156,30 @@ int main(int argc, char **argv)
         { "threads", required_argument, NULL, 't' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'H' },
+        { "fail-next", required_argument, NULL, OPT_FAIL_NEXT },
+        { "fail-rate", required_argument, NULL, OPT_FAIL_RATE },
+        { "fail-code", required_argument, NULL, OPT_FAIL_CODE },
+        { "fail-message", required_argument, NULL, OPT_FAIL_MESSAGE },
+        { "store-then-fail", required_argument, NULL, OPT_STORE_THEN_FAIL },
+        { "store-then-fail-rate", required_argument, NULL, OPT_STORE_THEN_FAIL_RATE },
+        { "exhaust-next", required_argument, NULL, OPT_EXHAUST_NEXT },
+        { "retry-after-ms", required_argument, NULL, OPT_RETRY_AFTER_MS },
+        { "drop-next", required_argument, NULL, OPT_DROP_NEXT },
+        { "delay-ms", required_argument, NULL, OPT_DELAY_MS },
+        { "seed", required_argument, NULL, OPT_SEED },
+        { "store", required_argument, NULL, OPT_STORE },
+        { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+        { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+        { "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
+        { "tenants", required_argument, NULL, OPT_TENANTS },
+        { "require-token", required_argument, NULL, OPT_REQUIRE_TOKEN },
+        { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+        { "stats-file", required_argument, NULL, OPT_STATS_FILE },
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
     int opt;
+#define BAD(...) do { fprintf(stderr, "lh-devserver: " __VA_ARGS__); fputc('\n', stderr); goto bad_usage; } while (0)
     while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -75,46 +187,96 @@ int main(int argc, char **argv)
             cfg.host = optarg;
             break;
         case 'p':
-            if (parse_int(optarg, 0, 65535, &cfg.port)) {
-                fprintf(stderr, "lh-devserver: bad --port '%s' (0-65535)\n", optarg);
-                goto bad_usage;
-            }
+            if (parse_int(optarg, 0, 65535, &cfg.port)) BAD("bad --port '%s' (0-65535)", optarg);
             break;
         case 'd': defs[ndefs++] = optarg; break;
         case 't':
-            if (parse_int(optarg, 1, MAX_THREADS, &cfg.threads)) {
-                fprintf(stderr, "lh-devserver: bad --threads '%s' (1-%d)\n", optarg, MAX_THREADS);
-                goto bad_usage;
-            }
+            if (parse_int(optarg, 1, MAX_THREADS, &cfg.threads)) BAD("bad --threads '%s' (1-%d)", optarg, MAX_THREADS);
             break;
         case 'v': cfg.verbose = 1; break;
         case 'H':
             usage(stdout);
-            free(defs);
-            return 0;
-        case ':':
-            fprintf(stderr, "lh-devserver: option '%s' needs a value\n", argv[optind - 1]);
-            goto bad_usage;
+            rc = 0;
+            goto out;
+        case OPT_FAIL_NEXT:
+            if (parse_long(optarg, 0, LONG_MAX, &lv)) BAD("bad --fail-next '%s' (a count)", optarg);
+            atomic_store(&f.fail_next, lv);
+            break;
+        case OPT_FAIL_RATE:
+            if (parse_prob(optarg, &f.fail_rate)) BAD("bad --fail-rate '%s' (0..1)", optarg);
+            break;
+        case OPT_FAIL_CODE:
+            if (faults_parse_code(optarg, &f.fail_code))
+                BAD("bad --fail-code '%s' (a status name such as UNAVAILABLE, or 1-16)", optarg);
+            break;
+        case OPT_FAIL_MESSAGE: f.fail_message = optarg; break;
+        case OPT_STORE_THEN_FAIL:
+            if (parse_long(optarg, 0, LONG_MAX, &lv)) BAD("bad --store-then-fail '%s' (a count)", optarg);
+            atomic_store(&f.store_then_fail, lv);
+            break;
+        case OPT_STORE_THEN_FAIL_RATE:
+            if (parse_prob(optarg, &f.store_then_fail_rate)) BAD("bad --store-then-fail-rate '%s' (0..1)", optarg);
+            break;
+        case OPT_EXHAUST_NEXT:
+            if (parse_long(optarg, 0, LONG_MAX, &lv)) BAD("bad --exhaust-next '%s' (a count)", optarg);
+            atomic_store(&f.exhaust_next, lv);
+            break;
+        case OPT_RETRY_AFTER_MS:
+            if (parse_int(optarg, 0, INT_MAX, &f.retry_after_ms)) BAD("bad --retry-after-ms '%s'", optarg);
+            break;
+        case OPT_DROP_NEXT:
+            if (parse_long(optarg, 0, LONG_MAX, &lv)) BAD("bad --drop-next '%s' (a count)", optarg);
+            atomic_store(&f.drop_next, lv);
+            break;
+        case OPT_DELAY_MS:
+            if (parse_int(optarg, 0, 3600 * 1000, &f.delay_ms)) BAD("bad --delay-ms '%s' (0-3600000)", optarg);
+            break;
+        case OPT_SEED:
+            if (parse_long(optarg, 0, LONG_MAX, &lv)) BAD("bad --seed '%s'", optarg);
+            f.seed = (uint64_t)lv;
+            break;
+        case OPT_STORE: store_path = optarg; break;
+        case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
+        case OPT_TLS_KEY: cfg.tls_key = optarg; break;
+        case OPT_TLS_CLIENT_CA: cfg.tls_client_ca = optarg; break;
+        case OPT_TENANTS:
+            if (auth_add_tenants(&au, optarg)) BAD("bad --tenants '%s' (comma-separated names)", optarg);
+            break;
+        case OPT_REQUIRE_TOKEN:
+            if (auth_add_token(&au, optarg)) BAD("bad --require-token (empty)");
+            break;
+        case OPT_TOKEN_FILE: au.token_file = optarg; break;
+        case OPT_STATS_FILE: stats_path = optarg; break;
+        case ':': BAD("option '%s' needs a value", argv[optind - 1]);
         default:
-            if (optind > 0 && optind <= argc)
-                fprintf(stderr, "lh-devserver: bad option '%s'\n", argv[optind - 1]);
+            if (optind > 0 && optind <= argc) BAD("bad option '%s'", argv[optind - 1]);
             goto bad_usage;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "lh-devserver: unexpected argument '%s'\n", argv[optind]);
-        goto bad_usage;
-    }
+    if (optind < argc) BAD("unexpected argument '%s'", argv[optind]);
+    if (!cfg.tls_cert != !cfg.tls_key) BAD("--tls-cert and --tls-key go together");
+    if (cfg.tls_client_ca && !cfg.tls_cert) BAD("--tls-client-ca needs --tls-cert and --tls-key");
+    if (faults_build_exhausted(&f)) BAD("bad --retry-after-ms");
+#undef BAD
 
+    rc = 1;
     lh_db db;
     if (lh_db_init(&db)) {
         fprintf(stderr, "lh-devserver: out of memory\n");
-        free(defs);
-        return 1;
+        goto out;
+    }
+    char err[512];
+    if (store_path) {
+        db.journal = journal_open(store_path, db.events, db.defs, err, sizeof err);
+        if (!db.journal) {
+            fprintf(stderr, "lh-devserver: --store %s: %s\n", store_path, err);
+            lh_db_free(&db);
+            goto out;
+        }
     }
     {
         arena *a = malloc(sizeof *a);
-        if (!a) return 1;
+        if (!a) goto out_db;
         arena_init(a);
         for (int i = 0; i < ndefs; i++) {
             lh_reply r;
@@ -123,51 +285,78 @@ int main(int argc, char **argv)
                 fprintf(stderr, "lh-devserver: --def '%s': %s\n", defs[i], r.message);
                 arena_reset(a);
                 free(a);
-                lh_db_free(&db);
-                free(defs);
-                return 2;
+                rc = 2;
+                goto out_db;
             }
             arena_reset(a);
         }
         free(a);
     }
-    free(defs);
+    if (db.journal && journal_flush(db.journal)) {
+        fprintf(stderr, "lh-devserver: --store %s: cannot write: %s\n", store_path, strerror(errno));
+        goto out_db;
+    }
 
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    char err[512];
     int port = 0;
     lh_server *srv = server_start(&cfg, &db, &port, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "lh-devserver: %s\n", err);
-        lh_db_free(&db);
-        return 1;
+        goto out_db;
     }
     if (strchr(cfg.host, ':')) printf("LISTENING [%s]:%d\n", cfg.host, port);
     else printf("LISTENING %s:%d\n", cfg.host, port);
     fflush(stdout);
 
-    int sig = 0;
-    while (sigwait(&stop_signals, &sig) != 0) {
+    unsigned long seq = 0;
+    char line[1024], last[1024] = "";
+    for (;;) {
+        int sig;
+        if (stats_path) {
+            struct timespec period = { .tv_sec = 0, .tv_nsec = STATS_FILE_PERIOD_MS * 1000000L };
+            sig = sigtimedwait(&signals, NULL, &period);
+            if (sig < 0) {
+                server_stats(srv, line, sizeof line);
+                if (strcmp(line, last) != 0) {
+                    write_stats_file(stats_path, line);
+                    strcpy(last, line);
+                }
+                continue;
+            }
+        } else if (sigwait(&signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            server_stats(srv, line, sizeof line);
+            printf("STATS seq=%lu %s\n", ++seq, line);
+            fflush(stdout);
+            if (stats_path) {
+                write_stats_file(stats_path, line);
+                strcpy(last, line);
+            }
+            continue;
+        }
+        if (cfg.verbose) fprintf(stderr, "lh-devserver: signal %d, shutting down\n", sig);
+        break;
     }
-    if (cfg.verbose) fprintf(stderr, "lh-devserver: signal %d, shutting down\n", sig);
 
     if (server_stop(srv) != 0) {
-        /* gRPC did not wind down in time: exit anyway (the OS reclaims everything). */
+        /* gRPC did not wind down in time: exit anyway (the OS reclaims everything; the store
+         * is synced before every reply, so nothing acknowledged is lost). */
         fprintf(stderr, "lh-devserver: shutdown timed out; exiting\n");
         fflush(stderr);
         _exit(0);
     }
+    rc = 0;
+out_db:
     lh_db_free(&db);
-    return 0;
+out:
+    auth_free(&au);
+    free(defs);
+    return rc;
 
 bad_usage:
     usage(stderr);
+    auth_free(&au);
     free(defs);
     return 2;
 }

@@ -2,10 +2,13 @@
  *
  * Each worker owns a completion queue, keeps REQUESTS_PER_RPC calls requested per registered
  * method (plus a few generic requests that catch unknown methods), and runs every completion
- * on its own thread: request arrives -> request a replacement -> run the handler -> one batch
- * (initial metadata, message, status, close). Call objects come from a per-worker free list
- * and all temporaries from a per-worker arena, so the steady state does no malloc of its own
- * except the stored entry itself. */
+ * on its own thread: request arrives -> request a replacement -> checks, faults, handler ->
+ * the reply is prepared in the call object -> one batch (initial metadata, message, status,
+ * close). The batch is started at once, or later from another thread: by the store's writer
+ * once the store is durable (--store), then by the timer thread once due (--delay-ms).
+ * grpc_call_start_batch may be called from any thread; the completion always comes back to
+ * the worker's queue. Call objects come from a per-worker free list and all temporaries from
+ * a per-worker arena, so the steady state does no malloc of its own except the stored entry. */
 #include "server.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -26,6 +30,9 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "conns.h"
+#include "delayq.h"
+#include "journal.h"
 #include "status.h"
 
 #define REQUESTS_PER_RPC 16
@@ -37,27 +44,38 @@
 typedef enum { PHASE_REQUESTED, PHASE_REPLYING } call_phase;
 
 typedef struct ds_call {
+    journal_waiter jw;            /* --store: waiting for durability */
+    dq_item dq;                   /* --delay-ms: waiting to be due */
     struct ds_call *next_free;
     struct ds_call *next_all;
+    struct worker *w;
     int rpc;                      /* lh_rpc, or RPC_GENERIC */
     call_phase phase;
     grpc_call *call;
     gpr_timespec deadline;
-    grpc_metadata_array md;       /* request metadata (later: tenantid, authorization) */
+    grpc_metadata_array md;       /* request metadata (tenantid, authorization) */
     grpc_call_details details;    /* RPC_GENERIC only */
     grpc_byte_buffer *payload;    /* registered methods: the request message */
-    grpc_byte_buffer *reply;
+    /* The prepared reply, owned by the call until its batch completes. */
+    grpc_status_code status;
+    grpc_byte_buffer *reply;      /* OK only */
     grpc_slice status_details;
     int has_status_details;
+    grpc_metadata trailer;        /* grpc-status-details-bin (RetryInfo), static slices */
+    int has_trailer;
     int cancelled;
+    uint64_t arrived_ns;          /* --delay-ms: due = arrival + delay */
     struct timespec started;      /* --verbose only */
 } ds_call;
+
+#define CALL_OF(ptr, member) ((ds_call *)((char *)(ptr) - offsetof(ds_call, member)))
 
 typedef struct worker {
     struct lh_server *srv;
     grpc_completion_queue *cq;
     pthread_t thread;
     int thread_started;
+    pthread_mutex_t free_mu;      /* a deferred reply that fails to start is freed elsewhere */
     ds_call *free_calls;
     ds_call *all_calls;
     arena arena;
@@ -71,7 +89,12 @@ struct lh_server {
     int nworkers;
     lh_db *db;
     int verbose;
+    int port;
+    faults *faults;
+    auth *auth;
+    delayq *dq;                          /* --delay-ms, else NULL */
     atomic_int stopping;
+    atomic_long calls[RPC_COUNT + 1];
     char shutdown_tag;
 };
 
@@ -79,19 +102,25 @@ struct lh_server {
 
 static ds_call *call_get(worker *w)
 {
+    pthread_mutex_lock(&w->free_mu);
     ds_call *c = w->free_calls;
     if (c) {
         w->free_calls = c->next_free;
     } else {
         c = calloc(1, sizeof *c);
-        if (!c) return NULL;
-        c->next_all = w->all_calls;
-        w->all_calls = c;
+        if (c) {
+            c->next_all = w->all_calls;
+            w->all_calls = c;
+        }
     }
+    pthread_mutex_unlock(&w->free_mu);
+    if (!c) return NULL;
+    c->w = w;
     c->call = NULL;
     c->payload = NULL;
     c->reply = NULL;
     c->has_status_details = 0;
+    c->has_trailer = 0;
     c->cancelled = 0;
     grpc_metadata_array_init(&c->md);
     grpc_call_details_init(&c->details);
@@ -107,8 +136,10 @@ static void call_put(worker *w, ds_call *c)
     grpc_metadata_array_destroy(&c->md);
     grpc_call_details_destroy(&c->details);
     if (c->call) grpc_call_unref(c->call);
+    pthread_mutex_lock(&w->free_mu);
     c->next_free = w->free_calls;
     w->free_calls = c;
+    pthread_mutex_unlock(&w->free_mu);
 }
 
 static int request_call(worker *w, int rpc)
@@ -133,23 +164,45 @@ static int request_call(worker *w, int rpc)
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-static void log_call(ds_call *c, const lh_reply *r)
+static void log_call(ds_call *c, const lh_reply *r, const char *note)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long us = (long)((now.tv_sec - c->started.tv_sec) * 1000000L + (now.tv_nsec - c->started.tv_nsec) / 1000);
     const char *msg = r->message ? r->message : "";
     if (c->rpc == RPC_GENERIC)
-        fprintf(stderr, "lh-devserver: %.*s %s %ldus %s\n", (int)GRPC_SLICE_LENGTH(c->details.method),
-                (const char *)GRPC_SLICE_START_PTR(c->details.method), status_name(r->code), us, msg);
+        fprintf(stderr, "lh-devserver: %.*s %s %ldus %s%s\n", (int)GRPC_SLICE_LENGTH(c->details.method),
+                (const char *)GRPC_SLICE_START_PTR(c->details.method), status_name(r->code), us, note, msg);
     else
-        fprintf(stderr, "lh-devserver: %s %s %ldus %s\n", lh_rpc_name[c->rpc], status_name(r->code), us, msg);
+        fprintf(stderr, "lh-devserver: %s %s %ldus %s%s\n", lh_rpc_name[c->rpc], status_name(r->code), us, note,
+                msg);
 }
 
-static void send_reply(worker *w, ds_call *c, const lh_reply *r)
+/* Copies what the reply needs into the call: after this the arena may be reset. */
+static void prepare_reply(ds_call *c, const lh_reply *r, int retry_info)
 {
-    /* Hook for later: fault injection (fail next N, delay, store-then-fail, RESOURCE_EXHAUSTED
-     * with RetryInfo in trailing metadata) rewrites `r` or defers this batch. */
+    c->status = r->code;
+    if (r->code == GRPC_STATUS_OK) {
+        /* Zero-copy: stored entries outlive every call (store.h). */
+        grpc_slice s = grpc_slice_from_static_buffer(r->payload, r->payload_len);
+        c->reply = grpc_raw_byte_buffer_create(&s, 1);
+    }
+    if (r->message) {
+        c->status_details = grpc_slice_from_copied_string(r->message);
+        c->has_status_details = 1;
+    }
+    if (retry_info) {
+        size_t len;
+        const uint8_t *d = faults_exhausted_details(&len);
+        c->trailer.key = grpc_slice_from_static_string("grpc-status-details-bin");
+        c->trailer.value = grpc_slice_from_static_buffer(d, len);
+        c->has_trailer = 1;
+    }
+}
+
+/* Starts the reply batch; any thread. Its completion comes to the worker's queue. */
+static void start_reply(ds_call *c)
+{
     grpc_op ops[4];
     size_t n = 0;
     memset(ops, 0, sizeof ops);
@@ -157,34 +210,70 @@ static void send_reply(worker *w, ds_call *c, const lh_reply *r)
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[n].data.send_initial_metadata.count = 0;
     n++;
-    if (r->code == GRPC_STATUS_OK) {
-        /* Zero-copy: stored entries outlive every call (store.h). */
-        grpc_slice s = grpc_slice_from_static_buffer(r->payload, r->payload_len);
-        c->reply = grpc_raw_byte_buffer_create(&s, 1);
+    if (c->reply) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->reply;
         n++;
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = r->code;
-    ops[n].data.send_status_from_server.trailing_metadata_count = 0;
-    if (r->message) {
-        c->status_details = grpc_slice_from_copied_string(r->message);
-        c->has_status_details = 1;
-        ops[n].data.send_status_from_server.status_details = &c->status_details;
-    }
+    ops[n].data.send_status_from_server.status = c->status;
+    ops[n].data.send_status_from_server.trailing_metadata_count = c->has_trailer ? 1 : 0;
+    ops[n].data.send_status_from_server.trailing_metadata = c->has_trailer ? &c->trailer : NULL;
+    if (c->has_status_details) ops[n].data.send_status_from_server.status_details = &c->status_details;
     n++;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
     n++;
 
-    if (w->srv->verbose) log_call(c, r);
     c->phase = PHASE_REPLYING;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
     if (e != GRPC_CALL_OK) {
         fprintf(stderr, "lh-devserver: grpc_call_start_batch failed (%d)\n", (int)e);
-        call_put(w, c);
+        call_put(c->w, c);
     }
+}
+
+static void fire_delayed(dq_item *it, void *ctx)
+{
+    (void)ctx;
+    start_reply(CALL_OF(it, dq));
+}
+
+/* The store is durable for this reply (or there is no store): send it now or when due. */
+static void after_durable(lh_server *s, ds_call *c)
+{
+    if (s->dq) {
+        c->dq.due_ns = c->arrived_ns + (uint64_t)s->faults->delay_ms * 1000000ull;
+        delayq_add(s->dq, &c->dq);
+    } else {
+        start_reply(c);
+    }
+}
+
+static void on_durable(journal_waiter *jw, void *ctx) { after_durable(ctx, CALL_OF(jw, jw)); }
+
+/* --drop-next: the call's connection is shut down under gRPC's feet (conns.h). The call is
+ * completed by a close-only batch when gRPC notices. */
+static void drop_call(lh_server *s, ds_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    c->phase = PHASE_REPLYING;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK) {
+        call_put(c->w, c);
+        return;
+    }
+    char *peer = grpc_call_get_peer(c->call);
+    int dropped = peer && conns_drop_peer(peer, s->port) == 0;
+    if (!dropped) /* not found (should not happen): at least end the call the same way */
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE, "lh-devserver: connection dropped (--drop-next)",
+                                     NULL);
+    if (s->verbose)
+        fprintf(stderr, "lh-devserver: %s dropped: %s %s\n", lh_rpc_name[c->rpc], peer ? peer : "?",
+                dropped ? "socket shut down" : "socket not found, call cancelled");
+    gpr_free(peer);
 }
 
 /* The request message as one contiguous range: the slice itself in the usual case, else a
@@ -209,41 +298,90 @@ static const uint8_t *request_bytes(worker *w, grpc_byte_buffer *bb, size_t *len
     return copy;
 }
 
-static void on_request(worker *w, ds_call *c)
+static void unimplemented(worker *w, ds_call *c, lh_reply *r)
 {
-    lh_reply r = { .code = GRPC_STATUS_OK };
-    if (w->srv->verbose) clock_gettime(CLOCK_MONOTONIC, &c->started);
-
-    /* Hook for later: tenant (`tenantid`) and bearer-token checks read c->md here. */
-    if (c->rpc == RPC_GENERIC) {
-        /* grpc-java's wording, without the leading '/'. */
-        size_t ml = GRPC_SLICE_LENGTH(c->details.method);
-        const char *m = (const char *)GRPC_SLICE_START_PTR(c->details.method);
-        if (ml && m[0] == '/') { m++; ml--; }
-        size_t pl = strlen(MSG_NO_METHOD_PREFIX);
-        char *msg = arena_alloc(&w->arena, pl + ml + 1);
-        if (msg) {
-            memcpy(msg, MSG_NO_METHOD_PREFIX, pl);
-            memcpy(msg + pl, m, ml);
-            msg[pl + ml] = '\0';
-        }
-        r.code = GRPC_STATUS_UNIMPLEMENTED;
-        r.message = msg ? msg : MSG_NO_METHOD_PREFIX;
-    } else {
-        size_t len = 0;
-        const uint8_t *req = request_bytes(w, c->payload, &len);
-        if (!req)
-            r = (lh_reply){ .code = GRPC_STATUS_INTERNAL, .message = MSG_NO_REQUEST };
-        else
-            handlers_call(w->srv->db, (lh_rpc)c->rpc, req, len, &w->arena, &r);
+    /* grpc-java's wording, without the leading '/'. */
+    size_t ml = GRPC_SLICE_LENGTH(c->details.method);
+    const char *m = (const char *)GRPC_SLICE_START_PTR(c->details.method);
+    if (ml && m[0] == '/') { m++; ml--; }
+    size_t pl = strlen(MSG_NO_METHOD_PREFIX);
+    char *msg = arena_alloc(&w->arena, pl + ml + 1);
+    if (msg) {
+        memcpy(msg, MSG_NO_METHOD_PREFIX, pl);
+        memcpy(msg + pl, m, ml);
+        msg[pl + ml] = '\0';
     }
-    send_reply(w, c, &r);
-    /* The reply borrows only the store and its own copy of the message: drop the rest now. */
+    r->code = GRPC_STATUS_UNIMPLEMENTED;
+    r->message = msg ? msg : MSG_NO_METHOD_PREFIX;
+}
+
+static void release_request(worker *w, ds_call *c)
+{
     if (c->payload) {
         grpc_byte_buffer_destroy(c->payload);
         c->payload = NULL;
     }
     arena_reset(&w->arena);
+}
+
+static void on_request(worker *w, ds_call *c)
+{
+    lh_server *s = w->srv;
+    lh_reply r = { .code = GRPC_STATUS_OK };
+    const char *note = "";
+    int retry_info = 0, ran_handler = 0;
+    if (s->verbose) clock_gettime(CLOCK_MONOTONIC, &c->started);
+    if (s->dq) c->arrived_ns = dq_now_ns();
+    atomic_fetch_add_explicit(&s->calls[c->rpc], 1, memory_order_relaxed);
+
+    const char *auth_msg = NULL;
+    grpc_status_code auth_code;
+    if (c->rpc == RPC_GENERIC) {
+        unimplemented(w, c, &r);
+    } else if ((auth_code = auth_check(s->auth, &c->md, &auth_msg)) != GRPC_STATUS_OK) {
+        r = (lh_reply){ .code = auth_code, .message = auth_msg };
+    } else {
+        fault_kind fk = c->rpc == RPC_PUT_EXTERNAL_EVENT ? faults_before_put(s->faults) : FAULT_NONE;
+        switch (fk) {
+        case FAULT_EXHAUST:
+            r = (lh_reply){ .code = GRPC_STATUS_RESOURCE_EXHAUSTED, .message = faults_exhausted_message() };
+            retry_info = 1;
+            note = "[--exhaust-next] ";
+            break;
+        case FAULT_FAIL:
+            r = (lh_reply){ .code = s->faults->fail_code, .message = faults_fail_message(s->faults, 0) };
+            note = "[--fail-next/--fail-rate] ";
+            break;
+        case FAULT_DROP:
+            release_request(w, c);
+            drop_call(s, c);
+            return;
+        case FAULT_NONE: {
+            size_t len = 0;
+            const uint8_t *req = request_bytes(w, c->payload, &len);
+            if (!req) {
+                r = (lh_reply){ .code = GRPC_STATUS_INTERNAL, .message = MSG_NO_REQUEST };
+            } else {
+                handlers_call(s->db, (lh_rpc)c->rpc, req, len, &w->arena, &r);
+                ran_handler = 1;
+            }
+            if (r.code == GRPC_STATUS_OK && r.stored && faults_after_store(s->faults)) {
+                r = (lh_reply){ .code = s->faults->fail_code, .message = faults_fail_message(s->faults, 1) };
+                note = "[--store-then-fail, stored] ";
+            }
+            break;
+        }
+        }
+    }
+    if (s->verbose) log_call(c, &r, note);
+    prepare_reply(c, &r, retry_info);
+    /* The reply borrows only the store and its own copies: drop the rest before the reply may
+     * start (and complete) on another thread. */
+    release_request(w, c);
+    if (s->dq) atomic_fetch_add_explicit(&s->faults->n_delayed, 1, memory_order_relaxed);
+    /* Anything that read or wrote the store waits until the store is durable. */
+    if (ran_handler && s->db->journal) journal_wait(s->db->journal, &c->jw);
+    else after_durable(s, c);
 }
 
 /* ---- workers ------------------------------------------------------------------------- */
@@ -300,6 +438,7 @@ static void free_server(lh_server *s)
         }
         arena_reset(&w->arena);
     }
+    for (int i = 0; i < s->nworkers; i++) pthread_mutex_destroy(&s->workers[i].free_mu);
     free(s->workers);
     free(s);
     grpc_shutdown();
@@ -328,6 +467,7 @@ static int shutdown_grpc_server(lh_server *s)
     atomic_store(&s->stopping, 1);
     grpc_server_shutdown_and_notify(s->server, s->ctl_cq, &s->shutdown_tag);
     if (wait_shutdown_tag(s, in_ms(GRACE_MS)) == 0) return 0;
+    if (s->dq) delayq_flush(s->dq); /* delayed replies go now, else they hold up shutdown */
     grpc_server_cancel_all_calls(s->server);
     return wait_shutdown_tag(s, in_ms(STOP_TIMEOUT_MS - GRACE_MS));
 }
@@ -357,6 +497,63 @@ static const char *bind_failure(const char *host, int port, char *buf, size_t le
     return buf;
 }
 
+/* A whole PEM file as a NUL-terminated string, or NULL with a message. */
+static char *read_pem(const char *flag, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "%s %s: out of memory", flag, path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    if (!strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "%s %s: not a PEM file", flag, path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Insecure credentials, or TLS (mutual when a client CA is given). */
+static grpc_server_credentials *make_credentials(const server_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->tls_cert) return grpc_insecure_server_credentials_create();
+    char *cert = read_pem("--tls-cert", cfg->tls_cert, err, errlen);
+    char *key = cert ? read_pem("--tls-key", cfg->tls_key, err, errlen) : NULL;
+    char *ca = NULL;
+    if (key && cfg->tls_client_ca) ca = read_pem("--tls-client-ca", cfg->tls_client_ca, err, errlen);
+    grpc_server_credentials *creds = NULL;
+    if (key && (ca || !cfg->tls_client_ca)) {
+        grpc_ssl_pem_key_cert_pair pair = { .private_key = key, .cert_chain = cert };
+        creds = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1,
+            ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (!creds) snprintf(err, errlen, "cannot make TLS credentials from --tls-cert/--tls-key");
+    }
+    free(cert);
+    free(key);
+    free(ca);
+    return creds;
+}
+
 lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, char *err, size_t errlen)
 {
     grpc_init();
@@ -372,6 +569,9 @@ lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, ch
     s->nworkers = cfg->threads;
     s->db = db;
     s->verbose = cfg->verbose;
+    s->faults = cfg->faults;
+    s->auth = cfg->auth;
+    for (int i = 0; i < s->nworkers; i++) pthread_mutex_init(&ws[i].free_mu, NULL);
 
     grpc_arg args[] = {
         /* Fail loudly when the port is taken instead of sharing it (Linux default is 1). */
@@ -398,14 +598,32 @@ lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, ch
     char addr[320];
     if (strchr(cfg->host, ':')) snprintf(addr, sizeof addr, "[%s]:%d", cfg->host, cfg->port);
     else snprintf(addr, sizeof addr, "%s:%d", cfg->host, cfg->port);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    /* Hook for later: TLS/mTLS via grpc_ssl_server_credentials_create_ex. */
+    grpc_server_credentials *creds = make_credentials(cfg, err, errlen);
+    if (!creds) {
+        shutdown_grpc_server(s);
+        free_server(s);
+        return NULL;
+    }
     int port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
         char why[128];
         snprintf(err, errlen, "cannot listen on %s: %s", addr, bind_failure(cfg->host, cfg->port, why, sizeof why));
         shutdown_grpc_server(s); /* an unstarted server completes shutdown at once */
+        free_server(s);
+        return NULL;
+    }
+    s->port = port;
+    if (s->faults->delay_ms > 0 && !(s->dq = delayq_start(fire_delayed, s))) {
+        snprintf(err, errlen, "cannot start the --delay-ms timer thread");
+        shutdown_grpc_server(s);
+        free_server(s);
+        return NULL;
+    }
+    if (db->journal && journal_start(db->journal, on_durable, s) != 0) {
+        snprintf(err, errlen, "cannot start the --store writer thread");
+        shutdown_grpc_server(s);
+        delayq_stop(s->dq);
         free_server(s);
         return NULL;
     }
@@ -423,9 +641,33 @@ lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, ch
     return s;
 }
 
+void server_stats(lh_server *s, char *buf, size_t len)
+{
+    faults *f = s->faults;
+    journal_stats js = { 0 };
+    if (s->db->journal) journal_get_stats(s->db->journal, &js);
+    snprintf(buf, len,
+             "accepted=%ld open=%ld events=%zu defs=%zu calls=%ld put_event=%ld get_event=%ld put_def=%ld get_def=%ld "
+             "failed=%ld store_then_failed=%ld exhausted=%ld dropped=%ld delayed=%ld unauthenticated=%ld denied=%ld "
+             "store_records=%llu store_replayed=%llu store_syncs=%llu",
+             conns_accepted(), conns_open(s->port), store_count(s->db->events), store_count(s->db->defs),
+             atomic_load(&s->calls[0]) + atomic_load(&s->calls[1]) + atomic_load(&s->calls[2]) +
+                 atomic_load(&s->calls[3]) + atomic_load(&s->calls[RPC_GENERIC]),
+             atomic_load(&s->calls[RPC_PUT_EXTERNAL_EVENT]), atomic_load(&s->calls[RPC_GET_EXTERNAL_EVENT]),
+             atomic_load(&s->calls[RPC_PUT_EXTERNAL_EVENT_DEF]), atomic_load(&s->calls[RPC_GET_EXTERNAL_EVENT_DEF]),
+             atomic_load(&f->n_failed), atomic_load(&f->n_store_then_failed), atomic_load(&f->n_exhausted),
+             atomic_load(&f->n_dropped), atomic_load(&f->n_delayed), atomic_load(&s->auth->n_unauthenticated),
+             atomic_load(&s->auth->n_denied), (unsigned long long)js.records, (unsigned long long)js.replayed,
+             (unsigned long long)js.syncs);
+}
+
 int server_stop(lh_server *s)
 {
     if (shutdown_grpc_server(s) != 0) return -1;
+    /* No call is alive any more: nothing waits on the store writer or the timer. */
+    journal_stop(s->db->journal);
+    delayq_stop(s->dq);
+    s->dq = NULL;
     for (int i = 0; i < s->nworkers; i++) grpc_completion_queue_shutdown(s->workers[i].cq);
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].thread_started) pthread_join(s->workers[i].thread, NULL);

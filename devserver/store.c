@@ -106,6 +106,12 @@ const uint8_t *store_entry_value(const store_entry *e, size_t *vlen)
     return e->value;
 }
 
+const char *store_entry_key(const store_entry *e, size_t *klen)
+{
+    *klen = e->klen;
+    return e->data;
+}
+
 static store_entry *find_locked(shard *sh, uint64_t h, const char *key, size_t klen)
 {
     for (store_entry *e = sh->buckets[h & sh->mask]; e; e = e->next)

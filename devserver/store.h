@@ -22,6 +22,7 @@ void store_entry_set_len(store_entry *e, size_t vlen);   /* vlen <= vcap */
 void store_entry_free(store_entry *e);                     /* only a detached entry */
 
 const uint8_t *store_entry_value(const store_entry *e, size_t *vlen);
+const char *store_entry_key(const store_entry *e, size_t *klen);
 
 /* Inserts `e` unless its key is taken. Returns the entry stored under the key afterwards:
  * `e` itself (*inserted = 1, the store now owns it) or the existing one (*inserted = 0, the

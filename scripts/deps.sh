@@ -1,16 +1,8 @@
 #!/bin/sh
-# Install the Debian packages the build, the demo and the tests need, if any are missing.
-# One list, used by `make demo`, `make test` and CI.
+# The Debian packages the build, the demo and the tests need, in one list, used by
+# `make demo`, `make test` and CI; installs only what is missing (scripts/deps-extra.sh).
 set -eu
-PACKAGES="build-essential pkg-config lua5.4 liblua5.4-dev libgrpc-dev libprotobuf-c-dev
-  protobuf-c-compiler lua-busted luarocks lua-cjson procps locales"
-missing=""
-for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-[ -z "$missing" ] && exit 0
-echo "deps: installing$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+exec sh "$(dirname "$0")/deps-extra.sh" \
+  build-essential pkg-config lua5.4 liblua5.4-dev libgrpc-dev libprotobuf-c-dev \
+  libcurl4-openssl-dev protobuf-c-compiler lua-busted luarocks lua-cjson procps locales \
+  lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev luajit2 libluajit2-5.1-dev openssl python3 curl

@@ -84,6 +84,14 @@ describe("ExternalEvent reply decoding", function()
     assert.is_true(ev.claimed)
   end)
 
+  it("normalises timestamps written with negative nanos (instants before 1970)", function()
+    -- created_at { seconds = 0, nanos = -500000000 }: half a second before the epoch
+    local ev = assert(core.decode_external_event("\x12\x0d\x08\x00\x10\x80\xb6\xca\x91\xfe\xff\xff\xff\xff\x01"))
+    assert.equal(-1, ev.created_at.seconds)
+    assert.equal(500000000, ev.created_at.nanos)
+    assert.equal("1969-12-31T23:59:59.500Z", tostring(ev.created_at))
+  end)
+
   it("rejects bytes that are not a message", function()
     local ev, err = core.decode_external_event("\xff\xff\xff")
     assert.is_nil(ev)

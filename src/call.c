@@ -47,84 +47,113 @@ static int copy_reply(grpc_byte_buffer *bb, lh_buf *dst) {
   return ok;
 }
 
-int lh_call_unary(grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
-                  gpr_timespec deadline, grpc_metadata *md, size_t nmd,
-                  const char *req, size_t reqlen, lh_call_result *out) {
-  out->has_reply = 0;
-  out->retry_delay = -1;
-  grpc_call *call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                                        method_handle, deadline, NULL);
-  if (!call) {
-    out->status = GRPC_STATUS_INTERNAL;
-    set_message(out, "could not create the gRPC call", 30);
-    return 0;
-  }
-  grpc_slice req_slice = grpc_slice_from_copied_buffer(req, reqlen);
-  grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&req_slice, 1);
-  grpc_slice_unref(req_slice);
+void lh_call_init(lh_call_state *st) {
+  memset(st, 0, sizeof *st);
+  st->status = GRPC_STATUS_UNKNOWN;
+  st->details = grpc_empty_slice();
+  grpc_metadata_array_init(&st->initial_md);
+  grpc_metadata_array_init(&st->trailing_md);
+}
 
-  grpc_metadata_array initial_md, trailing_md;
-  grpc_metadata_array_init(&initial_md);
-  grpc_metadata_array_init(&trailing_md);
-  grpc_byte_buffer *recv = NULL;
-  grpc_status_code status = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
+int lh_call_add_md(lh_call_state *st, const char *key, size_t klen, const char *val, size_t vlen) {
+  if (st->nmd >= LH_CALL_MAX_MD) return 0;
+  st->md[st->nmd].key = grpc_slice_from_copied_buffer(key, klen);
+  st->md[st->nmd].value = grpc_slice_from_copied_buffer(val, vlen);
+  st->nmd++;
+  return 1;
+}
+
+int lh_call_start(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
+                  gpr_timespec deadline, const char *req, size_t reqlen, void *tag) {
+  st->call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+                                                 method_handle, deadline, NULL);
+  if (!st->call) return 0;
+  grpc_slice req_slice = grpc_slice_from_copied_buffer(req, reqlen);
+  st->send = grpc_raw_byte_buffer_create(&req_slice, 1);
+  grpc_slice_unref(req_slice);
 
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = nmd;
-  ops[0].data.send_initial_metadata.metadata = md;
+  ops[0].data.send_initial_metadata.count = st->nmd;
+  ops[0].data.send_initial_metadata.metadata = st->md;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
+  ops[1].data.send_message.send_message = st->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &st->initial_md;
   ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
+  ops[4].data.recv_message.recv_message = &st->recv;
   ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
-  ops[5].data.recv_status_on_client.status = &status;
-  ops[5].data.recv_status_on_client.status_details = &details;
+  ops[5].data.recv_status_on_client.trailing_metadata = &st->trailing_md;
+  ops[5].data.recv_status_on_client.status = &st->status;
+  ops[5].data.recv_status_on_client.status_details = &st->details;
+  st->started = grpc_call_start_batch(st->call, ops, 6, tag, NULL) == GRPC_CALL_OK;
+  return st->started;
+}
 
-  int started = 1;
-  grpc_call_error err = grpc_call_start_batch(call, ops, 6, call, NULL);
-  if (err != GRPC_CALL_OK) {
-    started = 0;
-    status = GRPC_STATUS_INTERNAL;
-  } else {
-    /* The call's own deadline bounds this wait. */
-    grpc_event ev = grpc_completion_queue_pluck(cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type != GRPC_OP_COMPLETE) status = GRPC_STATUS_INTERNAL;
+void lh_call_discard(lh_call_state *st) {
+  if (st->recv) grpc_byte_buffer_destroy(st->recv);
+  if (st->send) grpc_byte_buffer_destroy(st->send);
+  st->recv = st->send = NULL;
+  grpc_slice_unref(st->details);
+  st->details = grpc_empty_slice();
+  grpc_metadata_array_destroy(&st->initial_md);
+  grpc_metadata_array_destroy(&st->trailing_md);
+  grpc_metadata_array_init(&st->initial_md);
+  grpc_metadata_array_init(&st->trailing_md);
+  if (st->call) grpc_call_unref(st->call);
+  st->call = NULL;
+  for (size_t i = 0; i < st->nmd; i++) {
+    grpc_slice_unref(st->md[i].key);
+    grpc_slice_unref(st->md[i].value);
   }
+  st->nmd = 0;
+}
 
-  out->status = status;
-  if (started)
-    set_message(out, (const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
-  else
-    set_message(out, "could not start the gRPC call", 29);
-  if (status == GRPC_STATUS_OK && recv) {
-    out->has_reply = copy_reply(recv, out->reply);
-    if (!out->has_reply) {
-      out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-      set_message(out, "out of memory reading the reply", 31);
-    }
-  } else if (status == GRPC_STATUS_OK) {
+void lh_call_finish(lh_call_state *st, int ok, lh_call_result *out) {
+  out->has_reply = 0;
+  out->retry_delay = -1;
+  grpc_status_code status = st->status;
+  if (!st->call) {
     out->status = GRPC_STATUS_INTERNAL;
-    set_message(out, "the server sent no reply message", 32);
-  }
-  for (size_t i = 0; i < trailing_md.count && status != GRPC_STATUS_OK; i++) {
-    if (grpc_slice_str_cmp(trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
-      grpc_slice v = trailing_md.metadata[i].value;
-      out->retry_delay = lh_call_retry_delay(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v));
+    set_message(out, "could not create the gRPC call", 30);
+  } else if (!st->started) {
+    out->status = GRPC_STATUS_INTERNAL;
+    set_message(out, "could not start the gRPC call", 29);
+  } else {
+    if (!ok) status = GRPC_STATUS_INTERNAL;
+    out->status = status;
+    set_message(out, (const char *)GRPC_SLICE_START_PTR(st->details), GRPC_SLICE_LENGTH(st->details));
+    if (status == GRPC_STATUS_OK && st->recv) {
+      out->has_reply = copy_reply(st->recv, out->reply);
+      if (!out->has_reply) {
+        out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        set_message(out, "out of memory reading the reply", 31);
+      }
+    } else if (status == GRPC_STATUS_OK) {
+      out->status = GRPC_STATUS_INTERNAL;
+      set_message(out, "the server sent no reply message", 32);
+    }
+    for (size_t i = 0; i < st->trailing_md.count && status != GRPC_STATUS_OK; i++) {
+      if (grpc_slice_str_cmp(st->trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
+        grpc_slice v = st->trailing_md.metadata[i].value;
+        out->retry_delay = lh_call_retry_delay(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v));
+      }
     }
   }
+  lh_call_discard(st);
+}
 
-  if (recv) grpc_byte_buffer_destroy(recv);
-  grpc_byte_buffer_destroy(send);
-  grpc_slice_unref(details);
-  grpc_metadata_array_destroy(&initial_md);
-  grpc_metadata_array_destroy(&trailing_md);
-  grpc_call_unref(call);
+int lh_call_unary(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
+                  gpr_timespec deadline, const char *req, size_t reqlen, lh_call_result *out) {
+  int ok = 0;
+  if (lh_call_start(st, ch, cq, method_handle, deadline, req, reqlen, st)) {
+    /* The call's own deadline bounds this wait. */
+    grpc_event ev = grpc_completion_queue_pluck(cq, st, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    ok = ev.type == GRPC_OP_COMPLETE && ev.success;
+  }
+  int started = st->started;
+  lh_call_finish(st, ok, out);
   return started;
 }

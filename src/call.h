@@ -1,5 +1,8 @@
 /* One unary gRPC call on the C core API: request bytes in; status, message, reply bytes and
- * the server's RetryInfo delay out. Knows nothing about Lua or LittleHorse messages. */
+ * the server's RetryInfo delay out. Knows nothing about Lua or LittleHorse messages.
+ * A call is started on a completion queue (lh_call_start), completes there with its own
+ * state as the tag, and is then collected (lh_call_finish). lh_call_unary does all three on
+ * a pluck queue for the blocking API; the async engine (async.c) uses a `next` queue. */
 #ifndef LH_CALL_H
 #define LH_CALL_H
 
@@ -8,19 +11,48 @@
 
 typedef struct lh_call_result {
   int status;            /* grpc_status_code */
-  lh_buf *message;       /* status message (details); filled by lh_call_unary */
+  lh_buf *message;       /* status message (details) */
   lh_buf *reply;         /* reply message bytes (only meaningful when status == OK) */
   int has_reply;
   double retry_delay;    /* seconds, from google.rpc.RetryInfo; < 0 when absent */
 } lh_call_result;
 
-/* Run the call to completion on the pluck queue cq (blocking until the reply or the
- * deadline). Every gRPC resource of the call is released before returning, so the caller
- * may raise Lua errors freely afterwards. Returns 0 only if the call could not be started
- * (then status/message describe why). */
-int lh_call_unary(grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
-                  gpr_timespec deadline, grpc_metadata *md, size_t nmd,
-                  const char *req, size_t reqlen, lh_call_result *out);
+#define LH_CALL_MAX_MD 8
+
+/* Everything gRPC writes into while a call is in flight. Must not move until it completes. */
+typedef struct lh_call_state {
+  grpc_metadata md[LH_CALL_MAX_MD]; /* initial metadata, slices owned (unref'd on discard) */
+  size_t nmd;
+  grpc_call *call;
+  grpc_byte_buffer *send, *recv;
+  grpc_metadata_array initial_md, trailing_md;
+  grpc_status_code status;
+  grpc_slice details;
+  int started;
+} lh_call_state;
+
+/* Prepare st (before adding metadata or starting). */
+void lh_call_init(lh_call_state *st);
+/* Add one initial-metadata entry (copied); 0 when LH_CALL_MAX_MD are already there. */
+int lh_call_add_md(lh_call_state *st, const char *key, size_t klen, const char *val, size_t vlen);
+
+/* Start the call (st prepared by lh_call_init); its completion arrives on cq with tag `tag`.
+ * Returns 0 if it could not be started (then lh_call_finish still must be called and
+ * reports why). */
+int lh_call_start(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
+                  gpr_timespec deadline, const char *req, size_t reqlen, void *tag);
+
+/* After the completion (or a failed start): copy the outcome into out and release every gRPC
+ * resource of the call. Idempotent. ok is the completion's success flag. */
+void lh_call_finish(lh_call_state *st, int ok, lh_call_result *out);
+
+/* Release the call's resources without reading them (an outcome nobody will look at). */
+void lh_call_discard(lh_call_state *st);
+
+/* Blocking: start st (prepared, metadata added) on the pluck queue cq, wait (bounded by the
+ * call's deadline), finish. */
+int lh_call_unary(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
+                  gpr_timespec deadline, const char *req, size_t reqlen, lh_call_result *out);
 
 /* Parse a grpc-status-details-bin value (google.rpc.Status) for a RetryInfo delay in
  * seconds; returns < 0 when there is none. */

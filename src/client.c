@@ -1,3 +1,8 @@
+/* The client userdata ("littlehorse.client") and the call handle ("littlehorse.call").
+ *
+ * A client owns one gRPC channel, a pluck queue for blocking calls, and (made on first use)
+ * an async engine (async.c) for calls in flight. Blocking and async calls share the request
+ * conversion (messages.c) and the reply/status handling (push_outcome) below. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,43 +11,61 @@
 #include <grpc/grpc_security.h>
 #include "client.h"
 #include "version.h"
-#include "codec.h"
+#include "async.h"
 #include "call.h"
+#include "channel.h"
+#include "codec.h"
 #include "error.h"
 #include "messages.h"
 #include "path.h"
 
 #define SERVICE "/littlehorse.LittleHorse/"
+#define LH_CALL_MT "littlehorse.call"
 
 typedef enum { M_PUT_EVENT, M_GET_EVENT, M_PUT_DEF, M_GET_DEF, M_COUNT } method_id;
 
 typedef struct rpc {
   const char *name;    /* the RPC, for error objects: "PutExternalEvent" */
   const char *method;  /* the Lua method, for misuse errors: "put_external_event" */
+  const char *async_method;
   const char *path;
   void (*pack)(lua_State *L, int idx, const lh_path *root, lh_codec *c);
   int (*push)(lua_State *L, const char *bytes, size_t len, lh_codec *c);
 } rpc;
 
 static const rpc rpcs[M_COUNT] = {
-  { "PutExternalEvent", "put_external_event", SERVICE "PutExternalEvent", lh_pack_put_external_event, lh_push_external_event },
-  { "GetExternalEvent", "get_external_event", SERVICE "GetExternalEvent", lh_pack_external_event_id, lh_push_external_event },
-  { "PutExternalEventDef", "put_external_event_def", SERVICE "PutExternalEventDef", lh_pack_put_external_event_def, lh_push_external_event_def },
-  { "GetExternalEventDef", "get_external_event_def", SERVICE "GetExternalEventDef", lh_pack_external_event_def_id, lh_push_external_event_def },
+  { "PutExternalEvent", "put_external_event", "put_external_event_async", SERVICE "PutExternalEvent", lh_pack_put_external_event, lh_push_external_event },
+  { "GetExternalEvent", "get_external_event", "get_external_event_async", SERVICE "GetExternalEvent", lh_pack_external_event_id, lh_push_external_event },
+  { "PutExternalEventDef", "put_external_event_def", "put_external_event_def_async", SERVICE "PutExternalEventDef", lh_pack_put_external_event_def, lh_push_external_event_def },
+  { "GetExternalEventDef", "get_external_event_def", "get_external_event_def_async", SERVICE "GetExternalEventDef", lh_pack_external_event_def_id, lh_push_external_event_def },
 };
 
+/* User values of a client: 1 the codec (keeps gRPC alive while we live), 2 the anchor table
+ * (pending pointer -> handle) of async calls that have an on_done callback. */
+enum { UV_CODEC = 1, UV_ANCHORS = 2, CLIENT_NUV = 2 };
+/* User values of a handle: 1 its client, 2 the cached results, 3 its on_done callback. */
+enum { HV_CLIENT = 1, HV_RESULTS = 2, HV_ON_DONE = 3, HANDLE_NUV = 3 };
+
 typedef struct lh_client {
-  grpc_channel *channel;
+  lh_channel *shared;           /* the (possibly shared) channel this client holds */
+  grpc_channel *channel;        /* shared->channel */
+  size_t max_send;              /* requests larger than this are refused before sending */
   grpc_completion_queue *cq;    /* pluck queue for this client's blocking calls */
+  lh_engine *engine;            /* async calls; NULL until the first one */
   void *method[M_COUNT];        /* registered call handles */
-  grpc_metadata md[1];          /* tenantid */
-  size_t nmd;
   double timeout;               /* default per-call deadline, seconds */
   char *target;
   char *tenant;
   pid_t pid;                    /* the process that made the channel */
   int closed;
+  int busy;                     /* methods running on this client (a __gc may nest one) */
+  int close_deferred;           /* close() came from a __gc during a method: finish it after */
 } lh_client;
+
+typedef struct lh_handle {
+  lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
+  int method;
+} lh_handle;
 
 static lh_client *check_client(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
@@ -62,28 +85,396 @@ static double check_timeout(lua_State *L, int idx, const lh_path *path) {
   return t;
 }
 
-/* Idempotent; shared by close(), __close and __gc. Never blocks: with no call in flight
- * (calls are synchronous) the queue drains at once. */
-static int client_close(lua_State *L) {
+/* ---- call options: { timeout =, metadata = { key = value }, on_done = fn } ---- */
+
+/* The options of one call, read once. */
+typedef struct call_opts {
+  double timeout;
+  int headers;   /* stack index of a table { name1, value1, name2, value2, ... } (checked strings) */
+  int nheaders;
+} call_opts;
+
+/* Read and check the options at index 3 (which may be a proxy: read through metamethods,
+ * each field once) and push the table of headers; misuse raises here, before anything is
+ * allocated for the call. */
+static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async, call_opts *o) {
+  lh_path root = lh_path_root(async ? r->async_method : r->method, 2);
+  o->timeout = cl->timeout;
+  o->nheaders = 0;
+  lua_newtable(L);
+  o->headers = lua_gettop(L);
+  if (lua_isnoneornil(L, 3)) return;
+  if (!lua_istable(L, 3)) lh_path_error(L, &root, "expected a table of call options, got %s", luaL_typename(L, 3));
+  lua_getfield(L, 3, "timeout");
+  lh_path pt = lh_path_field(&root, "timeout", 7);
+  if (!lua_isnil(L, -1)) o->timeout = check_timeout(L, lua_gettop(L), &pt);
+  lua_pop(L, 1);
+  lua_getfield(L, 3, "on_done");
+  if (!lua_isnil(L, -1) && (!async || !lua_isfunction(L, -1))) {
+    lh_path po = lh_path_field(&root, "on_done", 7);
+    lh_path_error(L, &po, async ? "expected a function" : "only async calls take on_done");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 3, "metadata");
+  if (!lua_isnil(L, -1)) {
+    lh_path pm = lh_path_field(&root, "metadata", 8);
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t)) lh_path_error(L, &pm, "expected a table of header = value strings");
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      size_t kl, vl;
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        lh_path_error(L, &pm, "headers and values must be strings");
+      const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+      lh_path pk = lh_path_field(&pm, k, kl);
+      for (size_t i = 0; i < kl; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '-' || k[i] == '_' || k[i] == '.'))
+          lh_path_error(L, &pk, "header names are lowercase letters, digits, '-', '_' and '.'");
+      if (kl == 0 || (kl > 4 && memcmp(k + kl - 4, "-bin", 4) == 0) || strcmp(k, "tenantid") == 0)
+        lh_path_error(L, &pk, "not a header a call may set");
+      for (size_t i = 0; i < vl; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) lh_path_error(L, &pk, "header values are printable ASCII");
+      if (o->nheaders + 2 > LH_CALL_MAX_MD) lh_path_error(L, &pm, "too many headers (at most %d)", LH_CALL_MAX_MD - 1);
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, o->headers, 2 * o->nheaders + 1);
+      lua_rawseti(L, o->headers, 2 * o->nheaders + 2); /* pops the value */
+      o->nheaders++;
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* Copy the tenant header and the checked headers into st. Cannot raise. */
+static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call_state *st) {
+  if (cl->tenant) lh_call_add_md(st, "tenantid", 8, cl->tenant, strlen(cl->tenant));
+  for (int i = 0; i < o->nheaders; i++) {
+    size_t kl, vl;
+    lua_rawgeti(L, o->headers, 2 * i + 1);
+    lua_rawgeti(L, o->headers, 2 * i + 2);
+    const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+    lh_call_add_md(st, k, kl, v, vl);
+    lua_pop(L, 2);
+  }
+}
+
+static gpr_timespec deadline_in(double seconds) {
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos((int64_t)(seconds * 1e9), GPR_TIMESPAN));
+}
+
+/* Push the outcome of a finished call: reply | nil, err, code. */
+static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_codec *c) {
+  if (res->status != GRPC_STATUS_OK)
+    return lh_error_push(L, res->status, c->message.data, c->message.len, r->name, res->retry_delay);
+  if (!r->push(L, c->reply.data, c->reply.len, c)) {
+    const char *msg = "the server's reply is not a valid message";
+    return lh_error_push(L, GRPC_STATUS_INTERNAL, msg, strlen(msg), r->name, -1);
+  }
+  return 1;
+}
+
+/* A request over the size limit never leaves: the server would refuse it anyway (gRPC's
+ * default 4 MiB inbound limit), after the bytes had crossed the network. */
+static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_codec *c) {
+  char msg[160];
+  int n = snprintf(msg, sizeof msg, "the request is %zu bytes, larger than the %zu-byte limit (max_send_size); nothing was sent",
+                   c->wire.len, cl->max_send);
+  return lh_error_push(L, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, (size_t)n, r->name, -1);
+}
+
+/* ---- blocking calls ---- */
+
+/* client:<rpc>(request [, { timeout =, metadata = }]) -> reply | nil, err, code */
+static int do_call(lua_State *L, method_id m) {
+  lh_client *cl = check_client(L);
+  lh_codec *c = lh_codec_get(L);
+  const rpc *r = &rpcs[m];
+  lh_path req_root = lh_path_root(r->method, 1);
+  call_opts o;
+  read_call_opts(L, cl, r, 0, &o);
+  r->pack(L, 2, &req_root, c);
+  if (c->wire.len > cl->max_send) return too_large(L, cl, r, c);
+  lh_call_state st;
+  lh_call_init(&st);
+  add_headers(L, cl, &o, &st);
+  lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
+  lh_call_unary(&st, cl->channel, cl->cq, cl->method[m], deadline_in(o.timeout), c->wire.data, c->wire.len, &res);
+  return push_outcome(L, r, &res, c);
+}
+
+/* Each method checks its client first (so a wrong self is named as usual), then runs its body
+ * under lh_codec_protect. */
+static void client_teardown(lh_client *cl);
+
+/* A method is running: close() (from a __gc inside it) must not free what it is using. */
+static void client_leave(void *ud) {
+  lh_client *cl = ud;
+  if (--cl->busy == 0 && cl->close_deferred) {
+    cl->close_deferred = 0;
+    client_teardown(cl);
+  }
+}
+
+#define METHOD(name, body)                                              \
+  static int name##_body(lua_State *L) { return body; }                 \
+  static int name(lua_State *L) {                                       \
+    lh_client *cl_ = check_client(L);                                   \
+    cl_->busy++;                                                        \
+    return lh_codec_protect_then(L, name##_body, client_leave, cl_);    \
+  }
+
+METHOD(put_external_event, do_call(L, M_PUT_EVENT))
+METHOD(get_external_event, do_call(L, M_GET_EVENT))
+METHOD(put_external_event_def, do_call(L, M_PUT_DEF))
+METHOD(get_external_event_def, do_call(L, M_GET_DEF))
+
+/* ---- async calls ---- */
+
+static lh_engine *client_engine(lua_State *L, lh_client *cl) {
+  if (!cl->engine) {
+    cl->engine = lh_engine_new();
+    if (!cl->engine) luaL_error(L, "littlehorse: could not start the async engine (out of resources)");
+  }
+  return cl->engine;
+}
+
+/* client:put_external_event_async(request [, { timeout =, metadata =, on_done = fn }]) -> handle */
+static int do_call_async(lua_State *L, method_id m) {
+  lua_settop(L, 3); /* options (or nil) stay at 3, whatever is pushed later */
+  lh_client *cl = check_client(L);
+  lh_codec *c = lh_codec_get(L);
+  const rpc *r = &rpcs[m];
+  lh_path req_root = lh_path_root(r->async_method, 1);
+  call_opts o;
+  read_call_opts(L, cl, r, 1, &o);
+  r->pack(L, 2, &req_root, c);
+  if (c->wire.len > cl->max_send) return too_large(L, cl, r, c);
+  lh_engine *e = client_engine(L, cl);
+
+  lh_handle *h = lua_newuserdatauv(L, sizeof *h, HANDLE_NUV);
+  h->p = NULL;
+  h->method = m;
+  luaL_getmetatable(L, LH_CALL_MT);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, HV_CLIENT);
+  lh_pending *p = lh_pending_new(e, m);
+  if (!p) return luaL_error(L, "littlehorse: out of memory");
+  h->p = p;
+  lh_call_init(&p->st);
+  add_headers(L, cl, &o, &p->st);
+  if (!lh_call_start(&p->st, cl->channel, e->cq, cl->method[m], deadline_in(o.timeout),
+                     c->wire.data, c->wire.len, p))
+    lh_engine_fail_start(p); /* completes at once with INTERNAL */
+  if (!lua_isnoneornil(L, 3)) {
+    lua_getfield(L, 3, "on_done");
+    if (lua_isfunction(L, -1)) {
+      lua_setiuservalue(L, -2, HV_ON_DONE);
+      /* anchor: a handle with a callback lives until client:poll() delivers it */
+      lua_getiuservalue(L, 1, UV_ANCHORS);
+      lua_pushlightuserdata(L, p);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return 1;
+}
+
+METHOD(put_external_event_async, do_call_async(L, M_PUT_EVENT))
+METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
+
+static lh_handle *check_handle(lua_State *L) { return luaL_checkudata(L, 1, LH_CALL_MT); }
+
+/* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
+static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
+  lh_codec *c = lh_codec_get(L);
+  lh_pending *p = h->p;
+  lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
+  lh_pending_collect(p);
+  lh_call_finish(&p->st, p->ok, &res);
+  h->p = NULL;
+  lh_pending_release(p);
+  int top = lua_gettop(L);
+  int n = push_outcome(L, &rpcs[h->method], &res, c);
+  lua_createtable(L, n, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, top + i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+  lua_setiuservalue(L, hidx, HV_RESULTS);
+  lua_settop(L, top);
+}
+
+static int push_results(lua_State *L, int hidx) {
+  lua_getiuservalue(L, hidx, HV_RESULTS);
+  int t = lua_gettop(L);
+  lua_getfield(L, t, "n");
+  int n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, t, i);
+  lua_remove(L, t);
+  return n;
+}
+
+/* handle:wait([timeout]) -> the call's results | false (still in flight after timeout) */
+static int handle_wait_body(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  double timeout = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    lh_path root = lh_path_root("wait", 1);
+    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : check_timeout(L, 2, &root);
+  }
+  if (h->p) {
+    if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
+    handle_settle(L, 1, h);
+  }
+  lua_getiuservalue(L, 1, HV_RESULTS);
+  int have = lua_istable(L, -1);
+  lua_pop(L, 1);
+  if (!have) return luaL_error(L, "littlehorse: this call handle is closed");
+  return push_results(L, 1);
+}
+
+static int handle_wait(lua_State *L) {
+  check_handle(L);
+  return lh_codec_protect(L, handle_wait_body);
+}
+
+static int handle_done(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  lua_pushboolean(L, h->p == NULL || lh_pending_wait(h->p, 0));
+  return 1;
+}
+
+/* handle:id() -> the call's process-unique id (for wake-ups, see wake.h); nil once settled */
+static int handle_id(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  if (h->p) lua_pushnumber(L, (lua_Number)h->p->id); /* < 2^53 in any realistic process */
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int handle_cancel(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  if (h->p) lh_pending_cancel(h->p);
+  return 0;
+}
+
+/* Idempotent; __gc and __close share it. Never blocks: a call still in flight is cancelled
+ * and its memory is freed by the engine when the cancellation completes. */
+static int handle_close(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  if (h->p) {
+    lh_pending_release(h->p);
+    h->p = NULL;
+  }
+  return 0;
+}
+
+static int handle_tostring(lua_State *L) {
+  lh_handle *h = check_handle(L);
+  const char *state = h->p ? (lh_pending_wait(h->p, 0) ? "done" : "in flight") : "settled";
+  lua_pushfstring(L, LH_CALL_MT ": %p (%s, %s)", (void *)h, rpcs[h->method].name, state);
+  return 1;
+}
+
+/* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
+ * settle every finished call whose handle has an on_done callback, calling it with the
+ * results. Returns how many calls finished. */
+static int client_poll_body(lua_State *L) {
+  lh_client *cl = check_client(L);
+  double timeout = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    lh_path root = lh_path_root("poll", 1);
+    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : check_timeout(L, 2, &root);
+  }
+  if (!cl->engine) { lua_pushinteger(L, 0); return 1; }
+  lh_pending *done[64];
+  size_t total = 0, n;
+  lua_getiuservalue(L, 1, UV_ANCHORS);
+  int anchors = lua_gettop(L);
+  while ((n = lh_engine_poll(cl->engine, total ? 0 : timeout, done, 64)) > 0) {
+    for (size_t i = 0; i < n; i++) {
+      lua_pushlightuserdata(L, done[i]);
+      lua_rawget(L, anchors);
+      if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; } /* no callback: wait() will read it */
+      int hidx = lua_gettop(L);
+      lua_pushlightuserdata(L, done[i]);
+      lua_pushnil(L);
+      lua_rawset(L, anchors);
+      lh_handle *h = lua_touserdata(L, hidx);
+      if (h->p) handle_settle(L, hidx, h);
+      lua_getiuservalue(L, hidx, HV_ON_DONE);
+      int nres = push_results(L, hidx);
+      lua_call(L, nres, 0); /* a raising callback propagates; later ones wait for the next poll */
+      lua_settop(L, anchors);
+    }
+    total += n;
+  }
+  lua_pushinteger(L, (lua_Integer)total);
+  return 1;
+}
+
+static int client_poll(lua_State *L) {
+  lh_client *cl = check_client(L);
+  cl->busy++;
+  return lh_codec_protect_then(L, client_poll_body, client_leave, cl);
+}
+
+/* client:fd() -> a file descriptor that is readable while finished calls wait for poll() */
+static int client_fd(lua_State *L) {
+  lh_client *cl = check_client(L);
+  lua_pushinteger(L, client_engine(L, cl)->efd);
+  return 1;
+}
+
+static int client_in_flight(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
-  if (!cl->closed) {
-    cl->closed = 1;
+  size_t n = 0;
+  if (cl->engine && !cl->closed) {
+    pthread_mutex_lock(&cl->engine->mu);
+    n = cl->engine->nlive;
+    pthread_mutex_unlock(&cl->engine->mu);
+  }
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* ---- lifecycle ---- */
+
+/* Idempotent; shared by close(), __close and __gc. Calls in flight are cancelled (their
+ * handles then report CANCELLED); the engine thread is joined, which takes only as long as
+ * gRPC needs to acknowledge the cancellations. */
+static void client_teardown(lh_client *cl) {
+  if (cl->channel) {
     if (cl->pid == getpid()) {
       /* In a forked child the channel belongs to the parent's gRPC: leave it alone. */
-      grpc_channel_destroy(cl->channel);
+      if (cl->engine) lh_engine_close(cl->engine);
       grpc_completion_queue_shutdown(cl->cq);
       while (grpc_completion_queue_pluck(cl->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
              != GRPC_QUEUE_SHUTDOWN) {}
       grpc_completion_queue_destroy(cl->cq);
-      for (size_t i = 0; i < cl->nmd; i++) grpc_slice_unref(cl->md[i].value);
     }
+    lh_channel_release(cl->shared);
+    cl->shared = NULL;
+    cl->engine = NULL;
     cl->channel = NULL;
     cl->cq = NULL;
-    cl->nmd = 0;
   }
   free(cl->target);
   free(cl->tenant);
   cl->target = cl->tenant = NULL;
+}
+
+static int client_close(lua_State *L) {
+  lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
+  cl->closed = 1;
+  if (cl->busy) cl->close_deferred = 1; /* a __gc inside one of our methods: after it */
+  else client_teardown(cl);
   return 0;
 }
 
@@ -95,43 +486,7 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-/* client:<rpc>(request [, { timeout = seconds }]) -> reply | nil, err, code */
-static int do_call(lua_State *L, method_id m) {
-  lh_client *cl = check_client(L);
-  lh_codec *c = lh_codec_get(L);
-  const rpc *r = &rpcs[m];
-  double timeout = cl->timeout;
-  lh_path req_root = lh_path_root(r->method, 1);
-  lh_path opt_root = lh_path_root(r->method, 2);
-  if (!lua_isnoneornil(L, 3)) {
-    if (!lua_istable(L, 3)) lh_path_error(L, &opt_root, "expected a table of call options, got %s", luaL_typename(L, 3));
-    lua_getfield(L, 3, "timeout");
-    lh_path p = lh_path_field(&opt_root, "timeout", 7);
-    if (!lua_isnil(L, -1)) timeout = check_timeout(L, lua_gettop(L), &p);
-    lua_pop(L, 1);
-  }
-  r->pack(L, 2, &req_root, c);
-
-  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                       gpr_time_from_nanos((int64_t)(timeout * 1e9), GPR_TIMESPAN));
-  lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
-  lh_call_unary(cl->channel, cl->cq, cl->method[m], deadline, cl->md, cl->nmd,
-                c->wire.data, c->wire.len, &res);
-  if (res.status != GRPC_STATUS_OK)
-    return lh_error_push(L, res.status, c->message.data, c->message.len, r->name, res.retry_delay);
-  if (!r->push(L, c->reply.data, c->reply.len, c)) {
-    const char *msg = "the server's reply is not a valid message";
-    return lh_error_push(L, GRPC_STATUS_INTERNAL, msg, strlen(msg), r->name, -1);
-  }
-  return 1;
-}
-
-static int put_external_event(lua_State *L) { return do_call(L, M_PUT_EVENT); }
-static int get_external_event(lua_State *L) { return do_call(L, M_GET_EVENT); }
-static int put_external_event_def(lua_State *L) { return do_call(L, M_PUT_DEF); }
-static int get_external_event_def(lua_State *L) { return do_call(L, M_GET_DEF); }
-
-static int client_index_target(lua_State *L) {
+static int client_target(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
   lua_pushstring(L, cl->closed ? NULL : cl->target);
   return 1;
@@ -154,30 +509,50 @@ static const luaL_Reg methods[] = {
   { "get_external_event", get_external_event },
   { "put_external_event_def", put_external_event_def },
   { "get_external_event_def", get_external_event_def },
-  { "target", client_index_target },
+  { "put_external_event_async", put_external_event_async },
+  { "get_external_event_async", get_external_event_async },
+  { "poll", client_poll },
+  { "fd", client_fd },
+  { "in_flight", client_in_flight },
+  { "target", client_target },
   { "timeout", client_timeout },
   { "is_closed", client_is_closed },
   { "close", client_close },
   { NULL, NULL },
 };
 
-void lh_client_register(lua_State *L) {
+static const luaL_Reg handle_methods[] = {
+  { "wait", handle_wait },
+  { "id", handle_id },
+  { "done", handle_done },
+  { "cancel", handle_cancel },
+  { "close", handle_close },
+  { NULL, NULL },
+};
+
+static void new_type(lua_State *L, const char *name, const luaL_Reg *meths, lua_CFunction close,
+                     lua_CFunction tostring) {
   /* codec on the stack top */
-  if (luaL_newmetatable(L, LH_CLIENT_MT)) {
-    luaL_newlibtable(L, methods);
+  if (luaL_newmetatable(L, name)) {
+    lua_newtable(L);
     lua_pushvalue(L, -3);
-    luaL_setfuncs(L, methods, 1);
+    luaL_setfuncs(L, meths, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, client_close);
+    lua_pushcfunction(L, close);
     lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, client_close);
+    lua_pushcfunction(L, close);
     lua_setfield(L, -2, "__close");
 #endif
-    lua_pushcfunction(L, client_tostring);
+    lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
+}
+
+void lh_client_register(lua_State *L) {
+  new_type(L, LH_CLIENT_MT, methods, client_close, client_tostring);
+  new_type(L, LH_CALL_MT, handle_methods, handle_close, handle_tostring);
 }
 
 static char *opt_string(lua_State *L, const char *field, int required) {
@@ -197,19 +572,48 @@ static char *opt_string(lua_State *L, const char *field, int required) {
   return out;
 }
 
+/* An optional integer option in [lo, hi]; def when absent. */
+static lua_Integer opt_int(lua_State *L, int t, const char *field, lua_Integer lo, lua_Integer hi, lua_Integer def) {
+  lua_getfield(L, t, field);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < lo || lua_tointeger(L, -1) > hi)
+      luaL_argerror(L, 1, lua_pushfstring(L, "%s: expected an integer from %d to %d", field, (int)lo, (int)hi));
+    v = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* A string field of the table at t (PEM text and the like): kept on the stack by the caller's
+ * table, so the pointer stays valid while the table does. */
+static const char *opt_text(lua_State *L, int t, const char *field) {
+  lua_getfield(L, t, field);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "tls.%s: expected a string", field));
+  lua_pop(L, 1);
+  return s;
+}
+
+/* core.client{ target =, tenant =, timeout =, tls = { ca_pem =, cert_pem =, key_pem =,
+ *   server_name = }, keepalive_time_ms =, keepalive_timeout_ms =, lb_policy =,
+ *   max_receive_size =, max_send_size = } (the table lh.client builds: docs/config.md) */
 int lh_client_new(lua_State *L) {
   lh_codec *c = lh_codec_get(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   /* The userdata comes first and stays "closed" until fully made: an error raised while
    * reading the options leaves an object whose __gc frees what was read so far. */
-  lh_client *cl = lua_newuserdatauv(L, sizeof *cl, 1);
+  lh_client *cl = lua_newuserdatauv(L, sizeof *cl, CLIENT_NUV);
   memset(cl, 0, sizeof *cl);
   cl->closed = 1;
   cl->pid = getpid();
   luaL_getmetatable(L, LH_CLIENT_MT);
   lua_setmetatable(L, -2);
-  lua_pushvalue(L, lua_upvalueindex(1)); /* keep the codec (and so gRPC) alive while we live */
-  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setiuservalue(L, -2, UV_CODEC);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, UV_ANCHORS);
 
   cl->timeout = LH_DEFAULT_TIMEOUT;
   lua_getfield(L, 1, "timeout");
@@ -218,26 +622,51 @@ int lh_client_new(lua_State *L) {
   lua_pop(L, 1);
   cl->target = opt_string(L, "target", 1);
   cl->tenant = opt_string(L, "tenant", 0);
-  const char *target = cl->target, *tenant = cl->tenant;
+
+  lh_channel_opts o;
+  memset(&o, 0, sizeof o);
+  o.target = cl->target;
+  o.keepalive_time_ms = (int)opt_int(L, 1, "keepalive_time_ms", 1, INT32_MAX, 0);
+  o.keepalive_timeout_ms = (int)opt_int(L, 1, "keepalive_timeout_ms", 1, INT32_MAX, 0);
+  o.max_receive_size = (int)opt_int(L, 1, "max_receive_size", -1, INT32_MAX, 0);
+  cl->max_send = (size_t)opt_int(L, 1, "max_send_size", 1, INT32_MAX, 4 * 1024 * 1024);
+  lua_getfield(L, 1, "lb_policy");
+  if (!lua_isnil(L, -1)) {
+    const char *lb = lua_tostring(L, -1);
+    if (!lb || (strcmp(lb, "pick_first") != 0 && strcmp(lb, "round_robin") != 0))
+      luaL_argerror(L, 1, "lb_policy: expected \"pick_first\" or \"round_robin\"");
+    o.lb_policy = strcmp(lb, "round_robin") == 0 ? "round_robin" : "pick_first"; /* static text */
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "tls"); /* stays on the stack: its PEM strings are used below */
+  if (!lua_isnil(L, -1)) {
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t)) luaL_argerror(L, 1, "tls: expected a table");
+    o.tls = 1;
+    o.ca_pem = opt_text(L, t, "ca_pem");
+    o.cert_pem = opt_text(L, t, "cert_pem");
+    o.key_pem = opt_text(L, t, "key_pem");
+    o.server_name = opt_text(L, t, "server_name");
+    if (!o.cert_pem != !o.key_pem) luaL_argerror(L, 1, "tls: cert_pem and key_pem go together");
+  }
 
   lh_codec_hold_grpc(L, c); /* lazily initialises gRPC; raises after a bad fork */
 
-  grpc_arg args[1];
-  args[0].type = GRPC_ARG_STRING;
-  args[0].key = GRPC_ARG_PRIMARY_USER_AGENT_STRING;
-  args[0].value.string = "littlehorse-lua/" LH_VERSION;
-  grpc_channel_args chargs = { 1, args };
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  cl->channel = grpc_channel_create(target, creds, &chargs);
-  grpc_channel_credentials_release(creds);
+  const char *paths[M_COUNT];
+  for (int m = 0; m < M_COUNT; m++) paths[m] = rpcs[m].path;
+  const char *err = NULL;
+  cl->shared = lh_channel_get(&o, paths, M_COUNT, &err);
+  if (!cl->shared) return luaL_error(L, "littlehorse: %s", err);
+  lua_pop(L, 1); /* tls */
+  cl->channel = cl->shared->channel;
+  for (int m = 0; m < M_COUNT; m++) cl->method[m] = cl->shared->methods[m];
   cl->cq = grpc_completion_queue_create_for_pluck(NULL);
-  for (int m = 0; m < M_COUNT; m++)
-    cl->method[m] = grpc_channel_register_call(cl->channel, rpcs[m].path, NULL, NULL);
-  if (tenant) {
-    cl->md[0].key = grpc_slice_from_static_string("tenantid"); /* static: never unref'd */
-    cl->md[0].value = grpc_slice_from_copied_string(tenant);
-    cl->nmd = 1;
-  }
   cl->closed = 0;
+  return 1;
+}
+
+/* core.channel_count() -> open channels in this process (clients share them) */
+int lh_client_channel_count(lua_State *L) {
+  lua_pushinteger(L, lh_channel_count());
   return 1;
 }

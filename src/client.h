@@ -12,5 +12,7 @@
 void lh_client_register(lua_State *L);
 /* core.client{ target =, tenant =, timeout = } */
 int lh_client_new(lua_State *L);
+/* core.channel_count() */
+int lh_client_channel_count(lua_State *L);
 
 #endif

@@ -43,6 +43,25 @@ lh_codec *lh_codec_new(lua_State *L) {
   return c;
 }
 
+int lh_codec_protect(lua_State *L, lua_CFunction body) {
+  return lh_codec_protect_then(L, body, NULL, NULL);
+}
+
+int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud) {
+  int n = lua_gettop(L);
+  lh_codec *c = lh_codec_get(L);
+  if (c->busy) c = lh_codec_new(L); /* nested: private scratch, collected with its buffers */
+  else lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, body, 1);
+  lua_insert(L, 1);
+  c->busy++;
+  int status = lua_pcall(L, n, LUA_MULTRET, 0);
+  c->busy--;
+  if (after) after(ud);
+  if (status != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
 void lh_codec_hold_grpc(lua_State *L, lh_codec *c) {
   if (c->grpc_held && c->grpc_pid == (long)getpid()) return;
   lh_runtime_acquire(L); /* raises if gRPC was initialised before a fork */

@@ -19,12 +19,22 @@ typedef struct lh_codec {
   lh_arena arena;   /* protobuf-c messages being built or unpacked */
   int grpc_held;    /* this state holds a reference on the gRPC library (lh_runtime) */
   long grpc_pid;    /* ...taken in this process (a forked child inherits the flag, not gRPC) */
+  int busy;         /* a conversion is using this codec (see lh_codec_protect) */
 } lh_codec;
 
 #define lh_codec_get(L) ((lh_codec *)lua_touserdata((L), lua_upvalueindex(1)))
 
 /* Pushes a new codec userdata (with its metatable). */
 lh_codec *lh_codec_new(lua_State *L);
+/* Run body (a lua_CFunction that reads its codec with lh_codec_get) on the current
+ * arguments, in protected mode, with this state's codec marked busy; returns its results.
+ * A __gc metamethod can run inside any allocation of a conversion and may itself call the
+ * module: such a nested call finds the codec busy and gets a private one, so it never
+ * resets the arena or buffers under the outer call. Errors are re-raised unchanged. */
+int lh_codec_protect(lua_State *L, lua_CFunction body);
+/* The same, calling after(ud) once the body has returned or raised, before re-raising. */
+int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud);
+
 /* Make sure this state holds its reference on gRPC (first client of the state). */
 void lh_codec_hold_grpc(lua_State *L, lh_codec *c);
 

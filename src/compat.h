@@ -1,4 +1,5 @@
-/* Lua 5.1/LuaJIT/5.3/5.4 differences, in one place. Only what the module uses. */
+/* Lua 5.1/LuaJIT/5.3/5.4 differences, in one place. Only what the module uses.
+ * The module is written against the 5.4 API; older versions get these stand-ins. */
 #ifndef LH_COMPAT_H
 #define LH_COMPAT_H
 
@@ -7,25 +8,35 @@
 
 #if LUA_VERSION_NUM < 502
 /* Lua 5.1 / LuaJIT */
+#define LUA_OK 0
 #define lua_rawlen(L, i) lua_objlen((L), (i))
+#ifndef luaL_newlibtable /* LuaJIT 2.1 has it */
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
+#endif
+#define lua_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 void lh_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #define luaL_setfuncs(L, l, n) lh_compat_setfuncs((L), (l), (n))
 void *lh_compat_testudata(lua_State *L, int i, const char *tname);
 #define luaL_testudata(L, i, t) lh_compat_testudata((L), (i), (t))
-#define lua_isinteger(L, i) 0
-#define LUA_OK 0
+#endif
+
+#if LUA_VERSION_NUM < 503
+/* No integer subtype: integers are doubles, exact up to 2^53. */
+#define lua_isinteger(L, i) lh_compat_isinteger((L), (i))
+int lh_compat_isinteger(lua_State *L, int i);
+#define LUA_MAXINTEGER ((lua_Integer)9007199254740992LL)
+#define LUA_MININTEGER ((lua_Integer)-9007199254740992LL)
 #endif
 
 #if LUA_VERSION_NUM < 504
-#define lua_newuserdatauv(L, sz, nuv) lua_newuserdata((L), (sz))
-#if LUA_VERSION_NUM >= 502
-#define lua_setiuservalue(L, i, n) (lua_setuservalue((L), (i)), 1)
-#else
-/* 5.1: the environment table of a userdata holds the reference */
-#define lua_setiuservalue(L, i, n) \
-  (lua_createtable((L), 1, 0), lua_insert((L), -2), lua_rawseti((L), -2, 1), lua_setfenv((L), (i) < 0 ? (i) - 0 : (i)))
-#endif
+/* One user value (5.3) or the environment table (5.1) holds a table of numbered slots. */
+void *lh_compat_newuserdatauv(lua_State *L, size_t size, int nuv);
+int lh_compat_getiuservalue(lua_State *L, int idx, int n);
+int lh_compat_setiuservalue(lua_State *L, int idx, int n);
+#define lua_newuserdatauv(L, sz, nuv) lh_compat_newuserdatauv((L), (sz), (nuv))
+#define lua_getiuservalue(L, i, n) lh_compat_getiuservalue((L), (i), (n))
+#define lua_setiuservalue(L, i, n) lh_compat_setiuservalue((L), (i), (n))
 #endif
 
 #endif

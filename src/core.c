@@ -1,7 +1,9 @@
+#define _GNU_SOURCE 1 /* dladdr, RTLD_NODELETE */
 /* luaopen_littlehorse_core: registers the types and functions, nothing else. Every function
  * gets this state's codec as upvalue 1 (see codec.h); no gRPC work happens here, so the
  * module may be required before a fork. */
 #include <errno.h>
+#include <string.h>
 #include <time.h>
 #include <sys/random.h>
 #include <grpc/grpc.h>
@@ -15,9 +17,12 @@
 #include "messages.h"
 #include "timestamp.h"
 #include "value.h"
+#include "http.h"
+#include "wake.h"
+#include <dlfcn.h>
 
 /* core.encode_put_external_event(request) -> wire bytes (what put_external_event sends) */
-static int encode_put_external_event(lua_State *L) {
+static int encode_put_external_event_body(lua_State *L) {
   lh_codec *c = lh_codec_get(L);
   lh_path root = lh_path_root("encode_put_external_event", 1);
   lh_pack_put_external_event(L, 1, &root, c);
@@ -25,8 +30,12 @@ static int encode_put_external_event(lua_State *L) {
   return 1;
 }
 
+static int encode_put_external_event(lua_State *L) {
+  return lh_codec_protect(L, encode_put_external_event_body);
+}
+
 /* core.decode_external_event(bytes) -> table | nil, message */
-static int decode_external_event(lua_State *L) {
+static int decode_external_event_body(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   if (lh_push_external_event(L, s, n, lh_codec_get(L))) return 1;
@@ -34,6 +43,12 @@ static int decode_external_event(lua_State *L) {
   lua_pushliteral(L, "not a valid ExternalEvent message");
   return 2;
 }
+
+static int decode_external_event(lua_State *L) {
+  return lh_codec_protect(L, decode_external_event_body);
+}
+
+static int json_encode(lua_State *L) { return lh_codec_protect(L, lh_json_lua_encode); }
 
 /* core.sleep(seconds): a plain blocking sleep, for hosts with no event loop of their own. */
 static int core_sleep(lua_State *L) {
@@ -71,6 +86,22 @@ static int random_bytes(lua_State *L) {
   return 1;
 }
 
+/* core.new_error(code, message [, method]) -> nil, err, code: an error object made in Lua
+ * (e.g. a failed OAuth token fetch) that looks like every other one. */
+static int new_error(lua_State *L) {
+  int code;
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, 1);
+    for (code = 0; code <= 16 && strcmp(lh_status_name(code), name) != 0; code++) {}
+    luaL_argcheck(L, code <= 16, 1, "not a gRPC status name");
+  } else {
+    code = (int)luaL_checkinteger(L, 1);
+  }
+  size_t n;
+  const char *msg = luaL_checklstring(L, 2, &n);
+  return lh_error_push(L, code, msg, n, luaL_optstring(L, 3, NULL), -1);
+}
+
 static int status_name(lua_State *L) {
   lua_pushstring(L, lh_status_name((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -94,7 +125,7 @@ static int versions(lua_State *L) {
 
 static const luaL_Reg functions[] = {
   { "client", lh_client_new },
-  { "json_encode", lh_json_lua_encode },
+  { "json_encode", json_encode },
   { "json_decode", lh_json_lua_decode },
   { "encode_put_external_event", encode_put_external_event },
   { "decode_external_event", decode_external_event },
@@ -102,12 +133,28 @@ static const luaL_Reg functions[] = {
   { "now", core_now },
   { "random_bytes", random_bytes },
   { "status_name", status_name },
+  { "new_error", new_error },
   { "timestamp", make_timestamp },
   { "versions", versions },
+  { "channel_count", lh_client_channel_count },
+  { "http_post", lh_http_lua_post },
+  { "wake_start", lh_wake_lua_start },
+  { "wake_stop", lh_wake_lua_stop },
   { NULL, NULL },
 };
 
+/* Keep this shared object mapped for the life of the process. Its threads (async engines,
+ * the wake server) may outlive the lua_State that loaded it (nginx closes a worker's Lua VM,
+ * and dlclose()s its modules, at exit); unmapping their code under them would crash. This
+ * is RTLD_NODELETE set at run time, so it holds whatever built or loaded the module. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_module, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
+  pin_module();
   lh_error_register(L);
   lh_timestamp_register(L);
   lh_value_register(L);
@@ -135,5 +182,12 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lua_pop(L, 1);
   lua_pushstring(L, LH_VERSION);
   lua_setfield(L, -2, "version");
+  /* what this build's C side does with the options lh.client passes (docs/config.md) */
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "tls");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "auth");
+  lua_setfield(L, -2, "features");
   return 1;
 }

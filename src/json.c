@@ -27,6 +27,8 @@
 #include "json.h"
 #include "utf8.h"
 #include "codec.h"
+#include "timestamp.h"
+#include "value.h"
 
 const char lh_json_array_mt_key = 'A';
 const char lh_json_empty_array_key = 'E';
@@ -656,6 +658,8 @@ typedef struct enc {
   const void *cj_earr_mt;  /* package.loaded.cjson.empty_array_mt */
   void *cj_earr;           /* package.loaded.cjson.empty_array (light userdata) */
   int has_cj_earr;
+  const void *typed_mt;    /* values made by lh.bytes, lh.int, ... (value.h): no JSON form */
+  const void *ts_mt;       /* timestamp objects (timestamp.h): no JSON form either */
 } enc;
 
 /* The chain of tables being encoded, innermost first: a table met again is a cycle. */
@@ -804,6 +808,20 @@ static int key_integer(lua_State *L, int k, lua_Integer *out) {
 
 enum { K_AUTO, K_ARRAY, K_EMPTY_ARRAY };
 
+/* A typed value (lh.bytes(...), lh.int(...), ...) or a timestamp object met inside JSON: JSON
+ * has no faithful form for it (it would silently become an object of its internals). */
+static void typed_in_json(enc *e, int t, const lh_path *path, int is_ts) {
+  lua_State *L = e->L;
+  const char *kind = "TIMESTAMP";
+  if (!is_ts) {
+    lua_pushliteral(L, "type");
+    lua_rawget(L, t);
+    kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "typed";
+  }
+  lh_path_error(L, path, "a %s value cannot be inside JSON content (use plain Lua values in tables, "
+                "or nest typed values with lh.array, lh.map or lh.struct)", kind);
+}
+
 /* The table at t is not a plain object and not an array walked in order: check all its keys.
  * Returns n when they are exactly 1..n; otherwise raises the error that fits best. */
 static lua_Integer check_array_keys(enc *e, int t, const lh_path *path, int kind) {
@@ -861,6 +879,7 @@ static void encode_table(enc *e, int t, const lh_path *path, const anc *up, int 
     lua_pop(L, 1);
     if (mt == e->arr_mt || mt == e->cj_arr_mt) kind = K_ARRAY;
     else if (mt == e->cj_earr_mt) kind = K_EMPTY_ARRAY;
+    else if (LH_UNLIKELY(mt == e->typed_mt || mt == e->ts_mt)) typed_in_json(e, t, path, mt == e->ts_mt);
   }
   me.t = tp;
   me.up = up;
@@ -964,6 +983,12 @@ static void find_markers(enc *e) {
   reg_get(L, &lh_json_array_mt_key);
   e->arr_mt = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
   lua_pop(L, 1);
+  reg_get(L, &lh_value_typed_mt_key);
+  e->typed_mt = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
+  lua_pop(L, 1);
+  luaL_getmetatable(L, LH_TIMESTAMP_MT);
+  e->ts_mt = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
+  lua_pop(L, 1);
   e->cj_arr_mt = e->cj_earr_mt = NULL;
   e->cj_earr = NULL;
   e->has_cj_earr = 0;
@@ -1010,7 +1035,7 @@ void lh_json_encode(lua_State *L, int idx, lh_buf *out, const lh_path *path) {
   if (t == LUA_TTABLE || t == LUA_TLIGHTUSERDATA) {
     find_markers(&e);
   } else {
-    e.arr_mt = e.cj_arr_mt = e.cj_earr_mt = NULL;
+    e.arr_mt = e.cj_arr_mt = e.cj_earr_mt = e.typed_mt = e.ts_mt = NULL;
     e.cj_earr = NULL;
     e.has_cj_earr = 0;
   }

@@ -224,7 +224,7 @@ void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp,
       if (f == 0) {
         req.name = (char *)lh_check_text(L, -1, &p, 1);
       } else {
-        lua_Integer s = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+        lua_Integer s = lua_isinteger(L, -1) ? (lua_Integer)lua_tointeger(L, -1) : -1;
         if (s <= 0) lh_path_error(L, &p, "expected a positive integer number of seconds");
         policy.ext_evt_gc_policy_case = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT;
         policy.seconds_after_put = (int64_t)s;
@@ -250,6 +250,56 @@ void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, 
 
 /* ---- replies ---- */
 
+/* protobuf-c unpacks nested messages by recursion with no depth limit, so a reply of a few
+ * hundred KB of nested VariableValue arrays (from a broken or hostile server) overflows the C
+ * stack inside protobuf_c_message_unpack. Before unpacking, walk the wire bytes against the
+ * descriptors (recursion bounded by the limit) and refuse anything nested deeper than
+ * PB_MAX_DEPTH messages. A real server parses what it stores with protobuf-java, whose default
+ * recursion limit is 100, so nothing it sends back is deeper; 128 leaves room for the reply's
+ * envelope. Bytes that are not valid wire format are refused too (unpack would fail). */
+#define PB_MAX_DEPTH 128
+
+static int pb_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
+  uint64_t v = 0;
+  const uint8_t *p = *pp;
+  for (int shift = 0; p < end && shift < 64; shift += 7) {
+    uint8_t b = *p++;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *pp = p;
+      *out = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth) {
+  if (depth > PB_MAX_DEPTH) return 0;
+  const uint8_t *end = p + len;
+  while (p < end) {
+    uint64_t key, v;
+    if (!pb_varint(&p, end, &key)) return 0;
+    switch (key & 7) {
+    case 0: if (!pb_varint(&p, end, &v)) return 0; break;
+    case 1: if (end - p < 8) return 0; p += 8; break;
+    case 5: if (end - p < 4) return 0; p += 4; break;
+    case 2: {
+      if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p)) return 0;
+      const ProtobufCFieldDescriptor *f =
+          (key >> 3) <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+          !pb_depth_ok((const ProtobufCMessageDescriptor *)f->descriptor, p, (size_t)v, depth + 1))
+        return 0;
+      p += v;
+      break;
+    }
+    default: return 0; /* groups (3, 4) and 6, 7: protobuf-c refuses them as well */
+    }
+  }
+  return 1;
+}
+
 static void push_def_id(lua_State *L, const Littlehorse__ExternalEventDefId *d) {
   lua_createtable(L, 0, 1);
   lua_pushstring(L, d ? d->name : "");
@@ -257,6 +307,7 @@ static void push_def_id(lua_State *L, const Littlehorse__ExternalEventDefId *d) 
 }
 
 int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+  if (!pb_depth_ok(&littlehorse__external_event__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
   Littlehorse__ExternalEvent *ev =
       littlehorse__external_event__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
@@ -300,6 +351,7 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec
 }
 
 int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+  if (!pb_depth_ok(&littlehorse__external_event_def__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
   Littlehorse__ExternalEventDef *d =
       littlehorse__external_event_def__unpack(&c->arena.pb, len, (const uint8_t *)bytes);

@@ -68,6 +68,11 @@ void lh_timestamp_register(lua_State *L) {
 }
 
 void lh_timestamp_push(lua_State *L, int64_t seconds, int32_t nanos) {
+  /* Some encoders write instants before 1970 with negative nanos (-0.5 s as {0, -5e8});
+   * normalise to the canonical form, 0 <= nanos < 1e9, so tostring tells the right time. */
+  seconds += nanos / 1000000000;
+  nanos %= 1000000000;
+  if (nanos < 0) { nanos += 1000000000; seconds--; }
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)seconds);
   lua_setfield(L, -2, "seconds");

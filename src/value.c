@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 #include <math.h>
 #include "value.h"
@@ -58,13 +59,30 @@ static lua_Integer check_integer(lua_State *L, int idx, const lh_path *path, lua
 #endif
   }
   if (!isnum) lh_path_error(L, path, "expected an integer, got %s", lua_type(L, idx) == LUA_TNUMBER ? "a float with a fraction" : luaL_typename(L, idx));
-  if (v < lo || v > hi) lh_path_error(L, path, "%I is out of range %I..%I", (LUAI_UACINT)v, (LUAI_UACINT)lo, (LUAI_UACINT)hi);
+  if (v < lo || v > hi) {
+    char msg[96]; /* lua_pushfstring has no 64-bit integer format before 5.3 */
+    snprintf(msg, sizeof msg, "%lld is out of range %lld..%lld", (long long)v, (long long)lo, (long long)hi);
+    lh_path_error(L, path, "%s", msg);
+  }
   return v;
 }
 
-static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const lh_path *path, int depth) {
+/* The server parses requests with protobuf-java's default recursion limit: a message nested
+ * deeper than LH_VALUE_MAX_MSG_DEPTH levels below the request is refused there (as INTERNAL),
+ * so refuse it here, naming the path. `level` is the nesting level of the message about to be
+ * written (the request's content VariableValue is level 1). */
+static void check_level(lua_State *L, const lh_path *path, int level) {
+  if (level > LH_VALUE_MAX_MSG_DEPTH)
+    lh_path_error(L, path, "nesting deeper than %d protobuf message levels, the server's limit "
+                  "(a level of lh.array takes 2, lh.map 3, lh.struct 5)", LH_VALUE_MAX_MSG_DEPTH);
+}
+
+/* depth: ancestors so far; level: this WfRunId's message level (see check_level) */
+static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const lh_path *path, int depth,
+                                       int level) {
   Littlehorse__WfRunId *id = NEW_MSG(L, c, Littlehorse__WfRunId, LITTLEHORSE__WF_RUN_ID__INIT);
   if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "parent chain deeper than %d", LH_VALUE_MAX_DEPTH);
+  check_level(L, path, level);
   if (lua_type(L, idx) == LUA_TSTRING) {
     id->id = (char *)lh_check_text(L, idx, path, 1);
     return id;
@@ -82,7 +100,7 @@ static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const
       id->id = (char *)lh_check_text(L, -1, &p, 1);
     } else if (k && strcmp(k, "parent_wf_run_id") == 0) {
       lh_path p = lh_path_field(path, "parent_wf_run_id", 16);
-      id->parent_wf_run_id = wf_run_id(L, lua_gettop(L), c, &p, depth + 1);
+      id->parent_wf_run_id = wf_run_id(L, lua_gettop(L), c, &p, depth + 1, level + 1);
     } else {
       lh_path_error(L, path, "unknown field %s (a WfRunId has id and parent_wf_run_id)",
                     k ? lua_pushfstring(L, "'%s'", k) : luaL_typename(L, -2));
@@ -97,7 +115,7 @@ static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const
 }
 
 Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
-  return wf_run_id(L, lua_absindex(L, idx), c, path, 0);
+  return wf_run_id(L, lua_absindex(L, idx), c, path, 0, 1);
 }
 
 static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
@@ -132,6 +150,16 @@ static char *json_text(lua_State *L, int idx, lh_codec *c, const lh_path *path, 
 static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                      const lh_path *path, int want /* 0, '{' or '[' */) {
   char kind;
+  if (want == '[' && lua_type(L, idx) == LUA_TTABLE) {
+    /* lh.json_arr{}: an empty table is the empty array here (plain `{}` means an object) */
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) {
+      vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR;
+      vv->json_arr = (char *)"[]";
+      return;
+    }
+    lua_pop(L, 2);
+  }
   char *text = json_text(L, idx, c, path, &kind);
   if (kind == '[') {
     if (want == '{') lh_path_error(L, path, "lh.json_obj needs a JSON object, got an array");
@@ -164,6 +192,7 @@ static void set_array(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableV
                       const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.array needs a table, got %s", luaL_typename(L, idx));
   size_t n = lua_rawlen(L, idx);
+  check_level(L, path, depth + 1); /* VariableValue > Array > items */
   Littlehorse__Array *arr = NEW_MSG(L, c, Littlehorse__Array, LITTLEHORSE__ARRAY__INIT);
   arr->n_items = n;
   arr->items = n ? arena_new(L, c, n * sizeof *arr->items) : NULL;
@@ -173,7 +202,7 @@ static void set_array(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableV
     lh_path p = lh_path_index(path, (lua_Integer)i + 1);
     if (lua_isnil(L, -1)) lh_path_error(L, &p, "hole in the array (use lh.null for a null item)");
     arr->items[i] = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
-    value_to_pb(L, lua_gettop(L), c, arr->items[i], &p, depth + 1);
+    value_to_pb(L, lua_gettop(L), c, arr->items[i], &p, depth + 2);
     lua_pop(L, 1);
   }
   vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_ARRAY;
@@ -184,6 +213,7 @@ static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
                     const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.map needs a list of {key, value} pairs, got %s", luaL_typename(L, idx));
   size_t n = lua_rawlen(L, idx);
+  check_level(L, path, depth + 1); /* VariableValue > Map > Entry > key, value */
   Littlehorse__Map *map = NEW_MSG(L, c, Littlehorse__Map, LITTLEHORSE__MAP__INIT);
   map->n_entries = n;
   map->entries = n ? arena_new(L, c, n * sizeof *map->entries) : NULL;
@@ -193,16 +223,17 @@ static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
     lh_path p = lh_path_index(path, (lua_Integer)i + 1);
     if (!lua_istable(L, -1)) lh_path_error(L, &p, "expected a {key, value} pair, got %s", luaL_typename(L, -1));
     int pair = lua_gettop(L);
+    check_level(L, &p, depth + 2);
     Littlehorse__Map__Entry *e = NEW_MSG(L, c, Littlehorse__Map__Entry, LITTLEHORSE__MAP__ENTRY__INIT);
     e->key = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
     e->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
     lua_rawgeti(L, pair, 1);
     lh_path pk = lh_path_index(&p, 1);
     if (lua_isnil(L, -1)) lh_path_error(L, &pk, "map keys cannot be nil");
-    value_to_pb(L, lua_gettop(L), c, e->key, &pk, depth + 1);
+    value_to_pb(L, lua_gettop(L), c, e->key, &pk, depth + 3);
     lua_rawgeti(L, pair, 2);
     lh_path pv = lh_path_index(&p, 2);
-    value_to_pb(L, lua_gettop(L), c, e->value, &pv, depth + 1);
+    value_to_pb(L, lua_gettop(L), c, e->value, &pv, depth + 3);
     lua_pop(L, 3);
     map->entries[i] = e;
   }
@@ -213,6 +244,8 @@ static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
 static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                        const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.struct needs a table of fields, got %s", luaL_typename(L, idx));
+  /* VariableValue > Struct > StructDefId, InlineStruct > FieldsEntry > StructField > value */
+  check_level(L, path, depth + 2);
   Littlehorse__Struct *st = NEW_MSG(L, c, Littlehorse__Struct, LITTLEHORSE__STRUCT__INIT);
   st->struct_def_id = NEW_MSG(L, c, Littlehorse__StructDefId, LITTLEHORSE__STRUCT_DEF_ID__INIT);
   lua_getfield(L, typed, "name");
@@ -239,12 +272,13 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
     lua_pushvalue(L, -2);
     lh_check_text(L, -1, &pf, 1);
     lua_pop(L, 1);
+    check_level(L, &pf, depth + 4);
     Littlehorse__InlineStruct__FieldsEntry *e =
         NEW_MSG(L, c, Littlehorse__InlineStruct__FieldsEntry, LITTLEHORSE__INLINE_STRUCT__FIELDS_ENTRY__INIT);
     e->key = (char *)k;
     e->value = NEW_MSG(L, c, Littlehorse__StructField, LITTLEHORSE__STRUCT_FIELD__INIT);
     e->value->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
-    value_to_pb(L, lua_gettop(L), c, e->value->value, &pf, depth + 1);
+    value_to_pb(L, lua_gettop(L), c, e->value->value, &pf, depth + 5);
     in->fields[i++] = e;
     lua_pop(L, 1);
   }
@@ -285,10 +319,11 @@ static void typed_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
   } else if (strcmp(kind, "JSON_ARR") == 0) {
     set_json(L, v, c, vv, path, '[');
   } else if (strcmp(kind, "TIMESTAMP") == 0) {
+    check_level(L, path, depth + 1);
     vv->utc_timestamp = timestamp(L, v, c, path);
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP;
   } else if (strcmp(kind, "WF_RUN_ID") == 0) {
-    vv->wf_run_id = wf_run_id(L, v, c, path, 0);
+    vv->wf_run_id = wf_run_id(L, v, c, path, 0, depth + 1);
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID;
   } else if (strcmp(kind, "ARRAY") == 0) {
     set_array(L, v, c, vv, path, depth);
@@ -317,9 +352,10 @@ static int table_kind(lua_State *L, int idx) {
   return kind;
 }
 
+/* depth: the message level of vv (see check_level) */
 static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth) {
-  if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "nesting deeper than %d", LH_VALUE_MAX_DEPTH);
+  check_level(L, path, depth);
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     return;
@@ -328,13 +364,13 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
     vv->bool_ = lua_toboolean(L, idx);
     return;
   case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
+    /* 5.3+: the integer subtype. 5.1/LuaJIT have none: an integral number within 2^53 is
+     * taken as an integer there (compat.h), as the JSON encoder does. */
     if (lua_isinteger(L, idx)) {
       vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
       vv->int_ = (int64_t)lua_tointeger(L, idx);
       return;
     }
-#endif
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE;
     vv->double_ = (double)lua_tonumber(L, idx);
     return;
@@ -350,6 +386,7 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
     switch (table_kind(L, idx)) {
     case 1: typed_to_pb(L, idx, c, vv, path, depth); break;
     case 2:
+      check_level(L, path, depth + 1);
       vv->utc_timestamp = timestamp(L, idx, c, path);
       vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP;
       break;
@@ -363,7 +400,7 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
 
 void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                     const lh_path *path) {
-  value_to_pb(L, lua_absindex(L, idx), c, vv, path, 0);
+  value_to_pb(L, lua_absindex(L, idx), c, vv, path, 1);
 }
 
 /* ---- reply direction ---- */
@@ -430,7 +467,11 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: lua_pushstring(L, vv->str); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: lua_pushinteger(L, (lua_Integer)vv->int_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES:
+    /* Top level: a string (content_type says BYTES). Inside a native array, map or struct
+     * nothing would tell it from a str, so it comes back as lh.bytes(s), as it was sent. */
+    if (null_marker) push_typed(L, "BYTES");
     lua_pushlstring(L, (const char *)vv->bytes.data, vv->bytes.len);
+    if (null_marker) lua_setfield(L, -2, "value");
     return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID:
     push_typed(L, "WF_RUN_ID");

@@ -14,6 +14,10 @@
 #include "type_definition.pb-c.h"
 
 #define LH_VALUE_MAX_DEPTH 64
+/* The deepest protobuf message nesting below a request (the content VariableValue is level
+ * 1) that the server parses: protobuf-java's default recursion limit. Native values deeper
+ * than that (lh.array: 2 levels each, lh.map: 3, lh.struct: 5) are refused when encoding. */
+#define LH_VALUE_MAX_MSG_DEPTH 100
 
 extern const char lh_value_typed_mt_key;
 
@@ -35,7 +39,8 @@ Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, con
 const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty);
 
 /* Push the Lua value of vv: nil when unset (or lh.null when null_marker is set, for items
- * of native arrays and maps, where nil cannot be stored). */
+ * of native arrays, maps and structs, where nil cannot be stored; there, bytes come back as
+ * lh.bytes(s), since no content_type tells them from strings). */
 void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_marker);
 void lh_wf_run_id_push(lua_State *L, const Littlehorse__WfRunId *id);
 

@@ -4,6 +4,8 @@
 local core = require "littlehorse.core"
 local values = require "littlehorse.values"
 local retry = require "littlehorse.retry"
+local resty = require "littlehorse.resty"
+local config = require "littlehorse.config"
 
 local M = {
   core = core,
@@ -25,62 +27,95 @@ for name, fn in pairs(values) do
   if name ~= "parse_wf_run_id" then M[name] = fn end
 end
 
-local function bad_option(name, msg)
-  error(string.format("bad argument #1 to 'client' (%s: %s)", name, msg), 3)
-end
+--- lh.client(opts) -> client. Settings come from opts, then the LHC_* environment variables,
+-- then the properties file (~/.config/littlehorse.config or opts.config_file), then defaults:
+-- see lua/littlehorse/config.lua and docs/config.md. Warnings (a clamped keepalive, ignored
+-- certificate settings) go to ngx.log(ngx.WARN) under OpenResty, else to Lua's warn().
+-- The auth provider of each client (token or OAuth; docs/config.md), by client.
+local auth_of = setmetatable({}, { __mode = "k" })
 
-local function env_port(var)
-  local raw = os.getenv(var)
-  if raw == nil or raw == "" then return nil end
-  local n = tonumber(raw)
-  if not n or n ~= math.floor(n) or n < 1 or n > 65535 then
-    error(string.format("littlehorse: %s=%q is not a port number (1-65535)", var, raw), 3)
-  end
-  return math.tointeger(n)
-end
-
-local function env(var)
-  local v = os.getenv(var)
-  if v == "" then return nil end
-  return v
-end
-
---- lh.client{ host=, port=, target=, tenant=, timeout= } -> client
--- Precedence: explicit option > LHC_* environment variable > default.
 function M.client(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'client' (table of options expected, got " .. type(opts) .. ")", 2)
+  if resty.in_master() then
+    error("littlehorse: no clients in init_by_lua (the nginx master): gRPC must not start before " ..
+          "nginx forks its workers. Make clients in init_worker_by_lua, or lazily in a handler.", 2)
   end
-  local known = { host = true, port = true, target = true, tenant = true, timeout = true }
-  for k in pairs(opts) do
-    if not known[k] then bad_option(tostring(k), "unknown option") end
+  local cfg = config.load(opts, 2)
+  for _, w in ipairs(cfg.warnings) do
+    local ngx = rawget(_G, "ngx")
+    if type(ngx) == "table" and ngx.log and ngx.WARN then ngx.log(ngx.WARN, w)
+    elseif warn then warn(w) end
   end
-  local host = opts.host or env("LHC_API_HOST") or M.DEFAULT_HOST
-  if type(host) ~= "string" or host == "" then bad_option("host", "expected a non-empty string") end
-  local port = opts.port
-  if port ~= nil and (math.type(port) ~= "integer" or port < 1 or port > 65535) then
-    bad_option("port", "expected an integer 1-65535")
-  end
-  port = port or env_port("LHC_API_PORT") or M.DEFAULT_PORT
-  local target = opts.target
-  if target == nil then
-    -- an IPv6 literal needs brackets in a gRPC target
-    target = (host:find(":", 1, true) and not host:find("^%[") and "[" .. host .. "]" or host) .. ":" .. port
-  elseif type(target) ~= "string" then
-    bad_option("target", "expected a string")
-  end
-  local tenant = opts.tenant
-  if tenant == nil then tenant = env("LHC_TENANT_ID") end
-  return core.client { target = target, tenant = tenant, timeout = opts.timeout or M.DEFAULT_TIMEOUT }
+  -- core.client takes the transport settings (target, tenant, timeout, tls, keepalive_*,
+  -- lb_policy, max_receive_size); the auth provider stays here and adds a header per call.
+  local client = core.client(cfg)
+  auth_of[client] = cfg.auth
+  return resty.track(client)
 end
 
 -- Client methods added in Lua (core.client_methods is the clients' __index table, per state).
 local methods = core.client_methods
-local raw_put = methods.put_external_event
+local c_put, c_get = methods.put_external_event, methods.get_external_event
+local c_put_async, c_get_async = methods.put_external_event_async, methods.get_external_event_async
+
+-- opts with the client's `authorization` header added (a fresh token when needed):
+-- returns true, opts, header | false, err, code when no token can be had.
+local function authorize(self, opts)
+  local auth = auth_of[self]
+  if not auth then return true, opts end
+  local header, why = auth:token()
+  if not header then
+    local _, err, code = core.new_error("UNAUTHENTICATED", "no access token: " .. tostring(why))
+    return false, err, code
+  end
+  local o, md = {}, {}
+  if type(opts) == "table" then
+    for k, v in pairs(opts) do o[k] = v end
+    if type(opts.metadata) == "table" then for k, v in pairs(opts.metadata) do md[k] = v end end
+  end
+  md.authorization = header
+  o.metadata = md
+  return true, o, header
+end
+
+-- One call: the blocking C call, except inside an nginx phase that can yield, where the call
+-- runs async and the request waits on a cosocket (littlehorse.resty), so the worker never
+-- blocks. With a token: sent as `authorization`; on UNAUTHENTICATED the token is refreshed
+-- once and the call made again.
+local function call(self, sync, async, req, opts)
+  local ok, o, header = authorize(self, opts)
+  if not ok then return nil, o, header end
+  local function once(with)
+    if resty.can_yield() then return resty.call(self, async, req, with) end
+    return sync(self, req, with)
+  end
+  local ev, err, status = once(o)
+  if status == "UNAUTHENTICATED" and header then
+    auth_of[self]:invalidate(header)
+    ok, o, header = authorize(self, opts)
+    if not ok then return nil, o, header end
+    return once(o)
+  end
+  return ev, err, status
+end
+
+local function raw_put(self, req, opts) return call(self, c_put, c_put_async, req, opts) end
+
+function methods.get_external_event(self, req, opts) return call(self, c_get, c_get_async, req, opts) end
+
+function methods.put_external_event_async(self, req, opts)
+  local ok, o, code = authorize(self, opts)
+  if not ok then return nil, o, code end
+  return c_put_async(self, req, o)
+end
+
+function methods.get_external_event_async(self, req, opts)
+  local ok, o, code = authorize(self, opts)
+  if not ok then return nil, o, code end
+  return c_get_async(self, req, o)
+end
 
 --- client:put_external_event(req [, { timeout =, retry = true | { ... } }])
--- Without `retry` this is the plain C call; with it, see lua/littlehorse/retry.lua.
+-- Without `retry` this is the plain call; with it, see lua/littlehorse/retry.lua.
 function methods.put_external_event(self, req, opts)
   if opts ~= nil and type(opts) == "table" and opts.retry then
     return retry.put(self, raw_put, req, opts)

@@ -75,7 +75,7 @@ function M.policy(opts)
     on_retry = opts.on_retry,
     retry_on = M.RETRYABLE,
   }
-  if math.type(p.attempts) ~= "integer" or p.attempts < 1 then bad("attempts", "expected an integer >= 1") end
+  if type(p.attempts) ~= "number" or p.attempts ~= math.floor(p.attempts) or p.attempts < 1 then bad("attempts", "expected an integer >= 1") end
   if p.multiplier < 1 then bad("multiplier", "must be >= 1") end
   if p.per_attempt_timeout ~= nil then positive(opts, "per_attempt_timeout") end
   if p.sleep ~= nil and type(p.sleep) ~= "function" then bad("sleep", "expected a function") end

@@ -7,6 +7,12 @@ local core = require "littlehorse.core"
 local typed_mt = core.typed_mt
 local M = {}
 
+-- An integer value: the integer subtype on 5.3+, an integral number on 5.1 / LuaJIT.
+local function is_integer(x)
+  if math.type then return math.type(x) == "integer" end
+  return type(x) == "number" and x == math.floor(x)
+end
+
 local function typed(kind, value)
   return setmetatable({ type = kind, value = value }, typed_mt)
 end
@@ -30,7 +36,9 @@ end
 --- lh.int(n): the `int` member (an integer, or a float with an exact integer value).
 function M.int(n)
   check(type(n) == "number", 2, "bad argument #1 to 'int' (number expected, got %s)", type(n))
-  local i = math.tointeger and math.tointeger(n) or (n == math.floor(n) and n or nil)
+  -- math.tointeger is exact (2^63 has no int64 form); the fallback is for Lua 5.1 / LuaJIT
+  local i
+  if math.tointeger then i = math.tointeger(n) elseif n == math.floor(n) then i = n end
   check(i ~= nil, 2, "bad argument #1 to 'int' (number has no integer representation)")
   return typed("INT", i)
 end
@@ -38,18 +46,20 @@ end
 --- lh.double(n): the `double` member, even for an integer.
 function M.double(n)
   check(type(n) == "number", 2, "bad argument #1 to 'double' (number expected, got %s)", type(n))
-  return typed("DOUBLE", n + 0.0)
+  -- an integer becomes its float; a float stays as it is (-0.0 + 0.0 would be +0.0)
+  if math.type and math.type(n) == "integer" then n = n + 0.0 end
+  return typed("DOUBLE", n)
 end
 
 --- lh.json_obj(t_or_text) / lh.json_arr(t_or_text): JSON content; raw text is validated when sent.
 function M.json_obj(v)
-  check(type(v) == "table" or type(v) == "string", 2,
+  check(type(v) == "table" or type(v) == "string" or v == core.empty_array, 2,
         "bad argument #1 to 'json_obj' (table or JSON text expected, got %s)", type(v))
   return typed("JSON_OBJ", v)
 end
 
 function M.json_arr(v)
-  check(type(v) == "table" or type(v) == "string", 2,
+  check(type(v) == "table" or type(v) == "string" or v == core.empty_array, 2,
         "bad argument #1 to 'json_arr' (table or JSON text expected, got %s)", type(v))
   return typed("JSON_ARR", v)
 end
@@ -60,7 +70,7 @@ function M.parse_wf_run_id(s)
   local parts = {}
   for part in string.gmatch(s, "[^_]+") do parts[#parts + 1] = part end
   check(#parts > 0 and not s:find("__", 1, true) and s:sub(1, 1) ~= "_" and s:sub(-1) ~= "_", 3,
-        "bad WfRunId string %q (ids joined with '_', root first)", s)
+        "bad argument #1 to 'wf_run_id' (bad WfRunId string %q: ids joined with '_', root first)", s)
   local id
   for _, part in ipairs(parts) do id = { id = part, parent_wf_run_id = id } end
   return id
@@ -75,10 +85,11 @@ end
 -- Days from civil date (proleptic Gregorian), the inverse of the C formatter's.
 local function days_from_civil(y, m, d)
   y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
+  local floor = math.floor -- not //: this file also runs on Lua 5.1 and LuaJIT
+  local era = floor((y >= 0 and y or y - 399) / 400)
   local yoe = y - era * 400
-  local doy = (153 * (m > 2 and m - 3 or m + 9) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = floor((153 * (m > 2 and m - 3 or m + 9) + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
 
@@ -95,13 +106,27 @@ local function parse_rfc3339(s)
   else
     local sign, oh, om = zone:match("^([+-])(%d%d):(%d%d)$")
     if not sign then return nil end
+    if tonumber(oh) > 23 or tonumber(om) > 59 then return nil end
     offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
   end
   y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
+  -- the day must exist in that month (2024-02-30 is an error, not 2024-03-01)
+  local leap = y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+  if d > (mo == 2 and (leap and 29 or 28) or ((mo == 4 or mo == 6 or mo == 9 or mo == 11) and 30 or 31)) then
+    return nil
+  end
   local seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
   local nanos = #frac > 0 and tonumber(frac .. string.rep("0", 9 - #frac)) or 0
   return seconds, nanos
+end
+
+-- The range RFC 3339 and google.protobuf.Timestamp share: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+local MIN_SECONDS, MAX_SECONDS = -62135596800, 253402300799
+
+local function in_range(s, level)
+  check(s >= MIN_SECONDS and s <= MAX_SECONDS, level + 1,
+        "bad argument #1 to 'timestamp' (out of range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z)")
 end
 
 --- lh.timestamp(x): the `utc_timestamp` member, from epoch seconds (with fraction),
@@ -111,17 +136,23 @@ function M.timestamp(x)
   local t = type(x)
   if t == "number" then
     check(x == x and x > -math.huge and x < math.huge, 2, "bad argument #1 to 'timestamp' (not a finite number)")
+    in_range(x, 2)
     local s = math.floor(x)
     local ns = math.floor((x - s) * 1e9 + 0.5)
     if ns >= 1000000000 then s, ns = s + 1, ns - 1000000000 end
-    return core.timestamp(math.tointeger(s) or s, ns)
+    in_range(s, 2)
+    return core.timestamp(math.tointeger and math.tointeger(s) or s, ns)
   elseif t == "table" then
-    check(math.type(x.seconds) == "integer", 2, "bad argument #1 to 'timestamp' (seconds: integer expected)")
-    check(x.nanos == nil or math.type(x.nanos) == "integer", 2, "bad argument #1 to 'timestamp' (nanos: integer expected)")
+    check(is_integer(x.seconds), 2, "bad argument #1 to 'timestamp' (seconds: integer expected)")
+    check(x.nanos == nil or is_integer(x.nanos), 2, "bad argument #1 to 'timestamp' (nanos: integer expected)")
+    check(x.nanos == nil or (x.nanos >= 0 and x.nanos <= 999999999), 2,
+          "bad argument #1 to 'timestamp' (nanos: must be 0..999999999)")
+    in_range(x.seconds, 2)
     return core.timestamp(x.seconds, x.nanos or 0)
   elseif t == "string" then
     local s, ns = parse_rfc3339(x)
     check(s ~= nil, 2, "bad argument #1 to 'timestamp' (not an RFC 3339 date-time: %q)", x)
+    in_range(s, 2)
     return core.timestamp(s, ns)
   end
   error(string.format("bad argument #1 to 'timestamp' (number, table or string expected, got %s)", t), 2)
@@ -142,7 +173,7 @@ end
 --- lh.struct(def_name, version, fields): the native `struct` member.
 function M.struct(name, version, fields)
   check(type(name) == "string", 2, "bad argument #1 to 'struct' (StructDef name expected, got %s)", type(name))
-  check(math.type(version) == "integer", 2, "bad argument #2 to 'struct' (integer version expected)")
+  check(is_integer(version), 2, "bad argument #2 to 'struct' (integer version expected)")
   check(type(fields) == "table", 2, "bad argument #3 to 'struct' (table of fields expected, got %s)", type(fields))
   local v = typed("STRUCT", fields)
   v.name, v.version = name, version

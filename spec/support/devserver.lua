@@ -2,6 +2,9 @@
 --   local devserver = require "devserver"
 --   local srv = devserver.start { defs = { "my-event" } }   -- srv.port, srv.pid, srv.target
 --   srv:stop()
+-- Also: srv:kill("KILL") (any signal; waits for a terminating one to take effect),
+-- srv:restart() (a new process, same port and arguments), srv:stats() (SIGUSR1 -> the
+-- server's counters as a table: accepted, open, events, ...), srv:log().
 local core = require "littlehorse.core"
 
 local M = {}
@@ -10,7 +13,7 @@ local BIN = os.getenv("LH_DEVSERVER") or "./build/lh-devserver"
 local function read_file(path)
   local f = io.open(path, "r")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a") -- "*a": also Lua 5.1
   f:close()
   return s
 end
@@ -33,9 +36,9 @@ end
 function Server:stop(within)
   if self.stopped then return true end
   self.stopped = true
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  if not self.dead then os.execute("kill -TERM " .. self.pid .. " 2>/dev/null") end
   local deadline = os.time() + (within or 5)
-  while self:alive() do
+  while not self.dead and self:alive() do
     if os.time() > deadline then
       os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
       break
@@ -49,9 +52,38 @@ end
 
 function Server:log() return read_file(self.out) or "" end
 
--- opts: defs = { names }, port = n (default 0: any free port), args = { extra CLI args }
-function M.start(opts)
-  opts = opts or {}
+local STOPPING = { KILL = true, TERM = true, INT = true, ["9"] = true, ["15"] = true, ["2"] = true }
+
+-- Sends a signal (name like "KILL" or number; default KILL). For one that ends the process,
+-- waits (up to `within` seconds) until it is gone, so the port and the --store file are free.
+function Server:kill(sig, within)
+  sig = tostring(sig or "KILL")
+  os.execute("kill -" .. sig .. " " .. self.pid .. " 2>/dev/null")
+  if not STOPPING[sig] then return true end
+  local deadline = core.now() + (within or 5)
+  while self:alive() and core.now() < deadline do core.sleep(0.005) end
+  self.dead = not self:alive() -- its pid is not signalled again (it may be reused)
+  return self.dead
+end
+
+-- SIGUSR1 and wait for the next "STATS seq=N k=v ..." line: { seq =, accepted =, open =,
+-- events =, defs =, calls =, failed =, store_then_failed =, exhausted =, dropped =, ... }.
+function Server:stats(within)
+  self.stats_seq = (self.stats_seq or 0) + 1
+  os.execute("kill -USR1 " .. self.pid .. " 2>/dev/null")
+  local deadline = core.now() + (within or 5)
+  repeat
+    for line in (read_file(self.out) or ""):gmatch("STATS ([^\n]*)\n") do
+      local t = {}
+      for k, v in line:gmatch("([%w_]+)=(%-?%d+)") do t[k] = tonumber(v) end
+      if t.seq == self.stats_seq then return t end
+    end
+    core.sleep(0.005)
+  until core.now() > deadline
+  error("dev server printed no STATS line: " .. self:log())
+end
+
+local function launch(opts, srv)
   local out = os.tmpname()
   local pidfile = os.tmpname()
   local args = { BIN, "--port", tostring(opts.port or 0) }
@@ -63,7 +95,9 @@ function M.start(opts)
   assert(os.execute(cmd))
   local pid = tonumber((read_file(pidfile) or ""):match("%d+"))
   assert(pid, "dev server did not start")
-  local srv = setmetatable({ pid = pid, out = out, pidfile = pidfile }, Server)
+  srv = srv or setmetatable({}, Server)
+  srv.pid, srv.out, srv.pidfile, srv.opts = pid, out, pidfile, opts
+  srv.stopped, srv.dead, srv.stats_seq = nil, nil, 0
   for _ = 1, 500 do
     local host, port = (read_file(out) or ""):match("LISTENING ([^\n]+):(%d+)")
     if port then
@@ -77,6 +111,22 @@ function M.start(opts)
   local log = srv:log()
   srv:stop()
   error("dev server did not report LISTENING: " .. log)
+end
+
+-- A new process with the same arguments on the same port (after stop() or kill()); the
+-- object is updated in place (pid, log). Stops the old process first if it still runs.
+function Server:restart()
+  self:stop()
+
+  local opts = {}
+  for k, v in pairs(self.opts) do opts[k] = v end
+  opts.port = self.port
+  return launch(opts, self)
+end
+
+-- opts: defs = { names }, port = n (default 0: any free port), args = { extra CLI args }
+function M.start(opts)
+  return launch(opts or {})
 end
 
 return M

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Where a Lua client's time goes: perf profile of bench/lua_bench.lua against a fresh dev server.
+#   sh bench/profile.sh [MODE [SECONDS]]     MODE: seq (default) | N (async, N in flight) | seq+
+# Needs `make build devserver` first and perf (Debian linux-perf). Writes build/bench/perf.MODE.data
+# and prints: CPU by thread and library, then the inclusive share of our C functions.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+B="$ROOT/build/bench"
+MODE=${1:-seq}
+SECS=${2:-4}
+mkdir -p "$B"
+eval "$(luarocks --lua-version=5.4 --tree "$ROOT/lua_modules" path)"
+[ -f "$B/request.bin" ] || until lua5.4 bench/gen_request.lua "$B/request.bin" >/dev/null; do :; done
+OUT="$B/profile.server.out"
+rm -f "$OUT"
+"$ROOT/build/lh-devserver" --port 0 --threads 1 --def bench-event >"$OUT" 2>&1 &
+SRV=$!
+trap 'kill -TERM $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true' EXIT
+TARGET=""
+while [ -z "$TARGET" ]; do sleep 0.01; TARGET=$(sed -n 's/^LISTENING //p' "$OUT"); done
+DATA="$B/perf.$MODE.data"
+rc=3
+while [ "$rc" -eq 3 ]; do
+  rc=0
+  BENCH_SECONDS=$SECS perf record -q -F 1500 --call-graph dwarf,16384 -o "$DATA" \
+    lua5.4 bench/lua_bench.lua run "$TARGET" "$B/request.bin" "$MODE" || rc=$?
+done
+echo "== CPU by thread"
+perf report -i "$DATA" --no-children --sort pid -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -6
+echo "== CPU by library"
+perf report -i "$DATA" --no-children --sort dso -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -10
+echo "== inclusive share of our functions (src/*.c) and what they call"
+perf report -i "$DATA" --children --sort sym -g none 2>/dev/null | grep -v '^$' |
+  grep -E ' (do_call|do_call_async|handle_[a-z]+|client_poll|engine_thread|lh_[a-z_]+|push_[a-z_]+|grpc_call_start_batch|grpc_completion_queue_(pluck|next)|lua_createtable|protobuf_c_message_(un)?pack|_int_malloc|_int_free)$' |
+  head -30

@@ -1,0 +1,109 @@
+-- The properties the fuzz targets check on every input, shared with the regression spec
+-- (spec/fuzz_regressions_spec.lua replays fuzz/regressions/<target>/* through these same
+-- functions against the normally built module). Each function raises on a violation; the
+-- fuzz harness turns a raise into abort(), so libFuzzer records the input as a crasher.
+--
+--   reply(core, bytes)  core.decode_external_event(bytes): returns a table or nil + message
+--                       (never raises); a decoded JSON content re-encodes and decodes back to
+--                       the same value; any decoded content re-encodes as a request or is
+--                       refused with a misuse error (never a crash).
+--   json(core, text)    core.json_decode(text): a value or nil + message (never raises); on
+--                       success decode -> encode -> decode gives the same value, and the
+--                       second encoding is the same text as the first (a fixed point).
+local M = {}
+
+local function bits(x) return string.pack("<d", x) end
+
+-- Same value: same Lua types, integers vs floats kept apart, floats bit for bit, the same
+-- array metatable, the same keys.
+local function same(a, b, path)
+  path = path or "value"
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then error(path .. ": " .. ta .. " vs " .. tb, 0) end
+  if ta == "number" then
+    if math.type(a) ~= math.type(b) then error(path .. ": " .. math.type(a) .. " vs " .. math.type(b), 0) end
+    if math.type(a) == "float" then
+      if bits(a) ~= bits(b) and not (a ~= a and b ~= b) then
+        error(string.format("%s: %.17g vs %.17g", path, a, b), 0)
+      end
+    elseif a ~= b then
+      error(string.format("%s: %d vs %d", path, a, b), 0)
+    end
+  elseif ta == "table" then
+    if getmetatable(a) ~= getmetatable(b) then error(path .. ": different metatables", 0) end
+    for k, v in pairs(a) do same(v, rawget(b, k), path .. "[" .. tostring(k) .. "]") end
+    for k in pairs(b) do
+      if rawget(a, k) == nil then error(path .. ": extra key " .. tostring(k), 0) end
+    end
+  elseif a ~= b then
+    error(path .. ": " .. tostring(a) .. " vs " .. tostring(b), 0)
+  end
+end
+M.same = same
+
+-- A misuse error from the module names a function ("bad argument #1 to '...'"); anything
+-- else (an "attempt to index", a C-level message, a crash) is a bug.
+local function is_misuse(err)
+  return type(err) == "string" and err:find("bad argument #%d+ to '") ~= nil
+end
+
+local function check_json_roundtrip(core, v, what)
+  local ok, text = pcall(core.json_encode, v)
+  if not ok then error(what .. ": decoded JSON does not re-encode: " .. tostring(text), 0) end
+  local v2, err = core.json_decode(text)
+  if v2 == nil and err then error(what .. ": re-encoded JSON does not decode: " .. err .. " in " .. text, 0) end
+  same(v, v2, what)
+  local ok2, text2 = pcall(core.json_encode, v2)
+  if not ok2 then error(what .. ": second encode failed: " .. tostring(text2), 0) end
+  -- Object members come out in table traversal order, which may differ between two equal
+  -- tables; everything else is fixed, so the second text has the same length.
+  if #text2 ~= #text then error(what .. ": encode is not a fixed point: " .. text .. " vs " .. text2, 0) end
+  return text
+end
+
+function M.json(core, text)
+  local ok, v, err = pcall(core.json_decode, text)
+  if not ok then error("json_decode raised: " .. tostring(v), 0) end
+  if v == nil then
+    if type(err) ~= "string" or not err:find("^at byte %d+: ") then
+      error("json_decode failed without a positioned message: " .. tostring(err), 0)
+    end
+    return false
+  end
+  check_json_roundtrip(core, v, "json")
+  return true
+end
+
+local KINDS = {
+  JSON_OBJ = true, JSON_ARR = true, DOUBLE = true, BOOL = true, STR = true, INT = true,
+  BYTES = true, WF_RUN_ID = true, TIMESTAMP = true, STRUCT = true, ARRAY = true, MAP = true,
+}
+
+function M.reply(core, bytes)
+  local ok, ev, err = pcall(core.decode_external_event, bytes)
+  if not ok then error("decode_external_event raised: " .. tostring(ev), 0) end
+  if ev == nil then
+    if err ~= "not a valid ExternalEvent message" then error("unexpected decode failure: " .. tostring(err), 0) end
+    return false
+  end
+  if type(ev) ~= "table" then error("decode returned a " .. type(ev), 0) end
+  if ev.created_at ~= nil then
+    local s = tostring(ev.created_at)
+    if type(s) ~= "string" or not s:find("Z$") then error("created_at tostring: " .. tostring(s), 0) end
+  end
+  local kind = ev.content_type
+  if kind ~= nil and not KINDS[kind] then error("unknown content_type " .. tostring(kind), 0) end
+  if (kind == nil) ~= (ev.content == nil) then error("content and content_type disagree", 0) end
+  if kind == "TIMESTAMP" then tostring(ev.content) end
+  if (kind == "JSON_OBJ" or kind == "JSON_ARR") and getmetatable(ev.content) ~= core.typed_mt then
+    check_json_roundtrip(core, ev.content, "reply content")
+  end
+  -- Whatever decoded can be posted again, or is refused as misuse (e.g. a str that is not
+  -- valid UTF-8, which the server may send but our client never does).
+  local ok2, err2 = pcall(core.encode_put_external_event,
+                          { wf_run_id = "w", external_event_def_name = "d", content = ev.content })
+  if not ok2 and not is_misuse(err2) then error("re-encoding the reply content crashed: " .. tostring(err2), 0) end
+  return true
+end
+
+return M

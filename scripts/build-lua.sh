@@ -1,0 +1,20 @@
+#!/bin/sh
+# Build the rock for another Lua into build/lua/<name>/lua_modules:
+#   sh scripts/build-lua.sh 5.3 | 5.1 | luajit
+# The same sources, compiled against that Lua's headers (LuaJIT: Debian libluajit2-5.1-dev).
+set -eu
+cd "$(dirname "$0")/.."
+name=$1
+case "$name" in
+  luajit) ver=5.1; extra="LUA_INCDIR=/usr/include/luajit-2.1" ;;
+  5.1|5.3|5.4) ver=$name; extra="" ;;
+  *) echo "usage: $0 5.1|5.3|5.4|luajit" >&2; exit 2 ;;
+esac
+tree=build/lua/$name/lua_modules
+mkdir -p build/lua/$name
+# luarocks builds in the source dir; a lock keeps parallel variant builds apart.
+luarocks --lua-version="$ver" --tree "$tree" make littlehorse-client-0.1.0-1.rockspec $extra \
+  CFLAGS="-O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter" >build/lua/$name/luarocks.log 2>&1 \
+  || { cat build/lua/$name/luarocks.log; exit 1; }
+rm -rf src/*.o src/gen/*.o src/gen/google/*/*.o littlehorse
+echo "built $tree"

@@ -1,0 +1,153 @@
+-- Async calls: many in flight on one channel, completion by wait(), poll() callbacks and an
+-- fd a host loop can watch; cancellation, collection and close while in flight.
+local lh = require "littlehorse"
+local core = require "littlehorse.core"
+local devserver = require "devserver"
+
+local DEF = "async-event"
+
+-- The eventfd counter, read from /proc: non-zero means the fd is readable.
+local function fd_readable(fd)
+  local f = assert(io.open("/proc/self/fdinfo/" .. fd))
+  local info = f:read("a")
+  f:close()
+  return tonumber(info:match("eventfd%-count:%s*(%x+)"), 16) ~= 0
+end
+
+describe("async calls", function()
+  local srv, slow, client, slow_client
+  lazy_setup(function()
+    srv = devserver.start { defs = { DEF } }
+    slow = devserver.start { defs = { DEF }, args = { "--delay-ms", "300" } }
+    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    slow_client = lh.client { host = "127.0.0.1", port = slow.port, timeout = 5 }
+  end)
+  lazy_teardown(function()
+    if client then client:close() end
+    if slow_client then slow_client:close() end
+    if srv then srv:stop() end
+    if slow then slow:stop() end
+  end)
+
+  it("returns a handle at once; wait() gives the same results as the sync call", function()
+    local h = client:put_external_event_async { wf_run_id = "a1", external_event_def_name = DEF, content = 7 }
+    assert.matches("^littlehorse.call: 0x%x+ %(PutExternalEvent, ", tostring(h))
+    local ev, err = h:wait()
+    assert.is_nil(err)
+    assert.equal(7, ev.content)
+    assert.is_true(h:done())
+    -- results are kept: a second wait returns the same event
+    assert.equal(ev, h:wait())
+    local bad = client:put_external_event_async { wf_run_id = "a1", external_event_def_name = "nope" }
+    local none, e2, code = bad:wait()
+    assert.is_nil(none)
+    assert.equal("INVALID_ARGUMENT", code)
+    assert.equal("No ExternalEventDef named nope", e2.message)
+  end)
+
+  it("keeps 200 calls in flight on one client and stores each once", function()
+    local handles = {}
+    for i = 1, 200 do
+      handles[i] = client:put_external_event_async { wf_run_id = "many", external_event_def_name = DEF,
+                                                     guid = "m" .. i, content = i }
+    end
+    for i, h in ipairs(handles) do
+      local ev = assert(h:wait())
+      assert.equal(i, ev.content)
+    end
+    for i = 1, 200 do
+      local again, _, code = client:put_external_event { wf_run_id = "many", external_event_def_name = DEF, guid = "m" .. i }
+      assert.is_nil(again)
+      assert.equal("ALREADY_EXISTS", code)
+    end
+    assert.equal(0, client:in_flight())
+  end)
+
+  it("wait(timeout) returns false while the call is still in flight", function()
+    local h = slow_client:put_external_event_async { wf_run_id = "a2", external_event_def_name = DEF }
+    local t0 = core.now()
+    assert.is_false(h:wait(0.05))
+    assert.is_false(h:done())
+    assert.is_true(core.now() - t0 >= 0.04)
+    assert.truthy(h:wait(2))
+    assert.is_true(core.now() - t0 >= 0.25)
+  end)
+
+  it("delivers results to on_done callbacks from poll(), and signals completions on fd()", function()
+    local fd = slow_client:fd()
+    assert.equal("integer", math.type(fd))
+    local got = {}
+    for i = 1, 20 do
+      slow_client:put_external_event_async({ wf_run_id = "cb", external_event_def_name = DEF, guid = "cb" .. i, content = i },
+        { on_done = function(ev, err) got[#got + 1] = ev and ev.content or err end })
+    end
+    collectgarbage() -- handles with callbacks are anchored until delivered
+    assert.is_false(fd_readable(fd))
+    assert.equal(0, slow_client:poll(0))
+    -- a host loop would wait on fd; here we sleep until it is readable
+    local t0 = core.now()
+    while not fd_readable(fd) and core.now() - t0 < 3 do core.sleep(0.005) end
+    assert.is_true(fd_readable(fd))
+    local n = 0
+    while n < 20 and core.now() - t0 < 5 do n = n + slow_client:poll(1) end
+    assert.equal(20, n)
+    table.sort(got)
+    for i = 1, 20 do assert.equal(i, got[i]) end
+    assert.is_false(fd_readable(fd))
+  end)
+
+  it("runs 50 delayed calls concurrently, not one after another", function()
+    local t0 = core.now()
+    local hs = {}
+    for i = 1, 50 do hs[i] = slow_client:put_external_event_async { wf_run_id = "conc", external_event_def_name = DEF } end
+    for _, h in ipairs(hs) do assert(h:wait()) end
+    local elapsed = core.now() - t0
+    assert.is_true(elapsed < 2, "50 calls of 300 ms took " .. elapsed .. " s")
+  end)
+
+  it("cancel() ends a call in flight with CANCELLED", function()
+    local h = slow_client:put_external_event_async { wf_run_id = "cx", external_event_def_name = DEF }
+    h:cancel()
+    local ev, err, code = h:wait(2)
+    assert.is_nil(ev)
+    assert.equal("CANCELLED", code)
+    assert.equal(1, err.status)
+  end)
+
+  it("cancels cleanly when handles are garbage collected in flight", function()
+    for _ = 1, 100 do slow_client:put_external_event_async { wf_run_id = "gc", external_event_def_name = DEF } end
+    collectgarbage()
+    collectgarbage()
+    local t0 = core.now()
+    while slow_client:in_flight() > 0 and core.now() - t0 < 3 do core.sleep(0.01) end
+    assert.equal(0, slow_client:in_flight())
+    assert(slow_client:put_external_event { wf_run_id = "after-gc", external_event_def_name = DEF })
+  end)
+
+  it("close() with calls in flight completes them with CANCELLED, without hanging", function()
+    local c = lh.client { host = "127.0.0.1", port = slow.port }
+    local hs = {}
+    for i = 1, 30 do hs[i] = c:put_external_event_async { wf_run_id = "close", external_event_def_name = DEF } end
+    local t0 = core.now()
+    c:close()
+    assert.is_true(core.now() - t0 < 0.5)
+    for _, h in ipairs(hs) do
+      local ev, _, code = h:wait(1)
+      assert.is_nil(ev)
+      assert.equal("CANCELLED", code)
+    end
+    assert.has_error(function() c:put_external_event_async { wf_run_id = "x", external_event_def_name = DEF } end,
+                     "littlehorse: this client is closed")
+  end)
+
+  it("checks its options like the sync call", function()
+    local ok, msg = pcall(function() return client:put_external_event_async({ wf_run_id = 1 }) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'put_external_event_async' %(wf_run_id: expected a string or a table", msg)
+    ok, msg = pcall(function()
+      return client:put_external_event_async({ wf_run_id = "w", external_event_def_name = DEF }, { on_done = 1 })
+    end)
+    assert.is_false(ok)
+    assert.matches("on_done: expected a function", msg)
+  end)
+end)

@@ -1,0 +1,112 @@
+-- Regression cases from fuzzing: every file in fuzz/regressions/<target>/ (crashers that
+-- scripts/fuzz.sh saved, committed once fixed) is replayed through the same property checks
+-- the fuzz targets run (fuzz/checks.lua), against the normally built module. Hand-made
+-- inputs follow: shapes a fuzzer of small inputs does not reach (very deep nesting) and
+-- reply oddities the checks must tolerate.
+local core = require "littlehorse.core"
+local checks = dofile("fuzz/checks.lua")
+
+local function files(dir)
+  local list = {}
+  local p = io.popen('ls -1 "' .. dir .. '" 2>/dev/null')
+  if p then
+    for name in p:lines() do list[#list + 1] = name end
+    p:close()
+  end
+  table.sort(list)
+  return list
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function varint(n)
+  local out = {}
+  repeat
+    local b = n & 0x7f
+    n = n >> 7
+    if n ~= 0 then b = b | 0x80 end
+    out[#out + 1] = string.char(b)
+  until n == 0
+  return table.concat(out)
+end
+local function len_field(no, s) return varint(no << 3 | 2) .. varint(#s) .. s end
+
+describe("fuzz regressions", function()
+  for _, target in ipairs { "reply", "json" } do
+    local dir = "fuzz/regressions/" .. target
+    local list = files(dir)
+    if #list == 0 then
+      it(target .. ": no saved crashers (nothing to replay)", function() end)
+    end
+    for _, name in ipairs(list) do
+      it(target .. ": " .. name, function()
+        checks[target](core, read(dir .. "/" .. name))
+      end)
+    end
+  end
+
+  describe("hand-made reply inputs", function()
+    -- ExternalEvent { content: VariableValue { array { items: ... } } } nested n times around
+    -- an int; built from the inside out as a list of prefixes (linear, not quadratic)
+    local function nested_arrays(n)
+      local core_vv = "\x38\x01"
+      local len, prefixes = #core_vv, {}
+      for i = 1, n do
+        local items = "\x0a" .. varint(len) -- Array.items (1)
+        len = len + #items
+        local array = "\x62" .. varint(len) -- VariableValue.array (12)
+        len = len + #array
+        prefixes[n - i + 1] = array .. items
+      end
+      return "\x1a" .. varint(len) .. table.concat(prefixes) .. core_vv -- ExternalEvent.content (3)
+    end
+
+    it("deeply nested native arrays (up to 800 KB) are refused or decoded, never overflow the stack", function()
+      for _, n in ipairs { 10, 49, 150, 1000, 20000, 100000 } do
+        local bytes = nested_arrays(n)
+        local ok = checks.reply(core, bytes)
+        if n <= 49 then assert.is_true(ok, "depth " .. n) end
+      end
+    end)
+
+    it("deeply nested JSON text in a reply is kept raw with an error, not decoded into a stack overflow", function()
+      local text = string.rep("[", 100000) .. string.rep("]", 100000)
+      local bytes = len_field(3, len_field(3, text))
+      assert.is_true(checks.reply(core, bytes))
+      local ev = core.decode_external_event(bytes)
+      assert.equal("JSON_ARR", ev.content_type)
+      assert.equal(core.typed_mt, getmetatable(ev.content))
+      assert.matches("nesting deeper than 128", ev.content.error)
+    end)
+
+    it("a reply str that is not valid UTF-8 decodes, and posting it again is refused as misuse", function()
+      local bytes = len_field(3, len_field(6, "\xff\xfe"))
+      assert.is_true(checks.reply(core, bytes))
+      assert.equal("\xff\xfe", core.decode_external_event(bytes).content)
+    end)
+
+    it("JSON content that is a scalar, or malformed, decodes without error", function()
+      for _, text in ipairs { "3", "null", '"s"', "{", "[1,]", "1e400", "\xff" } do
+        assert.is_true(checks.reply(core, len_field(3, len_field(2, text))))
+      end
+    end)
+  end)
+
+  describe("hand-made JSON inputs", function()
+    it("very deep, very long and numerically extreme texts", function()
+      assert.is_false(checks.json(core, string.rep("[", 1000000)))
+      assert.is_false(checks.json(core, string.rep('{"a":', 200) .. "1" .. string.rep("}", 200)))
+      assert.is_true(checks.json(core, "[" .. string.rep("1,", 100000) .. "1]"))
+      assert.is_true(checks.json(core, "1" .. string.rep("0", 300) .. ".5"))
+      assert.is_false(checks.json(core, "1" .. string.rep("0", 400) .. ".5")) -- beyond the largest double
+      assert.is_true(checks.json(core, "0." .. string.rep("0", 400) .. "1e400"))
+      assert.is_true(checks.json(core, "-9223372036854775809"))
+      assert.is_true(checks.json(core, '"' .. string.rep("\\ud83c\\udf89", 10000) .. '"'))
+    end)
+  end)
+end)

@@ -1,0 +1,32 @@
+-- busted --helper for the aggressive-GC suite (scripts/suites/gc.sh): the collector runs all
+-- the time, so a C function that keeps a pointer into a Lua object it no longer anchors (a
+-- string popped from the stack, a table only referenced from C), or a __gc that frees what is
+-- still in use, fails fast instead of once a month in production.
+--
+--   LH_GC_MODE=incremental  (default) pause 0: a new cycle starts as soon as one ends;
+--                           stepsize 2^0 bytes: every allocation, in Lua or in the C module
+--                           (lua_createtable, lua_pushstring, ...), does collector work
+--   LH_GC_MODE=generational minor collections after every 1% of growth, a major one at 10%
+--   LH_GC_HOOK=N            also a full collection every N VM instructions (default 0: off)
+--                           and a collector step every N/10
+local mode = os.getenv("LH_GC_MODE") or "incremental"
+if mode == "generational" then
+  collectgarbage("generational", 1, 10)
+else
+  collectgarbage("incremental", 0, 1000, 0)
+end
+
+local every = tonumber(os.getenv("LH_GC_HOOK") or "0")
+if every > 0 then
+  local n = 0
+  local step = math.max(1, every // 10)
+  debug.sethook(function()
+    n = n + step
+    if n >= every then
+      n = 0
+      collectgarbage("collect")
+    else
+      collectgarbage("step", 0)
+    end
+  end, "", step)
+end

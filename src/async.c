@@ -1,0 +1,298 @@
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include "async.h"
+
+static void list_init(lh_pending *s) { s->prev = s->next = s; }
+static void list_unlink(lh_pending *p) {
+  p->prev->next = p->next;
+  p->next->prev = p->prev;
+  p->prev = p->next = p;
+}
+static void list_push(lh_pending *s, lh_pending *p) {
+  p->prev = s->prev;
+  p->next = s;
+  s->prev->next = p;
+  s->prev = p;
+}
+
+/* Every live engine of the process, for wake-up registrations (process-wide C state). */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static lh_engine *all_engines;
+static uint64_t next_id;
+
+static void wake(lh_pending *p) {
+  if (p->wake_fd < 0) return;
+  char line[32];
+  int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)p->id);
+  ssize_t w = write(p->wake_fd, line, (size_t)n); /* tiny; the socket buffer takes it */
+  (void)w; /* a failed write means the waiter went away; nothing to do */
+  p->wake_fd = -1;
+}
+
+int lh_async_wake_register(uint64_t id, int fd) {
+  int registered = 0;
+  pthread_mutex_lock(&all_mu);
+  for (lh_engine *e = all_engines; e; e = e->next_engine) {
+    pthread_mutex_lock(&e->mu);
+    for (lh_pending *p = e->live.next; p != &e->live; p = p->next) {
+      if (p->id == id) { p->wake_fd = fd; registered = 1; break; }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (registered) break;
+  }
+  pthread_mutex_unlock(&all_mu);
+  return registered;
+}
+
+void lh_async_wake_forget(int fd) {
+  pthread_mutex_lock(&all_mu);
+  for (lh_engine *e = all_engines; e; e = e->next_engine) {
+    pthread_mutex_lock(&e->mu);
+    for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
+      if (p->wake_fd == fd) p->wake_fd = -1;
+    pthread_mutex_unlock(&e->mu);
+  }
+  pthread_mutex_unlock(&all_mu);
+}
+
+static void engine_free(lh_engine *e) {
+  pthread_mutex_destroy(&e->mu);
+  pthread_cond_destroy(&e->cv);
+  if (e->efd >= 0) close(e->efd);
+  free(e);
+}
+
+/* Drop one reference on e; call with e->mu held; unlocks it (and frees e if last). */
+static void engine_unref_locked(lh_engine *e) {
+  int last = --e->refs == 0;
+  pthread_mutex_unlock(&e->mu);
+  if (last) engine_free(e);
+}
+
+/* Drop one reference on p; call with the engine's mutex held; unlocks it. */
+static void pending_unref_locked(lh_pending *p) {
+  lh_engine *e = p->engine;
+  if (--p->refs > 0) {
+    pthread_mutex_unlock(&e->mu);
+    return;
+  }
+  if (p->in_done_list) { list_unlink(p); p->in_done_list = 0; e->ndone--; }
+  lh_call_discard(&p->st);
+  free(p);
+  engine_unref_locked(e);
+}
+
+static void *engine_thread(void *arg) {
+  lh_engine *e = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    lh_pending *p = ev.tag;
+    pthread_mutex_lock(&e->mu);
+    p->done = 1;
+    p->ok = ev.success;
+    list_unlink(p);
+    e->nlive--;
+    wake(p);
+    if (p->refs == 1) {
+      /* Only the engine cares (the handle is gone): nobody will read it. */
+      pending_unref_locked(p);
+      continue;
+    }
+    int was_empty = e->ndone == 0;
+    list_push(&e->done, p);
+    p->in_done_list = 1;
+    e->ndone++;
+    if (was_empty) {
+      uint64_t one = 1;
+      ssize_t w = write(e->efd, &one, sizeof one);
+      (void)w; /* an eventfd counter cannot overflow here */
+    }
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+  }
+  return NULL;
+}
+
+lh_engine *lh_engine_new(void) {
+  lh_engine *e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  list_init(&e->live);
+  list_init(&e->done);
+  e->refs = 1;
+  if (e->efd < 0) { engine_free(e); return NULL; }
+  e->cq = grpc_completion_queue_create_for_next(NULL);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old); /* the host's signals stay with the host's threads */
+  int rc = pthread_create(&e->thread, NULL, engine_thread, e);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    grpc_completion_queue_shutdown(e->cq);
+    grpc_completion_queue_destroy(e->cq);
+    engine_free(e);
+    return NULL;
+  }
+  pthread_mutex_lock(&all_mu);
+  e->next_engine = all_engines;
+  all_engines = e;
+  pthread_mutex_unlock(&all_mu);
+  return e;
+}
+
+void lh_engine_close(lh_engine *e) {
+  pthread_mutex_lock(&all_mu);
+  for (lh_engine **q = &all_engines; *q; q = &(*q)->next_engine)
+    if (*q == e) { *q = e->next_engine; break; }
+  pthread_mutex_unlock(&all_mu);
+  pthread_mutex_lock(&e->mu);
+  e->stopping = 1;
+  for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
+    if (p->st.call) grpc_call_cancel(p->st.call, NULL);
+  pthread_mutex_unlock(&e->mu);
+  /* Every call in flight was cancelled, so its completion is immediate; the queue then
+   * reports shutdown and the thread ends. */
+  grpc_completion_queue_shutdown(e->cq);
+  pthread_join(e->thread, NULL);
+  grpc_completion_queue_destroy(e->cq);
+  e->cq = NULL;
+  pthread_mutex_lock(&e->mu);
+  pthread_cond_broadcast(&e->cv);
+  engine_unref_locked(e);
+}
+
+lh_pending *lh_pending_new(lh_engine *e, int method) {
+  lh_pending *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->engine = e;
+  p->refs = 2;
+  p->method = method;
+  p->wake_fd = -1;
+  p->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&e->mu);
+  e->refs++;
+  list_push(&e->live, p);
+  e->nlive++;
+  pthread_mutex_unlock(&e->mu);
+  return p;
+}
+
+void lh_engine_fail_start(lh_pending *p) {
+  lh_engine *e = p->engine;
+  pthread_mutex_lock(&e->mu);
+  list_unlink(p);
+  e->nlive--;
+  p->done = 1;
+  p->ok = 0;
+  p->refs--; /* the engine will never see a completion for it */
+  pthread_mutex_unlock(&e->mu);
+}
+
+static struct timespec deadline_after(double timeout) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  double whole = (double)(time_t)timeout;
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)((timeout - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+  return ts;
+}
+
+int lh_pending_wait(lh_pending *p, double timeout) {
+  lh_engine *e = p->engine;
+  pthread_mutex_lock(&e->mu);
+  if (!p->done && timeout != 0) {
+    if (timeout < 0) {
+      while (!p->done) pthread_cond_wait(&e->cv, &e->mu);
+    } else {
+      struct timespec until = deadline_after(timeout);
+      while (!p->done && pthread_cond_timedwait(&e->cv, &e->mu, &until) != ETIMEDOUT) {}
+    }
+  }
+  int done = p->done;
+  pthread_mutex_unlock(&e->mu);
+  return done;
+}
+
+static void drain_efd_locked(lh_engine *e) {
+  if (e->ndone == 0) {
+    uint64_t v;
+    ssize_t r = read(e->efd, &v, sizeof v);
+    (void)r; /* EAGAIN when already drained */
+  }
+}
+
+void lh_pending_collect(lh_pending *p) {
+  lh_engine *e = p->engine;
+  pthread_mutex_lock(&e->mu);
+  if (p->in_done_list) {
+    list_unlink(p);
+    p->in_done_list = 0;
+    e->ndone--;
+    drain_efd_locked(e);
+    pending_unref_locked(p); /* the engine's reference; the handle's remains */
+    return;
+  }
+  pthread_mutex_unlock(&e->mu);
+}
+
+void lh_pending_cancel(lh_pending *p) {
+  lh_engine *e = p->engine;
+  pthread_mutex_lock(&e->mu);
+  if (!p->done && p->st.call) grpc_call_cancel(p->st.call, NULL);
+  pthread_mutex_unlock(&e->mu);
+}
+
+void lh_pending_release(lh_pending *p) {
+  lh_engine *e = p->engine;
+  pthread_mutex_lock(&e->mu);
+  if (!p->done && p->st.call) grpc_call_cancel(p->st.call, NULL); /* completes promptly */
+  if (p->in_done_list) {
+    /* Nobody will collect it now: drop the engine's reference too. */
+    list_unlink(p);
+    p->in_done_list = 0;
+    e->ndone--;
+    drain_efd_locked(e);
+    p->refs--;
+  }
+  pending_unref_locked(p);
+}
+
+size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max) {
+  pthread_mutex_lock(&e->mu);
+  if (e->ndone == 0 && timeout != 0 && !e->stopping) {
+    if (timeout < 0) {
+      while (e->ndone == 0 && e->nlive > 0) pthread_cond_wait(&e->cv, &e->mu);
+    } else {
+      struct timespec until = deadline_after(timeout);
+      while (e->ndone == 0 && e->nlive > 0 && pthread_cond_timedwait(&e->cv, &e->mu, &until) != ETIMEDOUT) {}
+    }
+  }
+  size_t n = 0;
+  while (n < max && e->ndone > 0) {
+    lh_pending *p = e->done.next;
+    list_unlink(p);
+    p->in_done_list = 0;
+    e->ndone--;
+    p->refs--; /* the engine's reference; the handle's keeps p alive (see async.h) */
+    out[n++] = p;
+  }
+  drain_efd_locked(e);
+  pthread_mutex_unlock(&e->mu);
+  return n;
+}

@@ -1,0 +1,79 @@
+/* The async engine of one client: a `next` completion queue drained by one background
+ * thread, which moves finished calls to a "done" list and makes an eventfd readable, so a
+ * host's own event loop (luv, cqueues, a game's select/epoll or per-frame tick, nginx) can
+ * wait for completions without spinning. Made lazily on a client's first async call.
+ *
+ * Lifetimes: an lh_pending (one call) is shared by its Lua handle and the engine, and an
+ * engine by its client and its pendings; each is freed by whoever drops the last reference,
+ * so a handle collected mid-call, or a client closed with calls in flight, never blocks and
+ * never frees memory gRPC still writes into. */
+#ifndef LH_ASYNC_H
+#define LH_ASYNC_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "call.h"
+
+typedef struct lh_engine lh_engine;
+
+typedef struct lh_pending {
+  lh_call_state st;          /* what gRPC writes into; stable while in flight */
+  lh_engine *engine;
+  int refs;                  /* the handle's, and the engine's while in flight or uncollected */
+  int done;                  /* the completion arrived */
+  int ok;                    /* its success flag */
+  int in_done_list;
+  int method;                /* which RPC (client.c's table) */
+  uint64_t id;               /* process-unique, for wake-up registrations (wake.c) */
+  int wake_fd;               /* a socket to write "<id>\n" to on completion, or -1 */
+  struct lh_pending *prev, *next;   /* in the engine's in-flight list, then its done list */
+} lh_pending;
+
+struct lh_engine {
+  grpc_completion_queue *cq;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int efd;                       /* eventfd: readable while the done list is not empty */
+  int refs;                      /* the client's + one per live pending */
+  int stopping;
+  lh_pending live;               /* sentinel of the in-flight list */
+  lh_pending done;               /* sentinel of the done list (completed, not yet collected) */
+  size_t nlive, ndone;
+  struct lh_engine *next_engine; /* in the process-wide list that wake-ups search */
+};
+
+/* Make an engine (its thread running); NULL on failure. */
+lh_engine *lh_engine_new(void);
+/* The client lets go: cancel calls in flight, stop the thread, and drop the client's
+ * reference. Joins the thread, which ends as soon as the cancelled calls complete. */
+void lh_engine_close(lh_engine *e);
+
+/* A new pending (refs: handle + engine) registered as in flight; NULL on out-of-memory.
+ * Start its call with lh_call_start(&p->st, ..., e->cq, ..., p). If the start fails, call
+ * lh_engine_fail_start(p). */
+lh_pending *lh_pending_new(lh_engine *e, int method);
+void lh_engine_fail_start(lh_pending *p);
+
+/* Wait up to timeout seconds (< 0: forever) for p to complete; 1 if it has. */
+int lh_pending_wait(lh_pending *p, double timeout);
+/* Take p off the done list (its outcome is being read by its handle). */
+void lh_pending_collect(lh_pending *p);
+/* The handle lets go (cancelling the call if still in flight). */
+void lh_pending_release(lh_pending *p);
+void lh_pending_cancel(lh_pending *p);
+
+/* Wait up to timeout seconds for the done list to be non-empty (or nothing to be in flight),
+ * then take up to max pendings off it into out, dropping the engine's references: each is
+ * then kept alive by its handle only, so out[] may be used as keys to find handles, not
+ * dereferenced after a handle may have been collected. Returns how many. Drains the eventfd
+ * when the list empties. */
+size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max);
+
+/* Wake-ups (wake.c): ask that "<id>\n" be written to fd when call `id` completes. Returns
+ * 1 if registered, 0 if the call is already complete or unknown (write at once). */
+int lh_async_wake_register(uint64_t id, int fd);
+/* fd is about to be closed: drop every registration that names it. */
+void lh_async_wake_forget(int fd);
+
+#endif
