@@ -37,18 +37,7 @@ skip() { case " $BENCH_SKIP " in *" $1 "*) return 0 ;; esac; return 1; }
 say() { echo "bench: $*" >&2; }
 
 # ---- set-up: Debian packages (only what is missing), baseline, stubs, npm ----------------
-apt_install() {
-  missing=""
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-  done
-  [ -z "$missing" ] && return 0
-  say "installing$missing"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-}
+apt_install() { sh scripts/deps-extra.sh "$@" >&2; }
 apt_install gcc libgrpc-dev python3 python3-grpcio python3-grpc-tools valgrind util-linux procps
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
 

@@ -124,6 +124,19 @@ describe("async calls", function()
     assert(slow_client:put_external_event { wf_run_id = "after-gc", external_event_def_name = DEF })
   end)
 
+  it("without fd(), completes calls on the caller's thread (inline), reaping dropped handles too", function()
+    local c = lh.client { host = "127.0.0.1", port = slow.port }
+    local hs = {}
+    for i = 1, 10 do hs[i] = c:put_external_event_async { wf_run_id = "inline", external_event_def_name = DEF, content = i } end
+    for _ = 1, 50 do c:put_external_event_async { wf_run_id = "dropped", external_event_def_name = DEF } end
+    collectgarbage()
+    for i, h in ipairs(hs) do assert.equal(i, assert(h:wait(3)).content) end
+    local t0 = core.now()
+    while c:in_flight() > 0 and core.now() - t0 < 3 do core.sleep(0.01) end
+    assert.equal(0, c:in_flight())
+    c:close()
+  end)
+
   it("close() with calls in flight completes them with CANCELLED, without hanging", function()
     local c = lh.client { host = "127.0.0.1", port = slow.port }
     local hs = {}

@@ -89,37 +89,78 @@ static void pending_unref_locked(lh_pending *p) {
   engine_unref_locked(e);
 }
 
+/* One completion: move its pending from the in-flight list to the done list (or free it if
+ * its handle is gone), wake whoever waits. Called by the thread or by an inline driver. */
+static void on_event(lh_engine *e, grpc_event ev) {
+  lh_pending *p = ev.tag;
+  pthread_mutex_lock(&e->mu);
+  p->done = 1;
+  p->ok = ev.success;
+  list_unlink(p);
+  e->nlive--;
+  wake(p);
+  if (p->refs == 1) {
+    /* Only the engine cares (the handle is gone): nobody will read it. */
+    pending_unref_locked(p);
+    return;
+  }
+  int was_empty = e->ndone == 0;
+  list_push(&e->done, p);
+  p->in_done_list = 1;
+  e->ndone++;
+  if (was_empty && e->threaded) {
+    uint64_t one = 1;
+    ssize_t w = write(e->efd, &one, sizeof one);
+    (void)w; /* an eventfd counter cannot overflow here */
+  }
+  pthread_cond_broadcast(&e->cv);
+  pthread_mutex_unlock(&e->mu);
+}
+
+static gpr_timespec cq_deadline(double timeout) {
+  if (timeout < 0) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  if (timeout == 0) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos((int64_t)(timeout * 1e9), GPR_TIMESPAN));
+}
+
+/* Inline mode: take completions off the queue on the calling thread until `until` says
+ * stop or the deadline passes (the first wait up to the deadline, then without waiting). */
+static void drive(lh_engine *e, gpr_timespec deadline, int (*until)(void *), void *arg) {
+  for (;;) {
+    if (until(arg)) return;
+    grpc_event ev = grpc_completion_queue_next(e->cq, deadline, NULL);
+    if (ev.type != GRPC_OP_COMPLETE) return; /* timeout (or shutdown) */
+    on_event(e, ev);
+  }
+}
+
 static void *engine_thread(void *arg) {
   lh_engine *e = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-    if (ev.type != GRPC_OP_COMPLETE) continue;
-    lh_pending *p = ev.tag;
-    pthread_mutex_lock(&e->mu);
-    p->done = 1;
-    p->ok = ev.success;
-    list_unlink(p);
-    e->nlive--;
-    wake(p);
-    if (p->refs == 1) {
-      /* Only the engine cares (the handle is gone): nobody will read it. */
-      pending_unref_locked(p);
-      continue;
-    }
-    int was_empty = e->ndone == 0;
-    list_push(&e->done, p);
-    p->in_done_list = 1;
-    e->ndone++;
-    if (was_empty) {
-      uint64_t one = 1;
-      ssize_t w = write(e->efd, &one, sizeof one);
-      (void)w; /* an eventfd counter cannot overflow here */
-    }
-    pthread_cond_broadcast(&e->cv);
-    pthread_mutex_unlock(&e->mu);
+    if (ev.type == GRPC_OP_COMPLETE) on_event(e, ev);
   }
   return NULL;
+}
+
+int lh_engine_start_thread(lh_engine *e) {
+  if (e->threaded) return 1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old); /* the host's signals stay with the host's threads */
+  int rc = pthread_create(&e->thread, NULL, engine_thread, e);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) return 0;
+  pthread_mutex_lock(&e->mu);
+  e->threaded = 1;
+  if (e->ndone > 0) { /* completions collected inline but not yet polled: signal them */
+    uint64_t one = 1;
+    ssize_t w = write(e->efd, &one, sizeof one);
+    (void)w;
+  }
+  pthread_mutex_unlock(&e->mu);
+  return 1;
 }
 
 lh_engine *lh_engine_new(void) {
@@ -137,17 +178,6 @@ lh_engine *lh_engine_new(void) {
   e->refs = 1;
   if (e->efd < 0) { engine_free(e); return NULL; }
   e->cq = grpc_completion_queue_create_for_next(NULL);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old); /* the host's signals stay with the host's threads */
-  int rc = pthread_create(&e->thread, NULL, engine_thread, e);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) {
-    grpc_completion_queue_shutdown(e->cq);
-    grpc_completion_queue_destroy(e->cq);
-    engine_free(e);
-    return NULL;
-  }
   pthread_mutex_lock(&all_mu);
   e->next_engine = all_engines;
   all_engines = e;
@@ -166,9 +196,17 @@ void lh_engine_close(lh_engine *e) {
     if (p->st.call) grpc_call_cancel(p->st.call, NULL);
   pthread_mutex_unlock(&e->mu);
   /* Every call in flight was cancelled, so its completion is immediate; the queue then
-   * reports shutdown and the thread ends. */
+   * reports shutdown and the thread (or this inline drain) ends. */
   grpc_completion_queue_shutdown(e->cq);
-  pthread_join(e->thread, NULL);
+  if (e->threaded) {
+    pthread_join(e->thread, NULL);
+  } else {
+    for (;;) {
+      grpc_event ev = grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+      if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+      if (ev.type == GRPC_OP_COMPLETE) on_event(e, ev);
+    }
+  }
   grpc_completion_queue_destroy(e->cq);
   e->cq = NULL;
   pthread_mutex_lock(&e->mu);
@@ -213,10 +251,28 @@ static struct timespec deadline_after(double timeout) {
   return ts;
 }
 
+static int pending_done(void *arg) {
+  lh_pending *p = arg;
+  pthread_mutex_lock(&p->engine->mu);
+  int done = p->done;
+  pthread_mutex_unlock(&p->engine->mu);
+  return done;
+}
+
+static int any_done(void *arg) {
+  lh_engine *e = arg;
+  pthread_mutex_lock(&e->mu);
+  int yes = e->ndone > 0 || e->nlive == 0;
+  pthread_mutex_unlock(&e->mu);
+  return yes;
+}
+
 int lh_pending_wait(lh_pending *p, double timeout) {
   lh_engine *e = p->engine;
+  int inline_mode = !e->threaded && !e->stopping && e->cq;
+  if (inline_mode) drive(e, cq_deadline(timeout), pending_done, p);
   pthread_mutex_lock(&e->mu);
-  if (!p->done && timeout != 0) {
+  if (!p->done && timeout != 0 && !inline_mode) {
     if (timeout < 0) {
       while (!p->done) pthread_cond_wait(&e->cv, &e->mu);
     } else {
@@ -274,8 +330,18 @@ void lh_pending_release(lh_pending *p) {
 }
 
 size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max) {
+  int inline_mode = !e->threaded && !e->stopping && e->cq;
+  if (inline_mode) {
+    drive(e, cq_deadline(timeout), any_done, e);
+    /* then everything else already finished, without waiting */
+    for (;;) {
+      grpc_event ev = grpc_completion_queue_next(e->cq, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+      if (ev.type != GRPC_OP_COMPLETE) break;
+      on_event(e, ev);
+    }
+  }
   pthread_mutex_lock(&e->mu);
-  if (e->ndone == 0 && timeout != 0 && !e->stopping) {
+  if (e->ndone == 0 && timeout != 0 && !e->stopping && !inline_mode) {
     if (timeout < 0) {
       while (e->ndone == 0 && e->nlive > 0) pthread_cond_wait(&e->cv, &e->mu);
     } else {

@@ -1,7 +1,10 @@
-/* The async engine of one client: a `next` completion queue drained by one background
- * thread, which moves finished calls to a "done" list and makes an eventfd readable, so a
- * host's own event loop (luv, cqueues, a game's select/epoll or per-frame tick, nginx) can
- * wait for completions without spinning. Made lazily on a client's first async call.
+/* The async engine of one client: a `next` completion queue whose completions move finished
+ * calls to a "done" list. Made lazily on a client's first async call, in one of two modes:
+ * - inline (the default): the Lua thread takes completions off the queue itself, inside
+ *   wait(), done() and poll(); no extra thread and no cross-thread hand-off per call;
+ * - threaded (from the first client:fd() or wake-up use): a background thread drains the
+ *   queue and makes an eventfd readable, so a host's own event loop (luv, cqueues, a game's
+ *   select/epoll, nginx) can wait for completions without spinning.
  *
  * Lifetimes: an lh_pending (one call) is shared by its Lua handle and the engine, and an
  * engine by its client and its pendings; each is freed by whoever drops the last reference,
@@ -37,14 +40,19 @@ struct lh_engine {
   int efd;                       /* eventfd: readable while the done list is not empty */
   int refs;                      /* the client's + one per live pending */
   int stopping;
+  int threaded;                  /* a thread drains the queue (else the Lua thread, inline) */
+  unsigned starts;               /* calls started (inline mode reaps every 64) */
   lh_pending live;               /* sentinel of the in-flight list */
   lh_pending done;               /* sentinel of the done list (completed, not yet collected) */
   size_t nlive, ndone;
   struct lh_engine *next_engine; /* in the process-wide list that wake-ups search */
 };
 
-/* Make an engine (its thread running); NULL on failure. */
+/* Make an engine (inline mode); NULL on failure. */
 lh_engine *lh_engine_new(void);
+/* Switch to threaded mode (idempotent); 0 if the thread cannot be started. Only from the
+ * thread that otherwise drives the engine inline. */
+int lh_engine_start_thread(lh_engine *e);
 /* The client lets go: cancel calls in flight, stop the thread, and drop the client's
  * reference. Joins the thread, which ends as soon as the cancelled calls complete. */
 void lh_engine_close(lh_engine *e);

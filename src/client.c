@@ -249,6 +249,9 @@ static int do_call_async(lua_State *L, method_id m) {
   r->pack(L, 2, &req_root, c);
   if (c->wire.len > cl->max_send) return too_large(L, cl, r, c);
   lh_engine *e = client_engine(L, cl);
+  /* Inline mode: now and then reap finished calls nobody waits for (fire and forget), so
+   * their memory does not wait for the next wait()/poll(). */
+  if (!e->threaded && (++e->starts & 63) == 0) lh_engine_poll(e, 0, NULL, 0);
 
   lh_handle *h = lua_newuserdatauv(L, sizeof *h, HANDLE_NUV);
   h->p = NULL;
@@ -425,10 +428,13 @@ static int client_poll(lua_State *L) {
   return lh_codec_protect_then(L, client_poll_body, client_leave, cl);
 }
 
-/* client:fd() -> a file descriptor that is readable while finished calls wait for poll() */
+/* client:fd() -> a file descriptor that is readable while finished calls wait for poll().
+ * Asking for it starts the client's completion thread (see async.h). */
 static int client_fd(lua_State *L) {
   lh_client *cl = check_client(L);
-  lua_pushinteger(L, client_engine(L, cl)->efd);
+  lh_engine *e = client_engine(L, cl);
+  if (!lh_engine_start_thread(e)) return luaL_error(L, "littlehorse: could not start the completion thread");
+  lua_pushinteger(L, e->efd);
   return 1;
 }
 
@@ -436,6 +442,7 @@ static int client_in_flight(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
   size_t n = 0;
   if (cl->engine && !cl->closed) {
+    lh_engine_poll(cl->engine, 0, NULL, 0); /* inline mode: take in what has finished */
     pthread_mutex_lock(&cl->engine->mu);
     n = cl->engine->nlive;
     pthread_mutex_unlock(&cl->engine->mu);

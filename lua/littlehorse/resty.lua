@@ -110,6 +110,8 @@ end
 
 --- Start `start(client, req, opts)` (an *_async method) and await it.
 function M.call(client, start, req, opts)
+  -- wake-ups come from the client's completion thread, which fd() starts (idempotent)
+  if M.strategy == "wake" and wake_socket_path() then client:fd() end
   local handle = start(client, req, opts)
   local timeout = (type(opts) == "table" and opts.timeout) or client:timeout()
   return M.await(handle, timeout + 1) -- gRPC's deadline fires first and reports itself
