@@ -3,11 +3,12 @@
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
+local sh = require "sh"
 
 local CLI = "./bin/lh-put-event"
 local DEF = "cli-event"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = sh.q
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

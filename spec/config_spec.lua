@@ -8,7 +8,8 @@ local core = require "littlehorse.core"
 local LUA = os.getenv("LH_SPEC_LUA")
   or (rawget(_G, "jit") and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh = require "sh"
+local q = sh.q
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))

@@ -23,6 +23,7 @@
 -- description it started from: reply -> Lua -> request is lossless.
 local lh = require "littlehorse"
 local cjson = require "cjson" -- reads the peer's descriptions (independent of our codec)
+local sh = require "sh"
 local core = lh.core
 
 local PEER_DIR = "spec/conformance"
@@ -32,13 +33,7 @@ local function hex(s)
 end
 local function dbl_hex(x) return hex(string.pack("<d", x)) end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = sh.read_file
 
 -- ------------------------------------------------------------------ the peer process
 

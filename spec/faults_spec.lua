@@ -5,10 +5,11 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local probe = require "probe"
+local sh = require "sh"
 
 local DEF = "payment"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = sh.q
 
 local function client_for(srv, timeout)
   return lh.client { host = "127.0.0.1", port = srv.port, timeout = timeout or 5 }

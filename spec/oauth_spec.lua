@@ -4,15 +4,10 @@
 local core = require "littlehorse.core"
 local oauth = require "littlehorse.oauth"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh = require "sh"
+local q = sh.q
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = sh.read_file
 
 -- core.http_post once core.c registers it; until then the same C function from src/http.c,
 -- built here as a throwaway module.

@@ -5,6 +5,7 @@ local socket = require "socket"
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
+local sh = require "sh"
 
 local ROOT = os.getenv("PWD")
 local LJ = ROOT .. "/build/lua/luajit/lua_modules"
@@ -14,13 +15,7 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read_file(path) return sh.read_file(path) or "" end -- "" when missing
 
 -- A prober: HTTP/1.1 GETs on a kept-alive luasocket connection, reconnecting when nginx
 -- closes it (keepalive_requests); each call returns status, seconds taken (connect included).

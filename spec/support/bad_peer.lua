@@ -6,20 +6,15 @@
 -- The peer runs under Debian's /usr/bin/python3 (the gRPC modes need python3-grpcio, which
 -- `bad_peer.have_grpc()` checks), without the sanitizer preload of the process running the specs.
 local core = require "littlehorse.core"
+local sh = require "sh"
 
 local M = {}
 local SCRIPT = "spec/support/bad_peer.py"
 local PYTHON = os.getenv("LH_PYTHON") or "/usr/bin/python3"
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = sh.read_file
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = sh.q
 
 -- Processes started here must not inherit sanitizer or valgrind settings meant for the Lua
 -- process under test (they would slow the peer and write reports of their own).

@@ -6,21 +6,14 @@
 -- srv:restart() (a new process, same port and arguments), srv:stats() (SIGUSR1 -> the
 -- server's counters as a table: accepted, open, events, ...), srv:log().
 local core = require "littlehorse.core"
+local sh = require "sh"
 
 local M = {}
 local BIN = os.getenv("LH_DEVSERVER") or "./build/lh-devserver"
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("*a") -- "*a": also Lua 5.1
-  f:close()
-  return s
-end
+local read_file = sh.read_file
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = sh.q
 
 local Server = {}
 Server.__index = Server

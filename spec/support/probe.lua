@@ -7,12 +7,13 @@
 --                         count = 50, timeout = 5, wf =, guid = }
 --   r.calls[i] = { code = "OK", status = 0, ms = 12.3, message = "" }  (i from 1, request order)
 --   r.ok, r.count, r.wall_ms
+local sh = require "sh"
 local M = {}
 
 local SRC = "spec/support/grpc_probe.c"
 local BIN = os.getenv("LH_GRPC_PROBE") or "./build/grpc-probe"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = sh.q
 
 local function mtime(path)
   local p = io.popen("stat -c %Y " .. q(path) .. " 2>/dev/null")

@@ -7,19 +7,14 @@
 -- HTTP from Lua goes through python3 (also what runs the server), so no Lua socket library
 -- is needed.
 local core = require "littlehorse.core"
+local sh = require "sh"
 
 local M = {}
 local SCRIPT = "spec/support/token_server.py"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = sh.q
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = sh.read_file
 
 local TS = {}
 TS.__index = TS
