@@ -3,12 +3,12 @@
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
-local sh = require "sh"
+local shell = require "sh"
 
 local CLI = "./bin/lh-put-event"
 local DEF = "cli-event"
 
-local q = sh.q
+local q = shell.q
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

@@ -3,13 +3,13 @@
 -- each. The events are read back from the server.
 local lh = require "littlehorse"
 local devserver = require "devserver"
-local sh = require "sh"
+local shell = require "sh"
 
 local DEF = "embed-event"
 local HOST = "build/embed-host"
 local SCRIPT = "examples/embed/post_events.lua"
 
-local q = sh.q
+local q = shell.q
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

@@ -7,11 +7,11 @@ local core = require "littlehorse.core"
 local devserver = require "devserver"
 local probe = require "probe"
 local token_server = require "token_server"
-local sh = require "sh"
+local shell = require "sh"
 
 local DEF = "tls-def"
 
-local q = sh.q
+local q = shell.q
 
 -- busted keeps a single `finally` per test (a second call replaces the first), so cleanups
 -- are collected here and all run, last first, even when one of them fails.

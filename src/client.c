@@ -65,6 +65,7 @@ typedef struct lh_client {
 typedef struct lh_handle {
   lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
   int method;
+  int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
 } lh_handle;
 
 static lh_client *check_client(lua_State *L) {
@@ -256,6 +257,7 @@ static int do_call_async(lua_State *L, method_id m) {
   lh_handle *h = lua_newuserdatauv(L, sizeof *h, HANDLE_NUV);
   h->p = NULL;
   h->method = m;
+  h->nresults = 0;
   luaL_getmetatable(L, LH_CALL_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 1);
@@ -301,26 +303,23 @@ static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
   lh_pending_release(p);
   int top = lua_gettop(L);
   int n = push_outcome(L, &rpcs[h->method], &res, c);
-  lua_createtable(L, n, 1);
-  for (int i = 1; i <= n; i++) {
-    lua_pushvalue(L, top + i);
-    lua_rawseti(L, -2, i);
-  }
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
+  /* Keep one value, no wrapper table: the reply, or the error object (its code is err.code). */
+  lua_pushvalue(L, n == 1 ? top + 1 : top + 2);
   lua_setiuservalue(L, hidx, HV_RESULTS);
+  h->nresults = n;
   lua_settop(L, top);
 }
 
 static int push_results(lua_State *L, int hidx) {
+  lh_handle *h = lua_touserdata(L, hidx);
+  if (h->nresults == 1) {
+    lua_getiuservalue(L, hidx, HV_RESULTS);
+    return 1;
+  }
+  lua_pushnil(L);
   lua_getiuservalue(L, hidx, HV_RESULTS);
-  int t = lua_gettop(L);
-  lua_getfield(L, t, "n");
-  int n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  for (int i = 1; i <= n; i++) lua_rawgeti(L, t, i);
-  lua_remove(L, t);
-  return n;
+  lua_getfield(L, -1, "code");
+  return 3;
 }
 
 /* handle:wait([timeout]) -> the call's results | false (still in flight after timeout) */
@@ -335,10 +334,7 @@ static int handle_wait_body(lua_State *L) {
     if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
     handle_settle(L, 1, h);
   }
-  lua_getiuservalue(L, 1, HV_RESULTS);
-  int have = lua_istable(L, -1);
-  lua_pop(L, 1);
-  if (!have) return luaL_error(L, "littlehorse: this call handle is closed");
+  if (!h->nresults) return luaL_error(L, "littlehorse: this call handle is closed");
   return push_results(L, 1);
 }
 

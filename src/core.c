@@ -166,7 +166,7 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
 
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
-  lua_pushlightuserdata(L, (void *)&lh_json_empty_array_key);
+  lh_json_push_empty_array(L);
   lua_setfield(L, -2, "empty_array");
   lh_json_push_array_mt(L);
   lua_setfield(L, -2, "array_mt");

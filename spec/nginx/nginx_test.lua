@@ -5,7 +5,7 @@ local socket = require "socket"
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
-local sh = require "sh"
+local files = require "sh"
 
 local ROOT = os.getenv("PWD")
 local LJ = ROOT .. "/build/lua/luajit/lua_modules"
@@ -15,7 +15,7 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function read_file(path) return sh.read_file(path) or "" end -- "" when missing
+local function read_file(path) return files.read_file(path) or "" end -- "" when missing
 
 -- A prober: HTTP/1.1 GETs on a kept-alive luasocket connection, reconnecting when nginx
 -- closes it (keepalive_requests); each call returns status, seconds taken (connect included).
