@@ -34,6 +34,16 @@ for suite in scripts/suites/*.sh; do
   . "$suite"
 done
 
+# Safety net: the specs stop what they start, even when they fail; a crashed run may not.
+# Stop any server process still running from this checkout, and say so.
+for pid in $(pgrep -f 'lh-devserver|token_server\.py|bad_peer\.py|conformance/server\.js|nginx: master process nginx -p /tmp/lh-nginx' 2>/dev/null); do
+  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+  case "$cwd|$cmd" in
+    "$PWD|"*|*"nginx -p /tmp/lh-nginx"*) kill -TERM "$pid" 2>/dev/null && echo "test.sh: stopped a leftover process $pid: $cmd" ;;
+  esac
+done
+
 passed=$(cat build/tap/*.tap | grep '^ok ' | grep -vc '# SKIP' | tr -d ' ')
 skipped=$(cat build/tap/*.tap | grep '^ok ' | grep -c '# SKIP' | tr -d ' ')
 failed=$(cat build/tap/*.tap | grep -c '^not ok ' | tr -d ' ')

@@ -17,24 +17,7 @@ end
 
 local function no_sleep() end
 
--- busted keeps a single `finally` per test (a second call replaces the first), so cleanups
--- are collected here and all run, last first, even when one of them fails.
-local cleanups
-local function defer(fn)
-  if not cleanups then
-    cleanups = {}
-    finally(function()
-      local list, first_err = cleanups, nil
-      cleanups = nil
-      for i = #list, 1, -1 do
-        local ok, err = pcall(list[i])
-        if not ok and not first_err then first_err = err end
-      end
-      if first_err then error(first_err, 0) end
-    end)
-  end
-  cleanups[#cleanups + 1] = fn
-end
+local defer = require "cleanup" (function(f) finally(f) end) -- run fn when the test ends
 
 -- Everything started in a test is stopped in `finally`, also when the test fails.
 local function with_server(opts, fn)
