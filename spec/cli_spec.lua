@@ -392,13 +392,16 @@ describe("lh-put-event", function()
       end
     end)
 
-    it("2 for a bad LHC_* setting or a TLS protocol this client cannot speak", function()
+    it("2 for a bad LHC_* setting; TLS is spoken (here to a plaintext server: unavailable, 4)", function()
       local r = run({ "--wf-run-id", "w", "--event", DEF }, { env = { LHC_API_PORT = "http" } })
       assert.equal(2, r.status)
       assert.matches("LHC_API_PORT", r.err)
-      r = run({ "--wf-run-id", "w", "--event", DEF }, { env = { LHC_API_PROTOCOL = "TLS" } })
+      r = run({ "--wf-run-id", "w", "--event", DEF }, { env = { LHC_API_PROTOCOL = "SSL" } })
       assert.equal(2, r.status)
-      assert.matches("PLAINTEXT only", r.err)
+      assert.matches("expected PLAINTEXT or TLS", r.err)
+      r = run({ "--wf-run-id", "w", "--event", DEF, "--retries", "0", "--timeout", "2" },
+              { env = { LHC_API_PROTOCOL = "TLS" } })
+      assert.equal(4, r.status)
     end)
 
     it("3 when the server rejects the event (unknown ExternalEventDef), without retrying", function()

@@ -336,13 +336,6 @@ describe("config: TLS", function()
     assert.equal("bad argument #1 to 'client' (ca_cert: cannot read the file (/nonexistent: No such file or directory))",
                  load_error({}, '{ protocol = "TLS", ca_cert = "/nonexistent" }'))
   end)
-
-  it("is refused by lh.client until littlehorse.core can make TLS channels", function()
-    if core.features and core.features.tls then return pending("core.features.tls is set") end
-    local c = load({ LHC_API_PROTOCOL = "TLS" }, nil, nil,
-      'out.client_error = select(2, pcall(require("littlehorse").client))')
-    assert.matches("cannot make TLS channels yet", c.client_error, 1, true)
-  end)
 end)
 
 describe("config: errors", function()

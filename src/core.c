@@ -182,12 +182,5 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lua_pop(L, 1);
   lua_pushstring(L, LH_VERSION);
   lua_setfield(L, -2, "version");
-  /* what this build's C side does with the options lh.client passes (docs/config.md) */
-  lua_createtable(L, 0, 2);
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "tls");
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "auth");
-  lua_setfield(L, -2, "features");
   return 1;
 }
