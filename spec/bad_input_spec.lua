@@ -24,16 +24,7 @@ local SAMPLES = {
 }
 local TYPES = { "boolean", "integer", "float", "string", "table", "function", "userdata", "thread", "lightuserdata" }
 
-local function nest_json(n) -- n tables, each the only element of the previous one
-  local t = {}
-  local c = t
-  for _ = 2, n do
-    local x = {}
-    c[1] = x
-    c = x
-  end
-  return t
-end
+local nest_json = require "nest" -- n tables, each the only element of the previous one
 
 local function nest_native(n) -- n lh.array values, each the only item of the previous one
   local v = 1

@@ -10,12 +10,7 @@ local DEF = "cli-event"
 
 local q = shell.q
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return assert(shell.read_file(path)) end
 
 local function spit(path, data)
   local f = assert(io.open(path, "wb"))

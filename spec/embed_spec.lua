@@ -11,12 +11,7 @@ local SCRIPT = "examples/embed/post_events.lua"
 
 local q = shell.q
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return assert(shell.read_file(path)) end
 
 -- sh(cmd) -> status, stdout, stderr
 local function sh(cmd)

@@ -24,16 +24,7 @@ local function decode_error(text)
   return err
 end
 
-local function nest(n) -- n tables, each the only element of the previous one
-  local t = {}
-  local c = t
-  for _ = 2, n do
-    local x = {}
-    c[1] = x
-    c = x
-  end
-  return t
-end
+local nest = require "nest" -- n tables, each the only element of the previous one
 
 describe("json_encode", function()
   describe("scalars", function()

@@ -91,7 +91,8 @@ static double check_timeout(lua_State *L, int idx, const lh_path *path) {
 /* The options of one call, read once. */
 typedef struct call_opts {
   double timeout;
-  int headers;   /* stack index of a table { name1, value1, name2, value2, ... } (checked strings) */
+  int headers;   /* stack index of a table { name1, value1, name2, value2, ... } (checked
+                  * strings), made only when the call has headers of its own */
   int nheaders;
 } call_opts;
 
@@ -102,8 +103,7 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
   lh_path root = lh_path_root(async ? r->async_method : r->method, 2);
   o->timeout = cl->timeout;
   o->nheaders = 0;
-  lua_newtable(L);
-  o->headers = lua_gettop(L);
+  o->headers = 0;
   if (lua_isnoneornil(L, 3)) return;
   if (!lua_istable(L, 3)) lh_path_error(L, &root, "expected a table of call options, got %s", luaL_typename(L, 3));
   lua_getfield(L, 3, "timeout");
@@ -121,6 +121,9 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
     lh_path pm = lh_path_field(&root, "metadata", 8);
     int t = lua_gettop(L);
     if (!lua_istable(L, t)) lh_path_error(L, &pm, "expected a table of header = value strings");
+    lua_newtable(L);
+    lua_insert(L, t); /* below the metadata table, which is popped at the end */
+    o->headers = t++;
     lua_pushnil(L);
     while (lua_next(L, t)) {
       size_t kl, vl;
