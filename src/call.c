@@ -63,6 +63,14 @@ int lh_call_add_md(lh_call_state *st, const char *key, size_t klen, const char *
   return 1;
 }
 
+int lh_call_add_md_slices(lh_call_state *st, grpc_slice key, grpc_slice val) {
+  if (st->nmd >= LH_CALL_MAX_MD) return 0;
+  st->md[st->nmd].key = grpc_slice_ref(key);
+  st->md[st->nmd].value = grpc_slice_ref(val);
+  st->nmd++;
+  return 1;
+}
+
 int lh_call_start(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
                   gpr_timespec deadline, const char *req, size_t reqlen, void *tag) {
   st->call = grpc_channel_create_registered_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,

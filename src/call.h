@@ -35,6 +35,8 @@ typedef struct lh_call_state {
 void lh_call_init(lh_call_state *st);
 /* Add one initial-metadata entry (copied); 0 when LH_CALL_MAX_MD are already there. */
 int lh_call_add_md(lh_call_state *st, const char *key, size_t klen, const char *val, size_t vlen);
+/* The same with slices made once by the caller (one more reference on each; no copy). */
+int lh_call_add_md_slices(lh_call_state *st, grpc_slice key, grpc_slice val);
 
 /* Start the call (st prepared by lh_call_init); its completion arrives on cq with tag `tag`.
  * Returns 0 if it could not be started (then lh_call_finish still must be called and

@@ -26,8 +26,10 @@ static int codec_tostring(lua_State *L) {
 }
 
 lh_codec *lh_codec_new(lua_State *L) {
-  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 0);
+  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
+  lua_newtable(L); /* the closure cache (see push_body) */
+  lua_setiuservalue(L, -2, 1);
   lh_arena_init(&c->arena);
   if (luaL_newmetatable(L, LH_CODEC_MT)) {
     lua_pushcfunction(L, codec_gc);
@@ -47,12 +49,39 @@ int lh_codec_protect(lua_State *L, lua_CFunction body) {
   return lh_codec_protect_then(L, body, NULL, NULL);
 }
 
+/* Push body as a closure over this state's codec (upvalue 1 of the running function). Each
+ * body's closure is made once and kept in the codec's user value: making it per call was a
+ * measurable share of a call's cost (an allocation, and garbage). The cache holds the codec
+ * through the closures, a cycle the collector handles. */
+static void push_body(lua_State *L, lh_codec *c, lua_CFunction body) {
+  int i = 0;
+  while (i < c->nbodies && c->bodies[i] != body) i++;
+  lua_getiuservalue(L, lua_upvalueindex(1), 1);
+  if (i < c->nbodies) {
+    lua_rawgeti(L, -1, i + 1);
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, body, 1);
+  if (i < LH_CODEC_BODIES) {
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, i + 1);
+    c->bodies[i] = body;
+    c->nbodies++;
+  }
+  lua_remove(L, -2);
+}
+
 int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud) {
   int n = lua_gettop(L);
   lh_codec *c = lh_codec_get(L);
-  if (c->busy) c = lh_codec_new(L); /* nested: private scratch, collected with its buffers */
-  else lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, body, 1);
+  if (c->busy) {
+    c = lh_codec_new(L); /* nested: private scratch, collected with its buffers */
+    lua_pushcclosure(L, body, 1);
+  } else {
+    push_body(L, c, body);
+  }
   lua_insert(L, 1);
   c->busy++;
   int status = lua_pcall(L, n, LUA_MULTRET, 0);

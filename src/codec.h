@@ -10,6 +10,7 @@
 #include "arena.h"
 
 #define LH_CODEC_MT "littlehorse.codec"
+#define LH_CODEC_BODIES 16
 
 typedef struct lh_codec {
   lh_buf json;      /* JSON text being encoded */
@@ -20,6 +21,10 @@ typedef struct lh_codec {
   int grpc_held;    /* this state holds a reference on the gRPC library (lh_runtime) */
   long grpc_pid;    /* ...taken in this process (a forked child inherits the flag, not gRPC) */
   int busy;         /* a conversion is using this codec (see lh_codec_protect) */
+  int generic_decode; /* tests: decode replies with protobuf-c only (see event_reader.c) */
+  lua_CFunction bodies[LH_CODEC_BODIES]; /* bodies whose closure is cached (lh_codec_protect) */
+  int nbodies;
+  const void *client_mt, *call_mt; /* the client and call-handle metatables (client.c) */
 } lh_codec;
 
 #define lh_codec_get(L) ((lh_codec *)lua_touserdata((L), lua_upvalueindex(1)))

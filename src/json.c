@@ -660,6 +660,7 @@ typedef struct enc {
   int has_cj_earr;
   const void *typed_mt;    /* values made by lh.bytes, lh.int, ... (value.h): no JSON form */
   const void *ts_mt;       /* timestamp objects (timestamp.h): no JSON form either */
+  int markers_found;       /* the fields above are looked up on first need (find_markers) */
 } enc;
 
 /* The chain of tables being encoded, innermost first: a table met again is a cycle. */
@@ -669,6 +670,7 @@ typedef struct anc {
 } anc;
 
 static void encode_value(enc *e, int idx, const lh_path *path, const anc *up, int depth);
+static void find_markers(enc *e);
 
 static void no_memory(lua_State *L) { luaL_error(L, "out of memory"); }
 
@@ -877,6 +879,7 @@ static void encode_table(enc *e, int t, const lh_path *path, const anc *up, int 
   if (lua_getmetatable(L, t)) {
     const void *mt = lua_topointer(L, -1);
     lua_pop(L, 1);
+    if (!e->markers_found) find_markers(e);
     if (mt == e->arr_mt || mt == e->cj_arr_mt) kind = K_ARRAY;
     else if (mt == e->cj_earr_mt) kind = K_EMPTY_ARRAY;
     else if (LH_UNLIKELY(mt == e->typed_mt || mt == e->ts_mt)) typed_in_json(e, t, path, mt == e->ts_mt);
@@ -967,6 +970,7 @@ static void encode_value(enc *e, int idx, const lh_path *path, const anc *up, in
     return;
   case LUA_TLIGHTUSERDATA: {
     void *p = lua_touserdata(L, idx);
+    if (p && !e->markers_found) find_markers(e);
     if (!p) put_lit(e, "null", 4);
     else if (p == (void *)&lh_json_empty_array_key || (e->has_cj_earr && p == e->cj_earr)) put_lit(e, "[]", 2);
     else lh_path_error(L, path, "cannot encode a light userdata as JSON");
@@ -980,6 +984,7 @@ static void encode_value(enc *e, int idx, const lh_path *path, const anc *up, in
 /* The markers other than ours: lua-cjson's, when it is loaded (raw lookups only). */
 static void find_markers(enc *e) {
   lua_State *L = e->L;
+  e->markers_found = 1;
   reg_get(L, &lh_json_array_mt_key);
   e->arr_mt = lua_istable(L, -1) ? lua_topointer(L, -1) : NULL;
   lua_pop(L, 1);
@@ -1032,13 +1037,9 @@ void lh_json_encode(lua_State *L, int idx, lh_buf *out, const lh_path *path) {
   t = lua_type(L, idx);
   /* Two slots per nesting level (key, value), plus a few for markers and error messages. */
   if (!lua_checkstack(L, t == LUA_TTABLE ? 2 * LH_JSON_MAX_DEPTH + 20 : 20)) no_memory(L);
-  if (t == LUA_TTABLE || t == LUA_TLIGHTUSERDATA) {
-    find_markers(&e);
-  } else {
-    e.arr_mt = e.cj_arr_mt = e.cj_earr_mt = e.typed_mt = e.ts_mt = NULL;
-    e.cj_earr = NULL;
-    e.has_cj_earr = 0;
-  }
+  /* The markers (metatables and light userdata that say "array", "empty array", "typed")
+   * cost registry and package.loaded lookups: made only when a value could be one. */
+  e.markers_found = 0;
   top = lua_gettop(L);
   lua_pushvalue(L, idx);
   encode_value(&e, top + 1, path, NULL, 1);
@@ -1396,16 +1397,32 @@ static int parse_string(dec *d) {
 
 static int parse_value(dec *d);
 
+/* Containers are made at their final size: the first JSON_GATHER members are parsed onto the
+ * stack and only then put into a table created with room for exactly that many, so a small
+ * object or array (the usual event content) costs no rehash; larger ones continue with plain
+ * inserts into that table (Lua grows it by doubling, as before). */
+#define JSON_GATHER 32
+
+/* Pop the n values above `first` (a stack index) into a new array table at index `first`. */
+static void array_from_stack(dec *d, int first, int n) {
+  lua_State *L = d->L;
+  lua_createtable(L, n, 0);
+  lua_pushvalue(L, d->mt);
+  lua_setmetatable(L, -2);
+  lua_insert(L, first);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, first, i);
+}
+
 static int parse_array(dec *d) {
   lua_State *L = d->L;
   const unsigned char *p;
   lua_Integer i = 1;
+  int first = lua_gettop(L) + 1, gathering = 1;
   if (++d->depth > LH_JSON_MAX_DEPTH) return fail(d, d->p, "nesting deeper than %d", LH_JSON_MAX_DEPTH);
-  lua_createtable(L, 0, 0);
-  lua_pushvalue(L, d->mt);
-  lua_setmetatable(L, -2);
+  if (!lua_checkstack(L, JSON_GATHER + 4)) no_memory(L);
   p = skip_ws(d->p + 1, d->end);
   if (p < d->end && *p == ']') {
+    array_from_stack(d, first, 0);
     d->p = p + 1;
     d->depth--;
     return 1;
@@ -1413,7 +1430,13 @@ static int parse_array(dec *d) {
   for (;;) {
     d->p = p;
     if (!parse_value(d)) return 0;
-    lua_rawseti(L, -2, i++);
+    if (!gathering) {
+      lua_rawseti(L, first, i);
+    } else if (i == JSON_GATHER) {
+      array_from_stack(d, first, (int)i);
+      gathering = 0;
+    }
+    i++;
     p = skip_ws(d->p, d->end);
     if (p < d->end && *p == ',') {
       p = skip_ws(p + 1, d->end);
@@ -1422,18 +1445,36 @@ static int parse_array(dec *d) {
     if (p < d->end && *p == ']') break;
     return fail_expected(d, p, "',' or ']'");
   }
+  if (gathering) array_from_stack(d, first, (int)(i - 1));
   d->p = p + 1;
   d->depth--;
   return 1;
 }
 
+/* Move the n key/value pairs above `first` into a new table at index `first`, in text order
+ * (a repeated key: the last one wins). */
+static void object_from_stack(dec *d, int first, int n) {
+  lua_State *L = d->L;
+  lua_createtable(L, 0, n);
+  int t = lua_gettop(L);
+  for (int k = 0; k < n; k++) {
+    lua_pushvalue(L, first + 2 * k);
+    lua_pushvalue(L, first + 2 * k + 1);
+    lua_rawset(L, t);
+  }
+  lua_replace(L, first);
+  lua_settop(L, first);
+}
+
 static int parse_object(dec *d) {
   lua_State *L = d->L;
   const unsigned char *p;
+  int first = lua_gettop(L) + 1, n = 0, gathering = 1;
   if (++d->depth > LH_JSON_MAX_DEPTH) return fail(d, d->p, "nesting deeper than %d", LH_JSON_MAX_DEPTH);
-  lua_createtable(L, 0, 0);
+  if (!lua_checkstack(L, 2 * JSON_GATHER + 4)) no_memory(L);
   p = skip_ws(d->p + 1, d->end);
   if (p < d->end && *p == '}') {
+    lua_createtable(L, 0, 0);
     d->p = p + 1;
     d->depth--;
     return 1;
@@ -1446,7 +1487,12 @@ static int parse_object(dec *d) {
     if (p >= d->end || *p != ':') return fail_expected(d, p, "':'");
     d->p = skip_ws(p + 1, d->end);
     if (!parse_value(d)) return 0;
-    lua_rawset(L, -3); /* a repeated key: the last one wins */
+    if (!gathering) {
+      lua_rawset(L, first);
+    } else if (++n == JSON_GATHER) {
+      object_from_stack(d, first, n);
+      gathering = 0;
+    }
     p = skip_ws(d->p, d->end);
     if (p < d->end && *p == ',') {
       p = skip_ws(p + 1, d->end);
@@ -1455,6 +1501,7 @@ static int parse_object(dec *d) {
     if (p < d->end && *p == '}') break;
     return fail_expected(d, p, "',' or '}'");
   }
+  if (gathering) object_from_stack(d, first, n);
   d->p = p + 1;
   d->depth--;
   return 1;

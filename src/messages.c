@@ -1,5 +1,6 @@
 #include <string.h>
 #include "messages.h"
+#include "event_reader.h"
 #include "path.h"
 #include "value.h"
 #include "timestamp.h"
@@ -274,7 +275,7 @@ static int pb_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
   return 0;
 }
 
-static int pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth) {
+int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth) {
   if (depth > PB_MAX_DEPTH) return 0;
   const uint8_t *end = p + len;
   while (p < end) {
@@ -289,7 +290,7 @@ static int pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, si
       const ProtobufCFieldDescriptor *f =
           (key >> 3) <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
       if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-          !pb_depth_ok((const ProtobufCMessageDescriptor *)f->descriptor, p, (size_t)v, depth + 1))
+          !lh_pb_depth_ok((const ProtobufCMessageDescriptor *)f->descriptor, p, (size_t)v, depth + 1))
         return 0;
       p += v;
       break;
@@ -307,7 +308,8 @@ static void push_def_id(lua_State *L, const Littlehorse__ExternalEventDefId *d) 
 }
 
 int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
-  if (!pb_depth_ok(&littlehorse__external_event__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
+  if (!c->generic_decode && lh_read_external_event(L, (const uint8_t *)bytes, len, c) == LH_READ_DONE) return 1;
+  if (!lh_pb_depth_ok(&littlehorse__external_event__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
   Littlehorse__ExternalEvent *ev =
       littlehorse__external_event__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
@@ -351,7 +353,7 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec
 }
 
 int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
-  if (!pb_depth_ok(&littlehorse__external_event_def__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
+  if (!lh_pb_depth_ok(&littlehorse__external_event_def__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
   Littlehorse__ExternalEventDef *d =
       littlehorse__external_event_def__unpack(&c->arena.pb, len, (const uint8_t *)bytes);

@@ -8,6 +8,25 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t owner_pid;
 static int refs;
 
+/* This process's id, kept by a fork handler instead of asked of the kernel: every call checks
+ * that its client was made in this process, and getpid() is a real system call (two per call
+ * cost ~1 us, measured in bench/). Processes made by fork() run the handler; vfork() children
+ * only exec, and raw clone() without glibc is outside what we support. */
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static volatile pid_t cached_pid;
+
+static void pid_after_fork(void) { cached_pid = getpid(); }
+
+static void pid_setup(void) {
+  cached_pid = getpid();
+  pthread_atfork(NULL, NULL, pid_after_fork);
+}
+
+pid_t lh_runtime_pid(void) {
+  pthread_once(&pid_once, pid_setup);
+  return cached_pid;
+}
+
 void lh_runtime_acquire(lua_State *L) {
   pthread_mutex_lock(&lock);
   pid_t me = getpid();

@@ -6,7 +6,11 @@
 #ifndef LH_RUNTIME_H
 #define LH_RUNTIME_H
 
+#include <sys/types.h>
 #include "compat.h"
+
+/* getpid(), without a system call (kept up to date across fork by a fork handler). */
+pid_t lh_runtime_pid(void);
 
 /* Take one reference on gRPC (grpc_init), or raise if gRPC was initialised before a fork. */
 void lh_runtime_acquire(lua_State *L);

@@ -1,0 +1,23 @@
+/* The ExternalEvent reply read directly from its wire bytes (the common, canonical case);
+ * see event_reader.c. */
+#ifndef LH_EVENT_READER_H
+#define LH_EVENT_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+#include "compat.h"
+#include "codec.h"
+
+enum { LH_READ_GENERIC = 0, LH_READ_DONE = 1 };
+
+/* Push the reply's Lua table and return LH_READ_DONE; or push nothing and return
+ * LH_READ_GENERIC when the bytes are not in the canonical shape (the caller then uses the
+ * generic protobuf-c decoder, which also decides whether they are valid at all). */
+int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_codec *c);
+
+/* messages.c: 1 if the bytes are well-formed wire format for d with message nesting no
+ * deeper than protobuf-c can unpack safely, counting from `depth`. */
+int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth);
+
+#endif
