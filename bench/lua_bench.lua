@@ -2,6 +2,10 @@
 --
 --   lua5.4 bench/lua_bench.lua run  TARGET REQUEST.bin MODE...   MODE: seq | N (async, N in flight)
 --                                                                  | seq+ (sync, async engine running)
+--                                                                  | seq:noreply | N:noreply (the call
+--                                                                    option reply = false: the
+--                                                                    reply is not decoded, as in
+--                                                                    the C baseline)
 --   lua5.4 bench/lua_bench.lua rss  TARGET REQUEST.bin CALLS     RSS before/after CALLS calls
 --   lua5.4 bench/lua_bench.lua leak TARGET REQUEST.bin CALLS     CALLS calls, then close (for valgrind)
 --
@@ -69,6 +73,9 @@ local function fail(what, err)
 end
 
 -- Sequential sync calls for `seconds`; lat (optional) gets each call's latency.
+-- Call options of the runs: nil, or { reply = false } for the ":noreply" modes.
+local OPTS
+
 local function run_seq(seconds, lat)
   local put = client.put_external_event
   local errors, n = 0, 0
@@ -76,7 +83,7 @@ local function run_seq(seconds, lat)
   local deadline, t = t0 + seconds, t0
   repeat
     local s = now()
-    local ev, err = put(client, req)
+    local ev, err = put(client, req, OPTS)
     t = now()
     if ev then
       n = n + 1
@@ -99,7 +106,7 @@ local function run_async(n, seconds, lat)
   local deadline, t_end, cpu_end, srv_end, busy_end = t0 + seconds, nil, nil, nil, nil
   for i = 1, n do
     started[i] = now()
-    handles[i] = put_async(client, req)
+    handles[i] = put_async(client, req, OPTS)
     outstanding = outstanding + 1
   end
   local function complete(i, t)
@@ -122,7 +129,7 @@ local function run_async(n, seconds, lat)
       outstanding = outstanding - 1
     else
       started[i] = now()
-      handles[i] = put_async(client, req)
+      handles[i] = put_async(client, req, OPTS)
     end
   end
   if STYLE == "wait" then
@@ -162,8 +169,8 @@ local function measure(mode, n)
     secs, errors, cpu1, srv1, busy1 = run_async(n, SECONDS, lat)
   end
   table.sort(lat)
-  print(string.format("RESULT client=lua mode=%s inflight=%d rep=%s calls=%d errors=%d secs=%.6f cpu=%.6f "
-                      .. "srv_cpu=%.6f p50_us=%.1f p99_us=%.1f busy=%.2f", mode, n, LABEL, #lat, errors, secs, cpu1 - cpu0,
+  print(string.format("RESULT client=%s mode=%s inflight=%d rep=%s calls=%d errors=%d secs=%.6f cpu=%.6f "
+                      .. "srv_cpu=%.6f p50_us=%.1f p99_us=%.1f busy=%.2f", OPTS and "lua-noreply" or "lua", mode, n, LABEL, #lat, errors, secs, cpu1 - cpu0,
                       (srv0 and srv1) and srv1 - srv0 or -1,
                       common.quantile(lat, 0.5) * 1e6, common.quantile(lat, 0.99) * 1e6, busy1 - busy0))
   io.stdout:flush()
@@ -205,7 +212,8 @@ end
 if cmd == "run" then
   run_seq(WARMUP) -- connect and warm up
   for i = 4, #arg do
-    local m = arg[i]
+    local m, suffix = arg[i]:match("^([^:]*):?(.*)$")
+    OPTS = suffix == "noreply" and { reply = false } or nil
     if m == "seq" or m == "seq+" then
       measure(m, 1)
     else

@@ -13,7 +13,7 @@
 # ~100 us, so sequential figures jumped between ~5k and ~20k calls/s from one run to the next.
 # Then: RSS of a Lua process over BENCH_RSS_CALLS calls, and a valgrind run of BENCH_LEAK_CALLS.
 #
-# Knobs (environment): BENCH_SECONDS=3 BENCH_WARMUP=0.5 BENCH_REPS=3 BENCH_RSS_CALLS=1000000
+# Knobs (environment): BENCH_SECONDS=2 BENCH_WARMUP=0.5 BENCH_REPS=5 BENCH_RSS_CALLS=1000000
 #   BENCH_LEAK_CALLS=10000 BENCH_PIN=1 (0: let the scheduler place the client and the server)
 #   BENCH_SKIP="rss leak js py convert" (skip parts; for quick iterations)
 #   BENCH_NICE=-5 (run the clients and the dev server under `nice -n N`, e.g. on a shared machine)
@@ -23,9 +23,9 @@ ROOT=$(pwd)
 B="$ROOT/build/bench"
 mkdir -p "$B"
 
-BENCH_SECONDS=${BENCH_SECONDS:-3}
+BENCH_SECONDS=${BENCH_SECONDS:-2}
 BENCH_WARMUP=${BENCH_WARMUP:-0.5}
-BENCH_REPS=${BENCH_REPS:-3}
+BENCH_REPS=${BENCH_REPS:-5}
 BENCH_RSS_CALLS=${BENCH_RSS_CALLS:-1000000}
 BENCH_LEAK_CALLS=${BENCH_LEAK_CALLS:-10000}
 BENCH_PIN=${BENCH_PIN:-1}
@@ -171,12 +171,21 @@ run_client() {
   say "  $name: $(grep -c '^RESULT' "$out") results"
 }
 
+# One client of a round: run_round_client REP INDEX (0 C, 1 Lua, 2 JS, 3 Python)
+run_round_client() {
+  case $2 in
+  0) run_client c "$1" "$B/baseline" @TARGET@ "$REQ" seq 1 8 64 ;;
+  1) run_client lua "$1" lua_retry $LUA bench/lua_bench.lua run @TARGET@ "$REQ" seq 1 8 64 seq+ seq:noreply 64:noreply ;;
+  2) skip js || run_client js "$1" node bench/js/bench.js @TARGET@ "$REQ" seq 8 64 ;;
+  3) skip py || run_client py "$1" $PY bench/py_bench.py "$B/py" @TARGET@ "$REQ" seq 8 64 ;;
+  esac
+}
+
+# Each round starts with a different client (C, Lua, JS, Python, then Lua, JS, Python, C, ...)
+# so that no client always runs first, or always right after another.
 for rep in $(seq 1 "$BENCH_REPS"); do
   say "round $rep of $BENCH_REPS ($BENCH_SECONDS s per figure)"
-  run_client c "$rep" "$B/baseline" @TARGET@ "$REQ" seq 1 8 64
-  run_client lua "$rep" lua_retry $LUA bench/lua_bench.lua run @TARGET@ "$REQ" seq 1 8 64 seq+
-  skip js || run_client js "$rep" node bench/js/bench.js @TARGET@ "$REQ" seq 8 64
-  skip py || run_client py "$rep" $PY bench/py_bench.py "$B/py" @TARGET@ "$REQ" seq 8 64
+  for k in 0 1 2 3; do run_round_client "$rep" $(( (rep - 1 + k) % 4 )); done
 done
 
 # ---- memory: RSS over many calls, then valgrind ------------------------------------------

@@ -81,6 +81,7 @@ int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *
     lua_pushcclosure(L, body, 1);
   } else {
     push_body(L, c, body);
+    c->generic_encode = c->generic_decode = 0; /* test switches never outlive their call */
   }
   lua_insert(L, 1);
   c->busy++;

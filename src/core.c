@@ -21,11 +21,17 @@
 #include "wake.h"
 #include <dlfcn.h>
 
-/* core.encode_put_external_event(request) -> wire bytes (what put_external_event sends) */
+/* core.encode_put_external_event(request [, "generic"]) -> wire bytes (what
+ * put_external_event sends; "generic": packed by protobuf-c, for the spec that compares) */
 static int encode_put_external_event_body(lua_State *L) {
   lh_codec *c = lh_codec_get(L);
   lh_path root = lh_path_root("encode_put_external_event", 1);
+  static const char *const modes[] = { "direct", "generic", NULL };
+  int generic = luaL_checkoption(L, 2, "direct", modes) == 1;
+  lua_settop(L, 1);
+  c->generic_encode = generic;
   lh_pack_put_external_event(L, 1, &root, c);
+  c->generic_encode = 0;
   lua_pushlstring(L, c->wire.data, c->wire.len);
   return 1;
 }

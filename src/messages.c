@@ -1,6 +1,7 @@
 #include <string.h>
 #include "messages.h"
 #include "event_reader.h"
+#include "event_writer.h"
 #include "path.h"
 #include "value.h"
 #include "timestamp.h"
@@ -185,7 +186,9 @@ void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_
     req._node_run_position_case = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___NODE_RUN_POSITION_NODE_RUN_POSITION;
     req.node_run_position = o.node;
   }
-  pack(L, c, &req.base);
+  int written = c->generic_encode ? 0 : lh_write_put_external_event(&req, &c->wire);
+  if (written < 0) luaL_error(L, "littlehorse: out of memory");
+  if (!written) pack(L, c, &req.base);
 }
 
 void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {

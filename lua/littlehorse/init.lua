@@ -81,19 +81,21 @@ end
 -- runs async and the request waits on a cosocket (littlehorse.resty), so the worker never
 -- blocks. With a token: sent as `authorization`; on UNAUTHENTICATED the token is refreshed
 -- once and the call made again.
+local function once(self, sync, async, req, opts)
+  if resty.can_yield() then return resty.call(self, async, req, opts) end
+  return sync(self, req, opts)
+end
+
 local function call(self, sync, async, req, opts)
+  if not auth_of[self] then return once(self, sync, async, req, opts) end -- no token: as is
   local ok, o, header = authorize(self, opts)
   if not ok then return nil, o, header end
-  local function once(with)
-    if resty.can_yield() then return resty.call(self, async, req, with) end
-    return sync(self, req, with)
-  end
-  local ev, err, status = once(o)
+  local ev, err, status = once(self, sync, async, req, o)
   if status == "UNAUTHENTICATED" and header then
     auth_of[self]:invalidate(header)
     ok, o, header = authorize(self, opts)
     if not ok then return nil, o, header end
-    return once(o)
+    return once(self, sync, async, req, o)
   end
   return ev, err, status
 end
@@ -103,12 +105,14 @@ local function raw_put(self, req, opts) return call(self, c_put, c_put_async, re
 function methods.get_external_event(self, req, opts) return call(self, c_get, c_get_async, req, opts) end
 
 function methods.put_external_event_async(self, req, opts)
+  if not auth_of[self] then return c_put_async(self, req, opts) end
   local ok, o, code = authorize(self, opts)
   if not ok then return nil, o, code end
   return c_put_async(self, req, o)
 end
 
 function methods.get_external_event_async(self, req, opts)
+  if not auth_of[self] then return c_get_async(self, req, opts) end
   local ok, o, code = authorize(self, opts)
   if not ok then return nil, o, code end
   return c_get_async(self, req, o)
@@ -124,7 +128,8 @@ function methods.put_external_event(self, req, opts)
 end
 
 --- client:post_event(wf_run_id, def_name, content [, opts]): retries by default.
--- opts: guid, thread_run_number, node_run_position, timeout, retry (false to disable, or options).
+-- opts: guid, thread_run_number, node_run_position, timeout, reply (false: returns true, the
+-- stored event is not decoded), retry (false to disable, or options).
 function methods.post_event(self, wf_run_id, def_name, content, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #4 to 'post_event' (table of options expected, got " .. type(opts) .. ")", 2)
@@ -134,8 +139,8 @@ function methods.post_event(self, wf_run_id, def_name, content, opts)
                 guid = opts.guid, thread_run_number = opts.thread_run_number,
                 node_run_position = opts.node_run_position }
   local retry_opts = opts.retry
-  if retry_opts == false then return raw_put(self, req, { timeout = opts.timeout }) end
-  return retry.put(self, raw_put, req, { timeout = opts.timeout, retry = retry_opts or true })
+  if retry_opts == false then return raw_put(self, req, { timeout = opts.timeout, reply = opts.reply }) end
+  return retry.put(self, raw_put, req, { timeout = opts.timeout, reply = opts.reply, retry = retry_opts or true })
 end
 
 return M

@@ -111,14 +111,18 @@ function M.put(client, put, req, opts)
   local sleep = p.sleep or M.default_sleep()
   local per_attempt = p.per_attempt_timeout or opts.timeout or client:timeout()
   local deadline = core.now() + p.deadline
+  -- every attempt takes the caller's call options (metadata, reply), with its own timeout
   local call_opts = {}
+  for k, v in pairs(opts) do if k ~= "retry" then call_opts[k] = v end end
   local attempt = 0
   while true do
     attempt = attempt + 1
     call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
     local ev, err, code = put(client, r, call_opts)
     if ev then return ev, { attempts = attempt, duplicate = false, guid = r.guid } end
-    if code == "ALREADY_EXISTS" then
+    if code == "ALREADY_EXISTS" and opts.reply == false then
+      return true, { attempts = attempt, duplicate = true, guid = r.guid } -- stored; not read
+    elseif code == "ALREADY_EXISTS" then
       -- Stored by an earlier attempt (or an earlier run with the same guid): fetch it.
       call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
       ev, err, code = client:get_external_event({ wf_run_id = r.wf_run_id, guid = r.guid,
