@@ -163,4 +163,80 @@ describe("async calls", function()
     assert.is_false(ok)
     assert.matches("on_done: expected a function", msg)
   end)
+
+  describe("on_done callbacks", function()
+    local function post(i, opts)
+      return client:put_external_event_async({ wf_run_id = "wf-cb", external_event_def_name = DEF, content = i }, opts)
+    end
+    local function poll_until(pred)
+      local deadline = core.now() + 5
+      while not pred() and core.now() < deadline do client:poll(0.05) end
+      return pred()
+    end
+
+    it("still deliver every other call of the batch when one callback raises; poll() then raises that error", function()
+      local got = {}
+      local n = 20
+      for i = 1, n do
+        post(i, { on_done = function(ev)
+          got[#got + 1] = ev.content
+          if ev.content == 7 then error("callback 7 failed", 0) end
+        end })
+      end
+      local errors = {}
+      local deadline = core.now() + 5
+      while #got < n and core.now() < deadline do
+        local ok, err = pcall(client.poll, client, 0.05)
+        if not ok then errors[#errors + 1] = err end
+      end
+      table.sort(got)
+      local want = {}
+      for i = 1, n do want[i] = i end
+      assert.are.same(want, got)
+      assert.are.same({ "callback 7 failed" }, errors)
+    end)
+
+    it("do not run for a handle closed before poll() delivers it, and its slot is reused", function()
+      local ran = {}
+      for round = 1, 50 do
+        local h = post(round, { on_done = function() ran[round] = true end })
+        h:close()
+        local kept = post(-round, { on_done = function() ran[-round] = true end })
+        assert.truthy(poll_until(function() return ran[-round] end), "round " .. round)
+        assert.is_nil(ran[round])
+        assert.equal(-round, kept:wait().content) -- settled by poll(): wait() gives the results again
+      end
+    end)
+
+    it("do not run once wait() took the results, and the handle lets go of its slot", function()
+      local ran = 0
+      for i = 1, 100 do
+        local h = post(i, { on_done = function() ran = ran + 1 end })
+        assert.equal(i, h:wait(5).content)
+      end
+      client:poll(0.2)
+      assert.equal(0, ran)
+      local anchored = 0 -- handles still held for poll() (the rest of the table is luaL_ref's free list)
+      for _, v in pairs((debug.getuservalue(client, 2))) do
+        if type(v) == "userdata" then anchored = anchored + 1 end
+      end
+      assert.equal(0, anchored)
+    end)
+
+    it("may close another handle of the same batch: its callback then does not run", function()
+      local handles, ran = {}, {}
+      for i = 1, 10 do
+        handles[i] = post(i, { on_done = function()
+          ran[i] = true
+          for j = 1, 10 do if j ~= i and not ran[j] then handles[j]:close() end end
+        end })
+      end
+      local deadline = core.now() + 5 -- all completed, none delivered yet: then one poll, one batch
+      while client:in_flight() > 0 and core.now() < deadline do core.sleep(0.01) end
+      client:poll(0)
+      local count = 0
+      for _ in pairs(ran) do count = count + 1 end
+      assert.equal(1, count)
+    end)
+  end)
 end)

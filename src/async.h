@@ -29,6 +29,8 @@ typedef struct lh_pending {
   int method;                /* which RPC (client.c's table) */
   uint64_t id;               /* process-unique, for wake-up registrations (wake.c) */
   int wake_fd;               /* a socket to write "<id>\n" to on completion, or -1 */
+  int anchor;                /* client.c: the anchor slot of its handle (on_done), 0 none;
+                              * set and read by the Lua thread only */
   struct lh_pending *prev, *next;   /* in the engine's in-flight list, then its done list */
 } lh_pending;
 

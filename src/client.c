@@ -42,7 +42,10 @@ static const rpc rpcs[M_COUNT] = {
 };
 
 /* User values of a client: 1 the codec (keeps gRPC alive while we live), 2 the anchor table
- * (pending pointer -> handle) of async calls that have an on_done callback. */
+ * of async calls that have an on_done callback: slot (a luaL_ref) -> handle. Integer slots,
+ * reused through luaL_ref's free list, keep that table's array part dense; keys that came and
+ * went (pending pointers, as before) made it rehash every few dozen calls (bench/: a tenth of
+ * a call's cost). */
 enum { UV_CODEC = 1, UV_ANCHORS = 2, CLIENT_NUV = 2 };
 /* User values of a handle: 1 its client, 2 the cached results, 3 its on_done callback. */
 enum { HV_CLIENT = 1, HV_RESULTS = 2, HV_ON_DONE = 3, HANDLE_NUV = 3 };
@@ -68,6 +71,7 @@ typedef struct lh_handle {
   lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
   int method;
   int no_reply;                 /* the call's reply = false */
+  int anchor;                   /* its slot in the client's anchor table (on_done), 0 none */
   int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
 } lh_handle;
 
@@ -298,6 +302,7 @@ static int do_call_async(lua_State *L, method_id m) {
   h->p = NULL;
   h->method = m;
   h->no_reply = o.no_reply;
+  h->anchor = 0;
   h->nresults = 0;
   luaL_getmetatable(L, LH_CALL_MT);
   lua_setmetatable(L, -2);
@@ -317,9 +322,8 @@ static int do_call_async(lua_State *L, method_id m) {
       lua_setiuservalue(L, -2, HV_ON_DONE);
       /* anchor: a handle with a callback lives until client:poll() delivers it */
       lua_getiuservalue(L, 1, UV_ANCHORS);
-      lua_pushlightuserdata(L, p);
-      lua_pushvalue(L, -3);
-      lua_rawset(L, -3);
+      lua_pushvalue(L, -2);
+      h->anchor = p->anchor = luaL_ref(L, -2);
       lua_pop(L, 1);
     } else {
       lua_pop(L, 1);
@@ -332,6 +336,16 @@ METHOD(put_external_event_async, do_call_async(L, M_PUT_EVENT))
 METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
 
 static lh_handle *check_handle(lua_State *L) { return check_self(L, known_mt(L, 1), LH_CALL_MT); }
+
+/* The handle at hidx (anchored: it has an on_done callback) will not be delivered by poll()
+ * after all (closed, or its results taken by wait()): give its slot back to the client. */
+static void unanchor(lua_State *L, int hidx, lh_handle *h) {
+  lua_getiuservalue(L, hidx, HV_CLIENT);
+  if (lua_getiuservalue(L, -1, UV_ANCHORS) == LUA_TTABLE) luaL_unref(L, -1, h->anchor);
+  lua_pop(L, 2);
+  if (h->p) h->p->anchor = 0;
+  h->anchor = 0;
+}
 
 /* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
 static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
@@ -373,6 +387,7 @@ static int handle_wait_body(lua_State *L) {
   }
   if (h->p) {
     if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
+    if (h->anchor) unanchor(L, 1, h); /* the caller takes the results: no callback */
     handle_settle(L, 1, h);
   }
   if (!h->nresults) return luaL_error(L, "littlehorse: this call handle is closed");
@@ -408,6 +423,7 @@ static int handle_cancel(lua_State *L) {
  * and its memory is freed by the engine when the cancellation completes. */
 static int handle_close(lua_State *L) {
   lh_handle *h = check_handle(L);
+  if (h->anchor) unanchor(L, 1, h); /* a __gc never sees one: anchored means reachable */
   if (h->p) {
     lh_pending_release(h->p);
     h->p = NULL;
@@ -424,7 +440,8 @@ static int handle_tostring(lua_State *L) {
 
 /* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
  * settle every finished call whose handle has an on_done callback, calling it with the
- * results. Returns how many calls finished. */
+ * results. Returns how many calls finished. If a callback raises, the other finished calls
+ * are still delivered, then the first error is raised. */
 static int client_poll_body(lua_State *L) {
   lh_client *cl = check_client(L);
   double timeout = 0;
@@ -434,26 +451,50 @@ static int client_poll_body(lua_State *L) {
   }
   if (!cl->engine) { lua_pushinteger(L, 0); return 1; }
   lh_pending *done[64];
+  int slots[64], failed = 0;
   size_t total = 0, n;
+  lua_pushnil(L); /* the first error a callback raised */
+  int err_slot = lua_gettop(L);
   lua_getiuservalue(L, 1, UV_ANCHORS);
   int anchors = lua_gettop(L);
   while ((n = lh_engine_poll(cl->engine, total ? 0 : timeout, done, 64)) > 0) {
+    /* Read the slots before any Lua code (or allocation, hence a __gc) can run: from here on
+     * done[] is not dereferenced. Then take the handles out of their slots onto the stack,
+     * so that whatever the callbacks do (close other handles, start calls that reuse slots)
+     * cannot change which handle each entry names. */
+    for (size_t i = 0; i < n; i++) slots[i] = done[i]->anchor;
+    if (!lua_checkstack(L, (int)n + 8)) luaL_error(L, "littlehorse: out of memory");
+    int first = lua_gettop(L) + 1;
     for (size_t i = 0; i < n; i++) {
-      lua_pushlightuserdata(L, done[i]);
-      lua_rawget(L, anchors);
-      if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; } /* no callback: wait() will read it */
-      int hidx = lua_gettop(L);
-      lua_pushlightuserdata(L, done[i]);
-      lua_pushnil(L);
-      lua_rawset(L, anchors);
+      if (!slots[i]) continue; /* no callback: wait() will read it */
+      lua_rawgeti(L, anchors, slots[i]);
+      luaL_unref(L, anchors, slots[i]);
+      lh_handle *h = lua_touserdata(L, -1);
+      h->anchor = 0;
+      if (h->p) h->p->anchor = 0;
+    }
+    int last = lua_gettop(L);
+    for (int hidx = first; hidx <= last; hidx++) {
       lh_handle *h = lua_touserdata(L, hidx);
       if (h->p) handle_settle(L, hidx, h);
+      if (!h->nresults) continue; /* closed by an earlier callback of this batch */
       lua_getiuservalue(L, hidx, HV_ON_DONE);
       int nres = push_results(L, hidx);
-      lua_call(L, nres, 0); /* a raising callback propagates; later ones wait for the next poll */
-      lua_settop(L, anchors);
+      /* Every callback of the batch runs (its handle is out of its slot already); the first
+       * error is raised once they have. */
+      if (lua_pcall(L, nres, 0, 0) != LUA_OK && !failed) {
+        lua_replace(L, err_slot);
+        failed = 1;
+      }
+      lua_settop(L, last);
     }
+    lua_settop(L, anchors);
     total += n;
+    if (failed) break;
+  }
+  if (failed) {
+    lua_pushvalue(L, err_slot);
+    return lua_error(L);
   }
   lua_pushinteger(L, (lua_Integer)total);
   return 1;
