@@ -16,7 +16,7 @@ DEV_SRC     := $(wildcard devserver/*.c)
 DEV_HDR     := $(wildcard devserver/*.h)
 GRPC_LIBS   := -lgrpc -lgpr -lprotobuf-c -lpthread
 
-.PHONY: all deps build devserver proto proto-check test demo bench fuzz soak clean
+.PHONY: all deps build devserver proto proto-check test demo bench bench-instructions fuzz soak clean
 
 all: build devserver
 
@@ -59,6 +59,11 @@ demo: deps build devserver
 # Benchmarks (not tests): prints a table with ratios against baselines measured in the same run.
 bench: deps build devserver
 	sh bench/run.sh
+
+# Instructions per call (callgrind), ours against the raw C client's: noise-free, for work on
+# the binding's overhead.
+bench-instructions: deps build devserver
+	sh bench/instructions.sh
 
 # Long fuzzing runs (a short run of each target is part of `make test`).
 fuzz: deps build

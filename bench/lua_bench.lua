@@ -8,6 +8,7 @@
 --                                                                    the C baseline)
 --   lua5.4 bench/lua_bench.lua rss  TARGET REQUEST.bin CALLS     RSS before/after CALLS calls
 --   lua5.4 bench/lua_bench.lua leak TARGET REQUEST.bin CALLS     CALLS calls, then close (for valgrind)
+--   lua5.4 bench/lua_bench.lua count TARGET REQUEST.bin CALLS MODE   CALLS calls (bench/instructions.sh)
 --
 -- Every call goes through the public API: client:put_external_event(req) with the request as a
 -- Lua table (so each call converts the table, JSON content included), and, when the async API
@@ -177,18 +178,18 @@ local function measure(mode, n)
 end
 
 -- `count` calls, sync, or async with `n` in flight; raises on any failure.
-local function calls(count, n)
+local function calls(count, n, opts)
   local put = client.put_external_event
   if not n then
     for _ = 1, count do
-      local ev, err = put(client, req)
+      local ev, err = put(client, req, opts)
       if not ev then fail("call", err) end
     end
     return
   end
   local put_async = client.put_external_event_async
   local handles, issued = {}, 0
-  for i = 1, math.min(n, count) do handles[i] = put_async(client, req); issued = issued + 1 end
+  for i = 1, math.min(n, count) do handles[i] = put_async(client, req, opts); issued = issued + 1 end
   local live = #handles
   while live > 0 do
     client:poll(1)
@@ -198,7 +199,7 @@ local function calls(count, n)
         local ev, err = h:wait()
         if not ev then fail("async call", err) end
         if issued < count then
-          handles[i] = put_async(client, req)
+          handles[i] = put_async(client, req, opts)
           issued = issued + 1
         else
           handles[i] = nil
@@ -251,6 +252,15 @@ elseif cmd == "rss" then
   print(string.format("RSS calls=%d kind=%s start_kib=%d before_kib=%d after_kib=%d growth_kib=%d secs=%.1f samples=%s",
                       total, HAS_ASYNC and "half-sync-half-async64" or "sync", rss_start, before, after,
                       after - before, secs, table.concat(samples, ",")))
+elseif cmd == "count" then
+  -- CALLS calls in MODE (seq | N [:noreply]), nothing printed but a check: for
+  -- bench/instructions.sh, which counts the instructions of two such runs under callgrind.
+  local total = assert(math.tointeger(tonumber(arg[4])), "count: CALLS expected")
+  local m, suffix = (arg[5] or "seq"):match("^([^:]*):?(.*)$")
+  local opts = suffix == "noreply" and { reply = false } or nil
+  if m ~= "seq" then async_ready() end
+  calls(total, m ~= "seq" and assert(math.tointeger(tonumber(m)), "bad mode " .. m) or nil, opts)
+  print(string.format("COUNT calls=%d mode=%s", total, arg[5] or "seq"))
 elseif cmd == "leak" then
   local total = math.tointeger(tonumber(arg[4])) or 10000
   if async_ready() then

@@ -13,7 +13,7 @@
 # ~100 us, so sequential figures jumped between ~5k and ~20k calls/s from one run to the next.
 # Then: RSS of a Lua process over BENCH_RSS_CALLS calls, and a valgrind run of BENCH_LEAK_CALLS.
 #
-# Knobs (environment): BENCH_SECONDS=2 BENCH_WARMUP=0.5 BENCH_REPS=5 BENCH_RSS_CALLS=1000000
+# Knobs (environment): BENCH_SECONDS=2 BENCH_WARMUP=0.5 BENCH_REPS=7 BENCH_RSS_CALLS=1000000
 #   BENCH_LEAK_CALLS=10000 BENCH_PIN=1 (0: let the scheduler place the client and the server)
 #   BENCH_SKIP="rss leak js py convert" (skip parts; for quick iterations)
 #   BENCH_NICE=-5 (run the clients and the dev server under `nice -n N`, e.g. on a shared machine)
@@ -25,7 +25,7 @@ mkdir -p "$B"
 
 BENCH_SECONDS=${BENCH_SECONDS:-2}
 BENCH_WARMUP=${BENCH_WARMUP:-0.5}
-BENCH_REPS=${BENCH_REPS:-5}
+BENCH_REPS=${BENCH_REPS:-7}
 BENCH_RSS_CALLS=${BENCH_RSS_CALLS:-1000000}
 BENCH_LEAK_CALLS=${BENCH_LEAK_CALLS:-10000}
 BENCH_PIN=${BENCH_PIN:-1}
