@@ -15,21 +15,11 @@ ROOT=$(pwd)
 B="$ROOT/build/bench"
 mkdir -p "$B"
 command -v valgrind >/dev/null || sh scripts/deps-extra.sh valgrind >&2
-eval "$(luarocks --lua-version=5.4 --tree "$ROOT/lua_modules" path)"
 [ -x "$B/baseline" ] || gcc -O2 -Wall -o "$B/baseline" bench/baseline.c -lgrpc -lgpr
-[ -f "$B/request.bin" ] || until lua5.4 bench/gen_request.lua "$B/request.bin" >/dev/null; do :; done
+. bench/server.sh
+start_server instructions
 N1=${N1:-2000}
 N2=${N2:-12000}
-
-OUT="$B/instructions.server.out"
-rm -f "$OUT"
-"$ROOT/build/lh-devserver" --port 0 --threads 1 --def bench-event >"$OUT" 2>&1 &
-SRV=$!
-trap 'kill -TERM $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true' EXIT
-TARGET=""
-while [ -z "$TARGET" ]; do sleep 0.01; TARGET=$(sed -n 's/^LISTENING //p' "$OUT"); done
-
-ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null | sed -n 's/.*Collected : //p'; }
 
 # lua_ir MODE CALLS: instructions of a Lua process making CALLS calls (retrying a process whose
 # hash seed cannot give the reference bytes, exit 3, as run.sh does)

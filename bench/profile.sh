@@ -10,15 +10,8 @@ B="$ROOT/build/bench"
 MODE=${1:-seq}
 SECS=${2:-4}
 mkdir -p "$B"
-eval "$(luarocks --lua-version=5.4 --tree "$ROOT/lua_modules" path)"
-[ -f "$B/request.bin" ] || until lua5.4 bench/gen_request.lua "$B/request.bin" >/dev/null; do :; done
-OUT="$B/profile.server.out"
-rm -f "$OUT"
-"$ROOT/build/lh-devserver" --port 0 --threads 1 --def bench-event >"$OUT" 2>&1 &
-SRV=$!
-trap 'kill -TERM $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true' EXIT
-TARGET=""
-while [ -z "$TARGET" ]; do sleep 0.01; TARGET=$(sed -n 's/^LISTENING //p' "$OUT"); done
+. bench/server.sh
+start_server profile
 DATA="$B/perf.$MODE.data"
 rc=3
 while [ "$rc" -eq 3 ]; do
