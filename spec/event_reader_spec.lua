@@ -4,22 +4,8 @@
 -- depth (past the reader's limit too), strings with and without NUL bytes, repeated and
 -- unknown fields, wrong wire types, overlong varints, and random mutations of all of these.
 local core = require "littlehorse.core"
-
-local function varint(n)
-  -- n: a Lua integer, written as its 64-bit two's complement
-  local out = {}
-  repeat
-    local b = n & 0x7f
-    n = n >> 7 -- logical shift: negative numbers end after 10 bytes
-    if n ~= 0 then b = b | 0x80 end
-    out[#out + 1] = string.char(b)
-  until n == 0
-  return table.concat(out)
-end
-
-local function key(field, wire) return varint(field << 3 | wire) end
-local function len_field(field, bytes) return key(field, 2) .. varint(#bytes) .. bytes end
-local function varint_field(field, n) return key(field, 0) .. varint(n) end
+local pb = require "pbwire"
+local key, len_field, varint_field = pb.key, pb.len_field, pb.varint_field
 
 local rnd = math.random
 

@@ -17,24 +17,10 @@ local function files(dir)
   return list
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function varint(n)
-  local out = {}
-  repeat
-    local b = n & 0x7f
-    n = n >> 7
-    if n ~= 0 then b = b | 0x80 end
-    out[#out + 1] = string.char(b)
-  until n == 0
-  return table.concat(out)
-end
-local function len_field(no, s) return varint(no << 3 | 2) .. varint(#s) .. s end
+local read_file = require("sh").read_file
+local function read(path) return assert(read_file(path)) end
+local pb = require "pbwire"
+local varint, len_field = pb.varint, pb.len_field
 
 describe("fuzz regressions", function()
   for _, target in ipairs { "reply", "json" } do

@@ -121,6 +121,7 @@ typedef struct call_opts {
                   * strings), made only when the call has headers of its own */
   int nheaders;
   int no_reply;  /* reply = false: success is `true`, the reply message is not decoded */
+  int on_done;   /* stack index of the on_done function (async calls), or 0 */
 } call_opts;
 
 /* Read and check the options at index 3 (which may be a proxy: read through metamethods,
@@ -132,6 +133,7 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
   o->nheaders = 0;
   o->headers = 0;
   o->no_reply = 0;
+  o->on_done = 0;
   if (lua_isnoneornil(L, 3)) return;
   if (!lua_istable(L, 3)) lh_path_error(L, &root, "expected a table of call options, got %s", luaL_typename(L, 3));
   lua_getfield(L, 3, "timeout");
@@ -150,7 +152,8 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
     lh_path po = lh_path_field(&root, "on_done", 7);
     lh_path_error(L, &po, async ? "expected a function" : "only async calls take on_done");
   }
-  lua_pop(L, 1);
+  if (lua_isnil(L, -1)) lua_pop(L, 1);
+  else o->on_done = lua_gettop(L); /* stays on the stack for the handle */
   lua_getfield(L, 3, "metadata");
   if (!lua_isnil(L, -1)) {
     lh_path pm = lh_path_field(&root, "metadata", 8);
@@ -226,18 +229,29 @@ static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_codec *c) {
   return lh_error_push(L, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, (size_t)n, r->name, -1);
 }
 
+/* What every call does first: check the client, read the options, pack the request into the
+ * codec's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
+ * request is over max_send_size. */
+static int begin_call(lua_State *L, method_id m, int async, lh_client **clp, call_opts *o) {
+  lh_client *cl = *clp = check_client(L);
+  lh_codec *c = lh_codec_get(L);
+  const rpc *r = &rpcs[m];
+  lh_path req_root = lh_path_root(async ? r->async_method : r->method, 1);
+  read_call_opts(L, cl, r, async, o);
+  r->pack(L, 2, &req_root, c);
+  return c->wire.len > cl->max_send ? too_large(L, cl, r, c) : 0;
+}
+
 /* ---- blocking calls ---- */
 
 /* client:<rpc>(request [, { timeout =, metadata = }]) -> reply | nil, err, code */
 static int do_call(lua_State *L, method_id m) {
-  lh_client *cl = check_client(L);
+  lh_client *cl;
+  call_opts o;
+  int refused = begin_call(L, m, 0, &cl, &o);
+  if (refused) return refused;
   lh_codec *c = lh_codec_get(L);
   const rpc *r = &rpcs[m];
-  lh_path req_root = lh_path_root(r->method, 1);
-  call_opts o;
-  read_call_opts(L, cl, r, 0, &o);
-  r->pack(L, 2, &req_root, c);
-  if (c->wire.len > cl->max_send) return too_large(L, cl, r, c);
   lh_call_state st;
   lh_call_init(&st);
   add_headers(L, cl, &o, &st);
@@ -285,14 +299,11 @@ static lh_engine *client_engine(lua_State *L, lh_client *cl) {
 /* client:put_external_event_async(request [, { timeout =, metadata =, on_done = fn }]) -> handle */
 static int do_call_async(lua_State *L, method_id m) {
   lua_settop(L, 3); /* options (or nil) stay at 3, whatever is pushed later */
-  lh_client *cl = check_client(L);
-  lh_codec *c = lh_codec_get(L);
-  const rpc *r = &rpcs[m];
-  lh_path req_root = lh_path_root(r->async_method, 1);
+  lh_client *cl;
   call_opts o;
-  read_call_opts(L, cl, r, 1, &o);
-  r->pack(L, 2, &req_root, c);
-  if (c->wire.len > cl->max_send) return too_large(L, cl, r, c);
+  int refused = begin_call(L, m, 1, &cl, &o);
+  if (refused) return refused;
+  lh_codec *c = lh_codec_get(L);
   lh_engine *e = client_engine(L, cl);
   /* Inline mode: now and then reap finished calls nobody waits for (fire and forget), so
    * their memory does not wait for the next wait()/poll(). */
@@ -316,18 +327,14 @@ static int do_call_async(lua_State *L, method_id m) {
   if (!lh_call_start(&p->st, cl->channel, e->cq, cl->method[m], deadline_in(o.timeout),
                      c->wire.data, c->wire.len, p))
     lh_engine_fail_start(p); /* completes at once with INTERNAL */
-  if (!lua_isnoneornil(L, 3)) {
-    lua_getfield(L, 3, "on_done");
-    if (lua_isfunction(L, -1)) {
-      lua_setiuservalue(L, -2, HV_ON_DONE);
-      /* anchor: a handle with a callback lives until client:poll() delivers it */
-      lua_getiuservalue(L, 1, UV_ANCHORS);
-      lua_pushvalue(L, -2);
-      h->anchor = p->anchor = luaL_ref(L, -2);
-      lua_pop(L, 1);
-    } else {
-      lua_pop(L, 1);
-    }
+  if (o.on_done) {
+    lua_pushvalue(L, o.on_done);
+    lua_setiuservalue(L, -2, HV_ON_DONE);
+    /* anchor: a handle with a callback lives until client:poll() delivers it */
+    lua_getiuservalue(L, 1, UV_ANCHORS);
+    lua_pushvalue(L, -2);
+    h->anchor = p->anchor = luaL_ref(L, -2);
+    lua_pop(L, 1);
   }
   return 1;
 }

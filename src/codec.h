@@ -22,7 +22,8 @@ typedef struct lh_codec {
   long grpc_pid;    /* ...taken in this process (a forked child inherits the flag, not gRPC) */
   int busy;         /* a conversion is using this codec (see lh_codec_protect) */
   int generic_decode; /* tests: decode replies with protobuf-c only (see event_reader.c) */
-  int generic_encode; /* tests: pack requests with protobuf-c only (see event_writer.c) */
+  int generic_encode; /* tests: pack requests with protobuf-c only (see event_writer.c);
+                       * both are cleared when the next protected call starts */
   lua_CFunction bodies[LH_CODEC_BODIES]; /* bodies whose closure is cached (lh_codec_protect) */
   int nbodies;
   const void *client_mt, *call_mt; /* the client and call-handle metatables (client.c) */

@@ -27,11 +27,9 @@ static int encode_put_external_event_body(lua_State *L) {
   lh_codec *c = lh_codec_get(L);
   lh_path root = lh_path_root("encode_put_external_event", 1);
   static const char *const modes[] = { "direct", "generic", NULL };
-  int generic = luaL_checkoption(L, 2, "direct", modes) == 1;
+  c->generic_encode = luaL_checkoption(L, 2, "direct", modes) == 1; /* reset by the next call */
   lua_settop(L, 1);
-  c->generic_encode = generic;
   lh_pack_put_external_event(L, 1, &root, c);
-  c->generic_encode = 0;
   lua_pushlstring(L, c->wire.data, c->wire.len);
   return 1;
 }
@@ -45,12 +43,10 @@ static int encode_put_external_event(lua_State *L) {
 static int decode_external_event_body(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  static const char *const modes[] = { "fast", "generic", NULL };
+  static const char *const modes[] = { "direct", "generic", NULL };
   lh_codec *c = lh_codec_get(L);
-  c->generic_decode = luaL_checkoption(L, 2, "fast", modes) == 1;
-  int ok = lh_push_external_event(L, s, n, c);
-  c->generic_decode = 0;
-  if (ok) return 1;
+  c->generic_decode = luaL_checkoption(L, 2, "direct", modes) == 1; /* reset by the next call */
+  if (lh_push_external_event(L, s, n, c)) return 1;
   lua_pushnil(L);
   lua_pushliteral(L, "not a valid ExternalEvent message");
   return 2;

@@ -12,6 +12,7 @@
  * protobuf-c as before: only the envelope is read here. */
 #include <string.h>
 #include "event_reader.h"
+#include "pbwire.h"
 #include "timestamp.h"
 #include "value.h"
 #include "type_definition.pb-c.h"
@@ -25,20 +26,11 @@ typedef struct span {
   int set;
 } span;
 
+/* A varint, refusing one whose tenth byte carries bits past 64 (leave those to protobuf-c). */
 static int varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-  const uint8_t *p = *pp;
-  uint64_t v = 0;
-  for (int shift = 0; p < end && shift < 64; shift += 7) {
-    uint8_t b = *p++;
-    if (shift == 63 && b > 1) return 0; /* bits past 64: leave such bytes to protobuf-c */
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *pp = p;
-      *out = v;
-      return 1;
-    }
-  }
-  return 0;
+  const uint8_t *start = *pp;
+  size_t n = lh_pb_read_varint(pp, end, out);
+  return n && !(n == 10 && start[9] > 1);
 }
 
 /* One field key; 0 at the end of the bytes or on anything but a well-formed key. */

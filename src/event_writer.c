@@ -11,25 +11,14 @@
  * protobuf-c. */
 #include <string.h>
 #include "event_writer.h"
+#include "pbwire.h"
 
 /* WfRunId parent chains deeper than this are packed by protobuf-c (sizes are recomputed per
  * level here, which is fine for the usual one or two levels). */
 #define WRITE_MAX_WF_DEPTH 8
 
-static size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) { v >>= 7; n++; }
-  return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
 /* Every field number here is below 16: its key is one byte. */
-static size_t len_field_size(size_t body) { return 1 + varint_size(body) + body; }
+static size_t len_field_size(size_t body) { return 1 + lh_pb_varint_size(body) + body; }
 
 /* A proto3 string field: written only when non-empty. */
 static size_t opt_str_size(const char *s) {
@@ -39,7 +28,7 @@ static size_t opt_str_size(const char *s) {
 
 static uint8_t *put_bytes(uint8_t *p, unsigned field, const void *s, size_t n) {
   *p++ = (uint8_t)(field << 3 | 2);
-  p = put_varint(p, n);
+  p = lh_pb_put_varint(p, n);
   if (n) memcpy(p, s, n);
   return p + n;
 }
@@ -64,7 +53,7 @@ static size_t wf_body_size(const Littlehorse__WfRunId *w) {
 
 static uint8_t *put_wf(uint8_t *p, unsigned field, const Littlehorse__WfRunId *w) {
   *p++ = (uint8_t)(field << 3 | 2);
-  p = put_varint(p, wf_body_size(w));
+  p = lh_pb_put_varint(p, wf_body_size(w));
   p = put_opt_str(p, 1, w->id);
   if (w->parent_wf_run_id) p = put_wf(p, 2, w->parent_wf_run_id);
   return p;
@@ -80,14 +69,14 @@ static size_t value_body_size(const Littlehorse__VariableValue *v, int *ok) {
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES: return len_field_size(v->bytes.len);
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: return 1 + 8;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: return 1 + 1;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: return 1 + varint_size((uint64_t)v->int_);
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: return 1 + lh_pb_varint_size((uint64_t)v->int_);
   default: *ok = 0; return 0;
   }
 }
 
 static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__VariableValue *v, size_t body) {
   *p++ = (uint8_t)(field << 3 | 2);
-  p = put_varint(p, body);
+  p = lh_pb_put_varint(p, body);
   switch (v->value_case) {
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: return put_bytes(p, 2, v->json_obj, v->json_obj ? strlen(v->json_obj) : 0);
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: return put_bytes(p, 3, v->json_arr, v->json_arr ? strlen(v->json_arr) : 0);
@@ -106,7 +95,7 @@ static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__Variabl
     return p;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT:
     *p++ = 7 << 3;
-    return put_varint(p, (uint64_t)v->int_);
+    return lh_pb_put_varint(p, (uint64_t)v->int_);
   default:
     return p; /* not reached: value_body_size refused it */
   }
@@ -126,20 +115,20 @@ int lh_write_put_external_event(const Littlehorse__PutExternalEventRequest *r, l
   if (has_guid) n += len_field_size(r->guid ? strlen(r->guid) : 0);
   if (r->content) n += len_field_size(value_body);
   /* int32: negative values go out sign-extended to 64 bits, as protobuf-c writes them */
-  if (has_thread) n += 1 + varint_size((uint64_t)(int64_t)r->thread_run_number);
-  if (has_node) n += 1 + varint_size((uint64_t)(int64_t)r->node_run_position);
+  if (has_thread) n += 1 + lh_pb_varint_size((uint64_t)(int64_t)r->thread_run_number);
+  if (has_node) n += 1 + lh_pb_varint_size((uint64_t)(int64_t)r->node_run_position);
 
   lh_buf_reset(out);
   if (!lh_buf_reserve(out, n ? n : 1)) return -1;
   uint8_t *start = (uint8_t *)out->data, *p = start;
   p = put_wf(p, 1, r->wf_run_id);
   *p++ = 2 << 3 | 2;
-  p = put_varint(p, def_body);
+  p = lh_pb_put_varint(p, def_body);
   p = put_opt_str(p, 1, r->external_event_def_id->name);
   if (has_guid) p = put_bytes(p, 3, r->guid, r->guid ? strlen(r->guid) : 0);
   if (r->content) p = put_value(p, 5, r->content, value_body);
-  if (has_thread) { *p++ = 6 << 3; p = put_varint(p, (uint64_t)(int64_t)r->thread_run_number); }
-  if (has_node) { *p++ = 7 << 3; p = put_varint(p, (uint64_t)(int64_t)r->node_run_position); }
+  if (has_thread) { *p++ = 6 << 3; p = lh_pb_put_varint(p, (uint64_t)(int64_t)r->thread_run_number); }
+  if (has_node) { *p++ = 7 << 3; p = lh_pb_put_varint(p, (uint64_t)(int64_t)r->node_run_position); }
   out->len = (size_t)(p - start);
   return 1;
 }

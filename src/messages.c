@@ -2,6 +2,7 @@
 #include "messages.h"
 #include "event_reader.h"
 #include "event_writer.h"
+#include "pbwire.h"
 #include "path.h"
 #include "value.h"
 #include "timestamp.h"
@@ -263,33 +264,18 @@ void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, 
  * envelope. Bytes that are not valid wire format are refused too (unpack would fail). */
 #define PB_MAX_DEPTH 128
 
-static int pb_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out) {
-  uint64_t v = 0;
-  const uint8_t *p = *pp;
-  for (int shift = 0; p < end && shift < 64; shift += 7) {
-    uint8_t b = *p++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *pp = p;
-      *out = v;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth) {
   if (depth > PB_MAX_DEPTH) return 0;
   const uint8_t *end = p + len;
   while (p < end) {
     uint64_t key, v;
-    if (!pb_varint(&p, end, &key)) return 0;
+    if (!lh_pb_read_varint(&p, end, &key)) return 0;
     switch (key & 7) {
-    case 0: if (!pb_varint(&p, end, &v)) return 0; break;
+    case 0: if (!lh_pb_read_varint(&p, end, &v)) return 0; break;
     case 1: if (end - p < 8) return 0; p += 8; break;
     case 5: if (end - p < 4) return 0; p += 4; break;
     case 2: {
-      if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p)) return 0;
+      if (!lh_pb_read_varint(&p, end, &v) || v > (uint64_t)(end - p)) return 0;
       const ProtobufCFieldDescriptor *f =
           (key >> 3) <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
       if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&

@@ -104,19 +104,17 @@ local function raw_put(self, req, opts) return call(self, c_put, c_put_async, re
 
 function methods.get_external_event(self, req, opts) return call(self, c_get, c_get_async, req, opts) end
 
-function methods.put_external_event_async(self, req, opts)
-  if not auth_of[self] then return c_put_async(self, req, opts) end
-  local ok, o, code = authorize(self, opts)
-  if not ok then return nil, o, code end
-  return c_put_async(self, req, o)
+-- An async method: the C one, with the client's `authorization` header when it has a token.
+local function async_method(c_method)
+  return function(self, req, opts)
+    if not auth_of[self] then return c_method(self, req, opts) end
+    local ok, o, code = authorize(self, opts)
+    if not ok then return nil, o, code end
+    return c_method(self, req, o)
+  end
 end
-
-function methods.get_external_event_async(self, req, opts)
-  if not auth_of[self] then return c_get_async(self, req, opts) end
-  local ok, o, code = authorize(self, opts)
-  if not ok then return nil, o, code end
-  return c_get_async(self, req, o)
-end
+methods.put_external_event_async = async_method(c_put_async)
+methods.get_external_event_async = async_method(c_get_async)
 
 --- client:put_external_event(req [, { timeout =, retry = true | { ... } }])
 -- Without `retry` this is the plain call; with it, see lua/littlehorse/retry.lua.
