@@ -17,16 +17,12 @@ end
 describe("async calls", function()
   local srv, slow, client, slow_client
   lazy_setup(function()
-    srv = devserver.start { defs = { DEF } }
-    slow = devserver.start { defs = { DEF }, args = { "--delay-ms", "300" } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-    slow_client = lh.client { host = "127.0.0.1", port = slow.port, timeout = 5 }
+    srv, client = devserver.with_client({ defs = { DEF } }, 5)
+    slow, slow_client = devserver.with_client({ defs = { DEF }, args = { "--delay-ms", "300" } }, 5)
   end)
   lazy_teardown(function()
-    if client then client:close() end
-    if slow_client then slow_client:close() end
-    if srv then srv:stop() end
-    if slow then slow:stop() end
+    devserver.release(srv, client)
+    devserver.release(slow, slow_client)
   end)
 
   it("returns a handle at once; wait() gives the same results as the sync call", function()

@@ -68,15 +68,8 @@ describe("bad input", function()
     assert.equal(req.wf_run_id, ev.id.wf_run_id.id)
   end
 
-  lazy_setup(function()
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 10 }
-  end)
-
-  lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  lazy_setup(function() srv, client = devserver.with_client({ defs = { DEF } }, 10) end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   after_each(function() still_usable() end)
 

@@ -56,13 +56,11 @@ describe("lh-put-event", function()
   local function wf() n = n + 1; return "cli-wf-" .. n end
 
   lazy_setup(function()
-    srv = devserver.start { defs = { DEF, "other-event" } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    srv, client = devserver.with_client({ defs = { DEF, "other-event" } }, 5)
     conn = { "--host", "127.0.0.1", "--port", tostring(srv.port) }
   end)
   lazy_teardown(function()
-    client:close()
-    srv:stop()
+    devserver.release(srv, client)
     os.execute("rm -rf " .. q(HOME))
   end)
 

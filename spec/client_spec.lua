@@ -7,15 +7,8 @@ local DEF = "approval"
 describe("client against the dev server", function()
   local srv, client
 
-  lazy_setup(function()
-    srv = devserver.start { defs = { DEF, "other-event" } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-  end)
-
-  lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  lazy_setup(function() srv, client = devserver.with_client({ defs = { DEF, "other-event" } }, 5) end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   local n = 0
   local function wf() n = n + 1; return "wf-" .. n end

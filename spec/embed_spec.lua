@@ -1,7 +1,6 @@
 -- examples/embed: a C program embedding Lua 5.4, built with its build script and run against a
 -- real dev server, in one thread and in several OS threads with one lua_State (and one client)
 -- each. The events are read back from the server.
-local lh = require "littlehorse"
 local devserver = require "devserver"
 local shell = require "sh"
 
@@ -28,13 +27,9 @@ describe("examples/embed", function()
   lazy_setup(function()
     local status, out, err = sh("sh examples/embed/build.sh " .. q(HOST))
     assert(status == 0, "build.sh failed:\n" .. out .. err)
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    srv, client = devserver.with_client({ defs = { DEF } }, 5)
   end)
-  lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   -- host(args...) with the dev server's address in LHC_API_HOST / LHC_API_PORT
   local function host(args)

@@ -20,13 +20,9 @@ local function no_sleep() end
 local defer = require "cleanup" (function(f) finally(f) end) -- run fn when the test ends
 
 -- Everything started in a test is stopped in `finally`, also when the test fails.
-local function with_server(opts, fn)
-  local srv = devserver.start(opts)
-  local c = client_for(srv, opts.timeout)
-  defer(function()
-    c:close()
-    srv:stop()
-  end)
+local function with_server(opts)
+  local srv, c = devserver.with_client(opts, opts.timeout)
+  defer(function() devserver.release(srv, c) end)
   return srv, c
 end
 

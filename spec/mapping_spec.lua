@@ -26,13 +26,11 @@ describe("value mapping through the dev server", function()
       cjson.empty_array = debug.upvalueid(function() return cjson end, 1)
       restore_cjson = function() cjson.array_mt, cjson.empty_array_mt, cjson.empty_array = nil, nil, nil end
     end
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    srv, client = devserver.with_client({ defs = { DEF } }, 5)
   end)
 
   lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
+    devserver.release(srv, client)
     if restore_cjson then restore_cjson() end
   end)
 

@@ -195,15 +195,8 @@ end
 describe("property: encode -> dev server -> decode is the identity on the mapping", function()
   local srv, client
 
-  lazy_setup(function()
-    srv = devserver.start { defs = { "prop" } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 10 }
-  end)
-
-  lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  lazy_setup(function() srv, client = devserver.with_client({ defs = { "prop" } }, 10) end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   it(string.format("holds for %d random values (seed %d; LH_PROPERTY_SEED=%d replays it)", CASES, SEED, SEED), function()
     print(string.format("property_spec: seed %d, %d cases", SEED, CASES))

@@ -9,14 +9,8 @@ local TOKEN = "reply-spec-token"
 describe("reply = false", function()
   local srv, client
 
-  lazy_setup(function()
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-  end)
-  lazy_teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  lazy_setup(function() srv, client = devserver.with_client({ defs = { DEF } }, 5) end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   local function req(guid, content)
     return { wf_run_id = "wf-reply", external_event_def_name = DEF, guid = guid, content = content }

@@ -48,14 +48,8 @@ end)
 
 describe("retrying put_external_event", function()
   local srv, client
-  lazy_setup(function()
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-  end)
-  lazy_teardown(function()
-    client:close()
-    srv:stop()
-  end)
+  lazy_setup(function() srv, client = devserver.with_client({ defs = { DEF } }, 5) end)
+  lazy_teardown(function() devserver.release(srv, client) end)
 
   it("chooses one guid before the first attempt and reports what happened", function()
     local ev, info = client:put_external_event({ wf_run_id = "r1", external_event_def_name = DEF, content = 1 },

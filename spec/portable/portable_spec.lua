@@ -8,14 +8,8 @@ local DEF = "portable"
 
 describe("on " .. (jit and jit.version or _VERSION), function()
   local srv, client
-  setup(function()
-    srv = devserver.start { defs = { DEF } }
-    client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-  end)
-  teardown(function()
-    if client then client:close() end
-    if srv then srv:stop() end
-  end)
+  setup(function() srv, client = devserver.with_client({ defs = { DEF } }, 5) end)
+  teardown(function() devserver.release(srv, client) end)
 
   it("posts an event and reads it back", function()
     local ev, err = client:put_external_event {

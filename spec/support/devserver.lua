@@ -122,4 +122,28 @@ function M.start(opts)
   return launch(opts or {})
 end
 
+-- A dev server and a Lua client connected to it, the set-up most specs share:
+--   lazy_setup(function() srv, client = devserver.with_client({ defs = { DEF } }, 5) end)
+--   lazy_teardown(function() devserver.release(srv, client) end)
+-- release closes the clients given, then stops the server; any of them may be nil (a set-up
+-- that failed half-way).
+function M.with_client(opts, timeout)
+  local srv = M.start(opts)
+  local ok, client = pcall(require("littlehorse").client,
+                           { host = "127.0.0.1", port = srv.port, timeout = timeout or 5 })
+  if not ok then
+    srv:stop()
+    error(client, 0)
+  end
+  return srv, client
+end
+
+function M.release(srv, ...)
+  for i = 1, select("#", ...) do
+    local c = select(i, ...)
+    if c then c:close() end
+  end
+  if srv then srv:stop() end
+end
+
 return M
