@@ -21,6 +21,16 @@ local function post(c, n)
   return c:put_external_event { wf_run_id = "tx-" .. (n or 1), external_event_def_name = DEF, content = n or 1 }
 end
 
+-- A client made with these options cannot post: nil and UNAVAILABLE. Returns the error.
+local function refused(opts)
+  local c = lh.client(opts)
+  local ev, err, code = post(c)
+  c:close()
+  assert.is_nil(ev)
+  assert.equal("UNAVAILABLE", code)
+  return err
+end
+
 describe("TLS", function()
   local srv, mtls
   lazy_setup(function()
@@ -44,38 +54,22 @@ describe("TLS", function()
   end)
 
   it("fails with UNAVAILABLE and says why with the wrong CA", function()
-    local c = lh.client { host = "localhost", port = srv.port, protocol = "TLS", ca_cert = certs .. "/wrong-ca.pem", timeout = 3 }
-    local ev, err, code = post(c)
-    assert.is_nil(ev)
-    assert.equal("UNAVAILABLE", code)
+    local err = refused { host = "localhost", port = srv.port, protocol = "TLS", ca_cert = certs .. "/wrong-ca.pem", timeout = 3 }
     assert.matches("[Hh]andshake", err.message)
-    c:close()
   end)
 
   it("does not speak plaintext to a TLS server", function()
-    local c = lh.client { host = "127.0.0.1", port = srv.port, timeout = 3 }
-    local ev, _, code = post(c)
-    assert.is_nil(ev)
-    assert.equal("UNAVAILABLE", code)
-    c:close()
+    refused { host = "127.0.0.1", port = srv.port, timeout = 3 }
   end)
 
   it("mutual TLS: refused without a client certificate, accepted with one", function()
-    local bare = lh.client { host = "localhost", port = mtls.port, protocol = "TLS", ca_cert = certs .. "/ca.pem", timeout = 3 }
-    local ev, _, code = post(bare)
-    assert.is_nil(ev)
-    assert.equal("UNAVAILABLE", code)
-    bare:close()
+    refused { host = "localhost", port = mtls.port, protocol = "TLS", ca_cert = certs .. "/ca.pem", timeout = 3 }
     local c = lh.client { host = "localhost", port = mtls.port, protocol = "TLS", ca_cert = certs .. "/ca.pem",
                           client_cert = certs .. "/client.pem", client_key = certs .. "/client.key" }
     assert(post(c, 2))
     c:close()
-    local wrong = lh.client { host = "localhost", port = mtls.port, protocol = "TLS", ca_cert = certs .. "/ca.pem",
-                              client_cert = certs .. "/wrong-client.pem", client_key = certs .. "/wrong-client.key", timeout = 3 }
-    ev, _, code = post(wrong)
-    assert.is_nil(ev)
-    assert.equal("UNAVAILABLE", code)
-    wrong:close()
+    refused { host = "localhost", port = mtls.port, protocol = "TLS", ca_cert = certs .. "/ca.pem",
+              client_cert = certs .. "/wrong-client.pem", client_key = certs .. "/wrong-client.key", timeout = 3 }
   end)
 
   it("uses server_name to check a certificate issued for another name", function()
