@@ -76,6 +76,20 @@ static void engine_unref_locked(lh_engine *e) {
   if (last) engine_free(e);
 }
 
+/* Take p off the done list; call with the engine's mutex held. */
+static void done_remove_locked(lh_engine *e, lh_pending *p) {
+  list_unlink(p);
+  p->in_done_list = 0;
+  e->ndone--;
+}
+
+/* Make the eventfd readable (threaded mode: finished calls wait for poll()). */
+static void signal_efd(lh_engine *e) {
+  uint64_t one = 1;
+  ssize_t w = write(e->efd, &one, sizeof one);
+  (void)w; /* an eventfd counter cannot overflow here */
+}
+
 /* Drop one reference on p; call with the engine's mutex held; unlocks it. */
 static void pending_unref_locked(lh_pending *p) {
   lh_engine *e = p->engine;
@@ -83,7 +97,7 @@ static void pending_unref_locked(lh_pending *p) {
     pthread_mutex_unlock(&e->mu);
     return;
   }
-  if (p->in_done_list) { list_unlink(p); p->in_done_list = 0; e->ndone--; }
+  if (p->in_done_list) done_remove_locked(e, p);
   lh_call_discard(&p->st);
   free(p);
   engine_unref_locked(e);
@@ -108,11 +122,7 @@ static void on_event(lh_engine *e, grpc_event ev) {
   list_push(&e->done, p);
   p->in_done_list = 1;
   e->ndone++;
-  if (was_empty && e->threaded) {
-    uint64_t one = 1;
-    ssize_t w = write(e->efd, &one, sizeof one);
-    (void)w; /* an eventfd counter cannot overflow here */
-  }
+  if (was_empty && e->threaded) signal_efd(e);
   pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
 }
@@ -120,7 +130,7 @@ static void on_event(lh_engine *e, grpc_event ev) {
 static gpr_timespec cq_deadline(double timeout) {
   if (timeout < 0) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
   if (timeout == 0) return gpr_inf_past(GPR_CLOCK_MONOTONIC);
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos((int64_t)(timeout * 1e9), GPR_TIMESPAN));
+  return lh_deadline_in(timeout);
 }
 
 /* Inline mode: take completions off the queue on the calling thread until `until` says
@@ -154,11 +164,7 @@ int lh_engine_start_thread(lh_engine *e) {
   if (rc != 0) return 0;
   pthread_mutex_lock(&e->mu);
   e->threaded = 1;
-  if (e->ndone > 0) { /* completions collected inline but not yet polled: signal them */
-    uint64_t one = 1;
-    ssize_t w = write(e->efd, &one, sizeof one);
-    (void)w;
-  }
+  if (e->ndone > 0) signal_efd(e); /* completions collected inline but not yet polled */
   pthread_mutex_unlock(&e->mu);
   return 1;
 }
@@ -198,15 +204,8 @@ void lh_engine_close(lh_engine *e) {
   /* Every call in flight was cancelled, so its completion is immediate; the queue then
    * reports shutdown and the thread (or this inline drain) ends. */
   grpc_completion_queue_shutdown(e->cq);
-  if (e->threaded) {
-    pthread_join(e->thread, NULL);
-  } else {
-    for (;;) {
-      grpc_event ev = grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-      if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-      if (ev.type == GRPC_OP_COMPLETE) on_event(e, ev);
-    }
-  }
+  if (e->threaded) pthread_join(e->thread, NULL);
+  else engine_thread(e); /* the same drain, on this thread */
   grpc_completion_queue_destroy(e->cq);
   e->cq = NULL;
   pthread_mutex_lock(&e->mu);
@@ -214,12 +213,11 @@ void lh_engine_close(lh_engine *e) {
   engine_unref_locked(e);
 }
 
-lh_pending *lh_pending_new(lh_engine *e, int method) {
+lh_pending *lh_pending_new(lh_engine *e) {
   lh_pending *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->engine = e;
   p->refs = 2;
-  p->method = method;
   p->wake_fd = -1;
   p->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
   pthread_mutex_lock(&e->mu);
@@ -293,20 +291,6 @@ static void drain_efd_locked(lh_engine *e) {
   }
 }
 
-void lh_pending_collect(lh_pending *p) {
-  lh_engine *e = p->engine;
-  pthread_mutex_lock(&e->mu);
-  if (p->in_done_list) {
-    list_unlink(p);
-    p->in_done_list = 0;
-    e->ndone--;
-    drain_efd_locked(e);
-    pending_unref_locked(p); /* the engine's reference; the handle's remains */
-    return;
-  }
-  pthread_mutex_unlock(&e->mu);
-}
-
 void lh_pending_cancel(lh_pending *p) {
   lh_engine *e = p->engine;
   pthread_mutex_lock(&e->mu);
@@ -319,10 +303,8 @@ void lh_pending_release(lh_pending *p) {
   pthread_mutex_lock(&e->mu);
   if (!p->done && p->st.call) grpc_call_cancel(p->st.call, NULL); /* completes promptly */
   if (p->in_done_list) {
-    /* Nobody will collect it now: drop the engine's reference too. */
-    list_unlink(p);
-    p->in_done_list = 0;
-    e->ndone--;
+    /* Nobody will poll it now: drop the engine's reference too. */
+    done_remove_locked(e, p);
     drain_efd_locked(e);
     p->refs--;
   }
@@ -352,9 +334,7 @@ size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max
   size_t n = 0;
   while (n < max && e->ndone > 0) {
     lh_pending *p = e->done.next;
-    list_unlink(p);
-    p->in_done_list = 0;
-    e->ndone--;
+    done_remove_locked(e, p);
     p->refs--; /* the engine's reference; the handle's keeps p alive (see async.h) */
     out[n++] = p;
   }

@@ -26,7 +26,6 @@ typedef struct lh_pending {
   int done;                  /* the completion arrived */
   int ok;                    /* its success flag */
   int in_done_list;
-  int method;                /* which RPC (client.c's table) */
   uint64_t id;               /* process-unique, for wake-up registrations (wake.c) */
   int wake_fd;               /* a socket to write "<id>\n" to on completion, or -1 */
   int anchor;                /* client.c: the anchor slot of its handle (on_done), 0 none;
@@ -62,14 +61,13 @@ void lh_engine_close(lh_engine *e);
 /* A new pending (refs: handle + engine) registered as in flight; NULL on out-of-memory.
  * Start its call with lh_call_start(&p->st, ..., e->cq, ..., p). If the start fails, call
  * lh_engine_fail_start(p). */
-lh_pending *lh_pending_new(lh_engine *e, int method);
+lh_pending *lh_pending_new(lh_engine *e);
 void lh_engine_fail_start(lh_pending *p);
 
 /* Wait up to timeout seconds (< 0: forever) for p to complete; 1 if it has. */
 int lh_pending_wait(lh_pending *p, double timeout);
-/* Take p off the done list (its outcome is being read by its handle). */
-void lh_pending_collect(lh_pending *p);
-/* The handle lets go (cancelling the call if still in flight). */
+/* The handle lets go (cancelling the call if still in flight, taking it off the done list if
+ * it is there). */
 void lh_pending_release(lh_pending *p);
 void lh_pending_cancel(lh_pending *p);
 

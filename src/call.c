@@ -47,6 +47,10 @@ static int copy_reply(grpc_byte_buffer *bb, lh_buf *dst) {
   return ok;
 }
 
+gpr_timespec lh_deadline_in(double seconds) {
+  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos((int64_t)(seconds * 1e9), GPR_TIMESPAN));
+}
+
 void lh_call_init(lh_call_state *st) {
   memset(st, 0, sizeof *st);
   st->status = GRPC_STATUS_UNKNOWN;

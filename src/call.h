@@ -31,6 +31,9 @@ typedef struct lh_call_state {
   int started;
 } lh_call_state;
 
+/* The monotonic-clock time `seconds` from now (a call's deadline, a queue wait's limit). */
+gpr_timespec lh_deadline_in(double seconds);
+
 /* Prepare st (before adding metadata or starting). */
 void lh_call_init(lh_call_state *st);
 /* Add one initial-metadata entry (copied); 0 when LH_CALL_MAX_MD are already there. */

@@ -71,7 +71,6 @@ typedef struct lh_handle {
   lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
   int method;
   int no_reply;                 /* the call's reply = false */
-  int anchor;                   /* its slot in the client's anchor table (on_done), 0 none */
   int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
 } lh_handle;
 
@@ -199,10 +198,6 @@ static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call
   }
 }
 
-static gpr_timespec deadline_in(double seconds) {
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos((int64_t)(seconds * 1e9), GPR_TIMESPAN));
-}
-
 /* Push the outcome of a finished call: reply | nil, err, code (true for the reply when the
  * caller said reply = false: a post whose stored event nobody reads skips its decoding, a
  * fifth of a call's CPU in bench/). */
@@ -256,7 +251,7 @@ static int do_call(lua_State *L, method_id m) {
   lh_call_init(&st);
   add_headers(L, cl, &o, &st);
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
-  lh_call_unary(&st, cl->channel, cl->cq, cl->method[m], deadline_in(o.timeout), c->wire.data, c->wire.len, &res);
+  lh_call_unary(&st, cl->channel, cl->cq, cl->method[m], lh_deadline_in(o.timeout), c->wire.data, c->wire.len, &res);
   return push_outcome(L, r, &res, c, o.no_reply);
 }
 
@@ -313,18 +308,17 @@ static int do_call_async(lua_State *L, method_id m) {
   h->p = NULL;
   h->method = m;
   h->no_reply = o.no_reply;
-  h->anchor = 0;
   h->nresults = 0;
   luaL_getmetatable(L, LH_CALL_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, HV_CLIENT);
-  lh_pending *p = lh_pending_new(e, m);
+  lh_pending *p = lh_pending_new(e);
   if (!p) return luaL_error(L, "littlehorse: out of memory");
   h->p = p;
   lh_call_init(&p->st);
   add_headers(L, cl, &o, &p->st);
-  if (!lh_call_start(&p->st, cl->channel, e->cq, cl->method[m], deadline_in(o.timeout),
+  if (!lh_call_start(&p->st, cl->channel, e->cq, cl->method[m], lh_deadline_in(o.timeout),
                      c->wire.data, c->wire.len, p))
     lh_engine_fail_start(p); /* completes at once with INTERNAL */
   if (o.on_done) {
@@ -333,7 +327,7 @@ static int do_call_async(lua_State *L, method_id m) {
     /* anchor: a handle with a callback lives until client:poll() delivers it */
     lua_getiuservalue(L, 1, UV_ANCHORS);
     lua_pushvalue(L, -2);
-    h->anchor = p->anchor = luaL_ref(L, -2);
+    p->anchor = luaL_ref(L, -2);
     lua_pop(L, 1);
   }
   return 1;
@@ -344,14 +338,17 @@ METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
 
 static lh_handle *check_handle(lua_State *L) { return check_self(L, known_mt(L, 1), LH_CALL_MT); }
 
-/* The handle at hidx (anchored: it has an on_done callback) will not be delivered by poll()
- * after all (closed, or its results taken by wait()): give its slot back to the client. */
+/* A handle is anchored (it has an on_done callback, and poll() has yet to deliver it) while
+ * its call's pending names a slot; the slot is cleared before the pending is let go. */
+static int anchored(const lh_handle *h) { return h->p && h->p->anchor; }
+
+/* The anchored handle at hidx will not be delivered by poll() after all (closed, or its
+ * results taken by wait()): give its slot back to the client. */
 static void unanchor(lua_State *L, int hidx, lh_handle *h) {
   lua_getiuservalue(L, hidx, HV_CLIENT);
-  if (lua_getiuservalue(L, -1, UV_ANCHORS) == LUA_TTABLE) luaL_unref(L, -1, h->anchor);
+  if (lua_getiuservalue(L, -1, UV_ANCHORS) == LUA_TTABLE) luaL_unref(L, -1, h->p->anchor);
   lua_pop(L, 2);
-  if (h->p) h->p->anchor = 0;
-  h->anchor = 0;
+  h->p->anchor = 0;
 }
 
 /* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
@@ -359,7 +356,6 @@ static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
   lh_codec *c = lh_codec_get(L);
   lh_pending *p = h->p;
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
-  lh_pending_collect(p);
   lh_call_finish(&p->st, p->ok, &res);
   h->p = NULL;
   lh_pending_release(p);
@@ -394,7 +390,7 @@ static int handle_wait_body(lua_State *L) {
   }
   if (h->p) {
     if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
-    if (h->anchor) unanchor(L, 1, h); /* the caller takes the results: no callback */
+    if (anchored(h)) unanchor(L, 1, h); /* the caller takes the results: no callback */
     handle_settle(L, 1, h);
   }
   if (!h->nresults) return luaL_error(L, "littlehorse: this call handle is closed");
@@ -430,7 +426,7 @@ static int handle_cancel(lua_State *L) {
  * and its memory is freed by the engine when the cancellation completes. */
 static int handle_close(lua_State *L) {
   lh_handle *h = check_handle(L);
-  if (h->anchor) unanchor(L, 1, h); /* a __gc never sees one: anchored means reachable */
+  if (anchored(h)) unanchor(L, 1, h); /* a __gc never sees one: anchored means reachable */
   if (h->p) {
     lh_pending_release(h->p);
     h->p = NULL;
@@ -477,7 +473,6 @@ static int client_poll_body(lua_State *L) {
       lua_rawgeti(L, anchors, slots[i]);
       luaL_unref(L, anchors, slots[i]);
       lh_handle *h = lua_touserdata(L, -1);
-      h->anchor = 0;
       if (h->p) h->p->anchor = 0;
     }
     int last = lua_gettop(L);

@@ -51,37 +51,53 @@ static size_t wf_body_size(const Littlehorse__WfRunId *w) {
   return n;
 }
 
-static uint8_t *put_wf(uint8_t *p, unsigned field, const Littlehorse__WfRunId *w) {
+/* w as field `field`, its body size already known (`body`, from wf_body_size). */
+static uint8_t *put_wf(uint8_t *p, unsigned field, const Littlehorse__WfRunId *w, size_t body) {
   *p++ = (uint8_t)(field << 3 | 2);
-  p = lh_pb_put_varint(p, wf_body_size(w));
+  p = lh_pb_put_varint(p, body);
   p = put_opt_str(p, 1, w->id);
-  if (w->parent_wf_run_id) p = put_wf(p, 2, w->parent_wf_run_id);
+  if (w->parent_wf_run_id) p = put_wf(p, 2, w->parent_wf_run_id, wf_body_size(w->parent_wf_run_id));
   return p;
 }
 
-/* The VariableValue's body size, or 0 with *ok = 0 for a kind left to protobuf-c. */
-static size_t value_body_size(const Littlehorse__VariableValue *v, int *ok) {
-  *ok = 1;
+/* How a VariableValue is written, worked out once for sizing and writing: its member is
+ * either length-delimited (field, data, len: the JSON, string and bytes kinds) or a scalar
+ * (field 0). */
+typedef struct {
+  int ok;            /* 0: a kind left to protobuf-c */
+  unsigned field;    /* the length-delimited member's field number, or 0 */
+  const void *data;
+  size_t len;
+  size_t body;       /* the VariableValue's body size */
+} value_plan;
+
+static value_plan plan_value(const Littlehorse__VariableValue *v) {
+  value_plan vp = { 1, 0, NULL, 0, 0 };
   switch (v->value_case) {
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: return len_field_size(v->json_obj ? strlen(v->json_obj) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: return len_field_size(v->json_arr ? strlen(v->json_arr) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: return len_field_size(v->str ? strlen(v->str) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES: return len_field_size(v->bytes.len);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: return 1 + 8;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: return 1 + 1;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: return 1 + lh_pb_varint_size((uint64_t)v->int_);
-  default: *ok = 0; return 0;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: vp.field = 2; vp.data = v->json_obj; break;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: vp.field = 3; vp.data = v->json_arr; break;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: vp.field = 6; vp.data = v->str; break;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES:
+    vp.field = 8;
+    vp.data = v->bytes.data;
+    vp.len = v->bytes.len;
+    vp.body = len_field_size(vp.len);
+    return vp;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: vp.body = 1 + 8; return vp;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: vp.body = 1 + 1; return vp;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: vp.body = 1 + lh_pb_varint_size((uint64_t)v->int_); return vp;
+  default: vp.ok = 0; return vp;
   }
+  vp.len = vp.data ? strlen(vp.data) : 0; /* the NUL-terminated kinds */
+  vp.body = len_field_size(vp.len);
+  return vp;
 }
 
-static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__VariableValue *v, size_t body) {
+static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__VariableValue *v, const value_plan *vp) {
   *p++ = (uint8_t)(field << 3 | 2);
-  p = lh_pb_put_varint(p, body);
+  p = lh_pb_put_varint(p, vp->body);
+  if (vp->field) return put_bytes(p, vp->field, vp->data, vp->len);
   switch (v->value_case) {
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: return put_bytes(p, 2, v->json_obj, v->json_obj ? strlen(v->json_obj) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: return put_bytes(p, 3, v->json_arr, v->json_arr ? strlen(v->json_arr) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: return put_bytes(p, 6, v->str, v->str ? strlen(v->str) : 0);
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES: return put_bytes(p, 8, v->bytes.data, v->bytes.len);
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: {
     uint64_t bits;
     memcpy(&bits, &v->double_, 8);
@@ -97,23 +113,23 @@ static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__Variabl
     *p++ = 7 << 3;
     return lh_pb_put_varint(p, (uint64_t)v->int_);
   default:
-    return p; /* not reached: value_body_size refused it */
+    return p; /* not reached: plan_value refused it */
   }
 }
 
 int lh_write_put_external_event(const Littlehorse__PutExternalEventRequest *r, lh_buf *out) {
   if (!r->wf_run_id || !r->external_event_def_id || !wf_depth_ok(r->wf_run_id)) return 0;
-  int ok = 1;
-  size_t value_body = r->content ? value_body_size(r->content, &ok) : 0;
-  if (!ok) return 0;
+  value_plan vp = { 1, 0, NULL, 0, 0 };
+  if (r->content && !(vp = plan_value(r->content)).ok) return 0;
   int has_guid = r->_guid_case == LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___GUID_GUID;
   int has_thread = r->_thread_run_number_case == LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER;
   int has_node = r->_node_run_position_case == LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___NODE_RUN_POSITION_NODE_RUN_POSITION;
   size_t wf_body = wf_body_size(r->wf_run_id);
   size_t def_body = opt_str_size(r->external_event_def_id->name);
   size_t n = len_field_size(wf_body) + len_field_size(def_body);
-  if (has_guid) n += len_field_size(r->guid ? strlen(r->guid) : 0);
-  if (r->content) n += len_field_size(value_body);
+  size_t guid_len = has_guid && r->guid ? strlen(r->guid) : 0;
+  if (has_guid) n += len_field_size(guid_len);
+  if (r->content) n += len_field_size(vp.body);
   /* int32: negative values go out sign-extended to 64 bits, as protobuf-c writes them */
   if (has_thread) n += 1 + lh_pb_varint_size((uint64_t)(int64_t)r->thread_run_number);
   if (has_node) n += 1 + lh_pb_varint_size((uint64_t)(int64_t)r->node_run_position);
@@ -121,12 +137,12 @@ int lh_write_put_external_event(const Littlehorse__PutExternalEventRequest *r, l
   lh_buf_reset(out);
   if (!lh_buf_reserve(out, n ? n : 1)) return -1;
   uint8_t *start = (uint8_t *)out->data, *p = start;
-  p = put_wf(p, 1, r->wf_run_id);
+  p = put_wf(p, 1, r->wf_run_id, wf_body);
   *p++ = 2 << 3 | 2;
   p = lh_pb_put_varint(p, def_body);
   p = put_opt_str(p, 1, r->external_event_def_id->name);
-  if (has_guid) p = put_bytes(p, 3, r->guid, r->guid ? strlen(r->guid) : 0);
-  if (r->content) p = put_value(p, 5, r->content, value_body);
+  if (has_guid) p = put_bytes(p, 3, r->guid, guid_len);
+  if (r->content) p = put_value(p, 5, r->content, &vp);
   if (has_thread) { *p++ = 6 << 3; p = lh_pb_put_varint(p, (uint64_t)(int64_t)r->thread_run_number); }
   if (has_node) { *p++ = 7 << 3; p = lh_pb_put_varint(p, (uint64_t)(int64_t)r->node_run_position); }
   out->len = (size_t)(p - start);
