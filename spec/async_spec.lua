@@ -41,6 +41,19 @@ describe("async calls", function()
     assert.equal("No ExternalEventDef named nope", e2.message)
   end)
 
+  it("has async forms of the ExternalEventDef calls too, with the blocking calls' results", function()
+    local h = client:put_external_event_def_async { name = "async-def", seconds_after_put = 60 }
+    assert.matches("^littlehorse.call: 0x%x+ %(PutExternalEventDef, ", tostring(h))
+    local def, err = h:wait()
+    assert.is_nil(err)
+    assert.equal("async-def", def.id.name)
+    local got = assert(client:get_external_event_def_async("async-def"):wait())
+    assert.same(client:get_external_event_def("async-def"), got)
+    local none, e2, code = client:get_external_event_def_async("no-such-def"):wait()
+    assert.is_nil(none)
+    assert.equal("NOT_FOUND", code, tostring(e2))
+  end)
+
   it("keeps 200 calls in flight on one client and stores each once", function()
     local handles = {}
     for i = 1, 200 do
@@ -234,5 +247,23 @@ describe("async calls", function()
       for _ in pairs(ran) do count = count + 1 end
       assert.equal(1, count)
     end)
+  end)
+end)
+
+describe("nginx routing (a phase that can yield: calls go async)", function()
+  it("returns nil, err, code for a request refused before sending, as the blocking call does", function()
+    local resty = require "littlehorse.resty"
+    local c = lh.client { host = "127.0.0.1", port = 1, max_send_size = 100 }
+    local strategy = resty.strategy
+    resty.strategy = "sleep" -- no wake thread in this process; the call is refused before any wait
+    _G.ngx = { get_phase = function() return "content" end }
+    local ok, ev, err, code = pcall(c.put_external_event, c,
+      { wf_run_id = "big", external_event_def_name = DEF, content = string.rep("x", 200) })
+    _G.ngx, resty.strategy = nil, strategy
+    c:close()
+    assert(ok, ev)
+    assert.is_nil(ev)
+    assert.equal("RESOURCE_EXHAUSTED", code)
+    assert.matches("max_send_size", err.message)
   end)
 end)

@@ -100,6 +100,11 @@ describe("tenants and tokens", function()
     local srv = devserver.start { defs = { DEF }, args = { "--require-token", "s3cret-token" } }
     local c = lh.client { host = "127.0.0.1", port = srv.port, token = "s3cret-token" }
     assert(post(c))
+    -- every RPC carries it, blocking or async
+    assert(c:put_external_event_def("tx-def"))
+    assert(c:get_external_event_def("tx-def"))
+    assert(c:get_external_event_def_async("tx-def"):wait())
+    assert(c:put_external_event_async({ wf_run_id = "tx-async", external_event_def_name = DEF }):wait())
     local bad = lh.client { host = "127.0.0.1", port = srv.port, token = "nope" }
     local ev, err, code = post(bad)
     assert.is_nil(ev)

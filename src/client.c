@@ -335,6 +335,8 @@ static int do_call_async(lua_State *L, method_id m) {
 
 METHOD(put_external_event_async, do_call_async(L, M_PUT_EVENT))
 METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
+METHOD(put_external_event_def_async, do_call_async(L, M_PUT_DEF))
+METHOD(get_external_event_def_async, do_call_async(L, M_GET_DEF))
 
 static lh_handle *check_handle(lua_State *L) { return check_self(L, known_mt(L, 1), LH_CALL_MT); }
 
@@ -599,6 +601,8 @@ static const luaL_Reg methods[] = {
   { "get_external_event_def", get_external_event_def },
   { "put_external_event_async", put_external_event_async },
   { "get_external_event_async", get_external_event_async },
+  { "put_external_event_def_async", put_external_event_def_async },
+  { "get_external_event_def_async", get_external_event_def_async },
   { "poll", client_poll },
   { "fd", client_fd },
   { "in_flight", client_in_flight },

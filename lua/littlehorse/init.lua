@@ -54,8 +54,6 @@ end
 
 -- Client methods added in Lua (core.client_methods is the clients' __index table, per state).
 local methods = core.client_methods
-local c_put, c_get = methods.put_external_event, methods.get_external_event
-local c_put_async, c_get_async = methods.put_external_event_async, methods.get_external_event_async
 
 -- opts with the client's `authorization` header added (a fresh token when needed):
 -- returns true, opts, header | false, err, code when no token can be had.
@@ -100,10 +98,6 @@ local function call(self, sync, async, req, opts)
   return ev, err, status
 end
 
-local function raw_put(self, req, opts) return call(self, c_put, c_put_async, req, opts) end
-
-function methods.get_external_event(self, req, opts) return call(self, c_get, c_get_async, req, opts) end
-
 -- An async method: the C one, with the client's `authorization` header when it has a token.
 local function async_method(c_method)
   return function(self, req, opts)
@@ -113,8 +107,15 @@ local function async_method(c_method)
     return c_method(self, req, o)
   end
 end
-methods.put_external_event_async = async_method(c_put_async)
-methods.get_external_event_async = async_method(c_get_async)
+
+-- Every RPC, blocking and async, goes through the wrappers above (token, nginx routing).
+for _, name in ipairs { "put_external_event", "get_external_event", "put_external_event_def",
+                        "get_external_event_def" } do
+  local sync, async = methods[name], methods[name .. "_async"]
+  methods[name] = function(self, req, opts) return call(self, sync, async, req, opts) end
+  methods[name .. "_async"] = async_method(async)
+end
+local raw_put = methods.put_external_event -- the retry helpers wrap it below
 
 --- client:put_external_event(req [, { timeout =, retry = true | { ... } }])
 -- Without `retry` this is the plain call; with it, see lua/littlehorse/retry.lua.

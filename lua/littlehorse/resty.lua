@@ -112,7 +112,8 @@ end
 function M.call(client, start, req, opts)
   -- wake-ups come from the client's completion thread, which fd() starts (idempotent)
   if M.strategy == "wake" and wake_socket_path() then client:fd() end
-  local handle = start(client, req, opts)
+  local handle, err, code = start(client, req, opts)
+  if not handle then return nil, err, code end -- refused before sending (size, no token)
   local timeout = (type(opts) == "table" and opts.timeout) or client:timeout()
   return M.await(handle, timeout + 1) -- gRPC's deadline fires first and reports itself
 end
