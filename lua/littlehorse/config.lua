@@ -141,9 +141,8 @@ function M.parse_properties(text)
       local key, value
       if k_end then
         key = line:sub(1, k_end - 1)
-        value = line:sub(k_end):gsub("^[ \t\f]*", "", 1)
-        if line:sub(k_end, k_end):find("[ \t\f]") then value = value:gsub("^[=:][ \t\f]*", "", 1) end
-        if line:sub(k_end, k_end):find("[=:]") then value = value:gsub("^[=:][ \t\f]*", "", 1) end
+        -- the key ends at whitespace or at '=' / ':'; either way one separator may follow
+        value = line:sub(k_end):gsub("^[ \t\f]*", "", 1):gsub("^[=:][ \t\f]*", "", 1)
       else
         key, value = line, ""
       end
@@ -419,7 +418,7 @@ function M._load(opts)
   if kt < M.MIN_KEEPALIVE_TIME_MS then
     warn(string.format("%s=%d is below the server's minimum ping interval; using %d ms (the server "
                        .. "closes connections that ping more often than every 15 s)",
-                       kts.src.kind == "option" and "keepalive_time_ms" or kts.key, kt, M.MIN_KEEPALIVE_TIME_MS))
+                       kts.key, kt, M.MIN_KEEPALIVE_TIME_MS))
     kt = M.MIN_KEEPALIVE_TIME_MS
   end
   cfg.keepalive_time_ms = kt

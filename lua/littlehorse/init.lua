@@ -15,9 +15,9 @@ local M = {
   array_mt = core.array_mt,       -- setmetatable(t, lh.array_mt) forces a JSON array
   json_encode = core.json_encode, -- the exact JSON codec the client uses (raises on misuse)
   json_decode = core.json_decode, -- -> value | nil, err
-  DEFAULT_HOST = "localhost",
-  DEFAULT_PORT = 2023,
-  DEFAULT_TIMEOUT = 10,
+  DEFAULT_HOST = config.DEFAULTS.host,
+  DEFAULT_PORT = config.DEFAULTS.port,
+  DEFAULT_TIMEOUT = config.DEFAULTS.timeout,
 }
 
 M.new_guid = retry.new_guid
@@ -55,14 +55,13 @@ end
 -- Client methods added in Lua (core.client_methods is the clients' __index table, per state).
 local methods = core.client_methods
 
--- opts with the client's `authorization` header added (a fresh token when needed):
--- returns true, opts, header | false, err, code when no token can be had.
-local function authorize(self, opts)
-  local auth = auth_of[self]
-  if not auth then return true, opts end
-  local header, why = auth:token()
+-- opts with the client's `authorization` header added (a fresh token when needed), for a
+-- client that has an auth provider: returns true, opts, header | false, err, code when no
+-- token can be had (the error names `method`, the RPC, like every other).
+local function authorize(self, opts, method)
+  local header, why = auth_of[self]:token()
   if not header then
-    local _, err, code = core.new_error("UNAUTHENTICATED", "no access token: " .. tostring(why))
+    local _, err, code = core.new_error("UNAUTHENTICATED", "no access token: " .. tostring(why), method)
     return false, err, code
   end
   local o, md = {}, {}
@@ -84,14 +83,14 @@ local function once(self, sync, async, req, opts)
   return sync(self, req, opts)
 end
 
-local function call(self, sync, async, req, opts)
+local function call(self, method, sync, async, req, opts)
   if not auth_of[self] then return once(self, sync, async, req, opts) end -- no token: as is
-  local ok, o, header = authorize(self, opts)
+  local ok, o, header = authorize(self, opts, method)
   if not ok then return nil, o, header end
   local ev, err, status = once(self, sync, async, req, o)
-  if status == "UNAUTHENTICATED" and header then
+  if status == "UNAUTHENTICATED" then
     auth_of[self]:invalidate(header)
-    ok, o, header = authorize(self, opts)
+    ok, o, header = authorize(self, opts, method)
     if not ok then return nil, o, header end
     return once(self, sync, async, req, o)
   end
@@ -99,21 +98,22 @@ local function call(self, sync, async, req, opts)
 end
 
 -- An async method: the C one, with the client's `authorization` header when it has a token.
-local function async_method(c_method)
+local function async_method(method, c_method)
   return function(self, req, opts)
     if not auth_of[self] then return c_method(self, req, opts) end
-    local ok, o, code = authorize(self, opts)
+    local ok, o, code = authorize(self, opts, method)
     if not ok then return nil, o, code end
     return c_method(self, req, o)
   end
 end
 
 -- Every RPC, blocking and async, goes through the wrappers above (token, nginx routing).
-for _, name in ipairs { "put_external_event", "get_external_event", "put_external_event_def",
-                        "get_external_event_def" } do
+for name, method in pairs { put_external_event = "PutExternalEvent", get_external_event = "GetExternalEvent",
+                            put_external_event_def = "PutExternalEventDef",
+                            get_external_event_def = "GetExternalEventDef" } do
   local sync, async = methods[name], methods[name .. "_async"]
-  methods[name] = function(self, req, opts) return call(self, sync, async, req, opts) end
-  methods[name .. "_async"] = async_method(async)
+  methods[name] = function(self, req, opts) return call(self, method, sync, async, req, opts) end
+  methods[name .. "_async"] = async_method(method, async)
 end
 local raw_put = methods.put_external_event -- the retry helpers wrap it below
 

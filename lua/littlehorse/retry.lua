@@ -5,6 +5,7 @@
 -- whose reply was lost, but whose event was stored, makes the next attempt answer
 -- ALREADY_EXISTS; that means "stored", so the stored event is fetched and returned as success.
 local core = require "littlehorse.core"
+local resty = require "littlehorse.resty"
 
 local M = {}
 
@@ -27,18 +28,10 @@ function M.new_guid()
   return string.format(HEX16, string.byte(core.random_bytes(16), 1, 16))
 end
 
-local SLEEP_PHASES = {
-  rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
-  ssl_session_fetch = true, ssl_client_hello = true, preread = true,
-}
-
 --- The sleep to use when the caller gives none: ngx.sleep inside OpenResty phases that may
 -- yield (so the nginx worker keeps serving), else a plain C sleep.
 function M.default_sleep()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and ngx.sleep and ngx.get_phase and SLEEP_PHASES[ngx.get_phase()] then
-    return ngx.sleep
-  end
+  if resty.can_yield() and ngx.sleep then return ngx.sleep end
   return core.sleep
 end
 
@@ -55,14 +48,15 @@ local function positive(opts, name, allow_zero)
   return v
 end
 
+local KNOWN = { attempts = 1, initial_backoff = 1, max_backoff = 1, multiplier = 1, deadline = 1,
+                per_attempt_timeout = 1, retry_on = 1, sleep = 1, on_retry = 1 }
+
 --- Normalise `retry = true | { ... }` into a policy table; raises on bad options.
 function M.policy(opts)
   if opts == true or opts == nil then opts = {} end
   if type(opts) ~= "table" then bad("retry", "expected true or a table") end
-  local known = { attempts = 1, initial_backoff = 1, max_backoff = 1, multiplier = 1, deadline = 1,
-                  per_attempt_timeout = 1, retry_on = 1, sleep = 1, on_retry = 1 }
   for k in pairs(opts) do
-    if not known[k] then bad(tostring(k), "unknown option") end
+    if not KNOWN[k] then bad(tostring(k), "unknown option") end
   end
   local p = {
     attempts = opts.attempts or M.DEFAULTS.attempts,
