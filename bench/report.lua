@@ -207,7 +207,7 @@ if valgrind then
   say("%-58s %8s  %5d B    %s", string.format("valgrind, %s calls (%s): definitely lost",
       leak and leak.calls or "?", leak and leak.kind or "client did not finish"), "0", tonumber(valgrind.definite),
       ok and "PASS" or "FAIL")
-  say("    indirectly lost %d B, possibly lost %d B (suppressed: bench/valgrind.supp), errors %d, exit %s",
+  say("    indirectly lost %d B, possibly lost %d B (suppressed: valgrind.supp), errors %d, exit %s",
       tonumber(valgrind.indirect), tonumber(valgrind.possible), tonumber(valgrind.errors), valgrind.rc)
 else
   na_count = na_count + 1

@@ -202,7 +202,7 @@ if ! skip leak; then
   start_server
   rc=0
   valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 \
-    --suppressions=bench/valgrind.supp --log-file="$B/valgrind.log" \
+    --suppressions=valgrind.supp --log-file="$B/valgrind.log" \
     $LUA bench/lua_bench.lua leak "$TARGET" "$REQ" "$BENCH_LEAK_CALLS" >"$B/leak.out" 2>&1 || rc=$?
   stop_server
   cat "$B/leak.out" >>"$RAW"
@@ -215,8 +215,8 @@ if ! skip leak; then
   ' "$B/valgrind.log" >>"$RAW"
 fi
 
-# ---- conversion alone (a teammate's bench/convert.lua, once it exists) -------------------
-if [ -f bench/convert.lua ] && ! skip convert; then
+# ---- conversion alone (bench/convert.lua) ------------------------------------------------
+if ! skip convert; then
   say "conversion: bench/convert.lua"
   $LUA bench/convert.lua >"$B/convert.txt" 2>&1 || echo "(bench/convert.lua failed: exit $?)" >>"$B/convert.txt"
 fi

@@ -10,6 +10,7 @@ start_server() {
   "$ROOT/build/lh-devserver" --port 0 --threads 1 --def bench-event >"$OUT" 2>&1 &
   SRV=$!
   trap 'kill -TERM $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true' EXIT
+  trap 'exit 130' INT TERM # dash runs no EXIT trap when a signal ends the script
   TARGET=""
   while [ -z "$TARGET" ]; do
     kill -0 "$SRV" 2>/dev/null || { cat "$OUT" >&2; echo "dev server did not start" >&2; exit 1; }

@@ -81,7 +81,6 @@ int auth_add_token(auth *a, const char *token)
     return push(&a->tokens, &a->ntokens, token, strlen(token));
 }
 
-int auth_enabled(const auth *a) { return a->tenants || a->tokens || a->token_file; }
 
 /* The value of metadata `key` (lowercase, as gRPC delivers it), or NULL. */
 static const grpc_slice *md_get(const grpc_metadata_array *md, const char *key)

@@ -45,8 +45,6 @@ void auth_free(auth *a);
 int auth_add_tenants(auth *a, const char *list);
 int auth_add_token(auth *a, const char *token);
 
-int auth_enabled(const auth *a);
-
 /* GRPC_STATUS_OK, or the error code with *msg set to a static message. */
 grpc_status_code auth_check(auth *a, const grpc_metadata_array *md, const char **msg);
 

@@ -117,7 +117,6 @@ static int replay(journal *j, char *err, size_t errlen)
             snprintf(err, errlen, "cannot initialise: %s", strerror(errno));
             return -1;
         }
-        j->st.bytes = MAGIC_LEN;
         return 0;
     }
     FILE *f = fdopen(dup(j->fd), "rb");
@@ -176,7 +175,6 @@ static int replay(journal *j, char *err, size_t errlen)
         }
     }
     j->st.records = j->st.replayed;
-    j->st.bytes = (uint64_t)good;
     return 0;
 }
 
@@ -261,7 +259,6 @@ int journal_flush(journal *j)
         if (write_all(j->fd, j->pending, j->pending_len) || fdatasync(j->fd)) rc = -1;
         else {
             j->st.syncs++;
-            j->st.bytes += j->pending_len;
             j->pending_len = 0;
             j->synced = j->appended;
         }
@@ -298,10 +295,7 @@ static void *writer_main(void *arg)
         }
 
         pthread_mutex_lock(&j->mu);
-        if (len) {
-            j->st.syncs++;
-            j->st.bytes += len;
-        }
+        if (len) j->st.syncs++;
         if (target > j->synced) j->synced = target;
         pthread_mutex_unlock(&j->mu);
         while (w) {

@@ -38,7 +38,6 @@ typedef struct journal_stats {
     uint64_t records;        /* records in the file (replayed + appended) */
     uint64_t replayed;       /* records read at open */
     uint64_t syncs;          /* fdatasync calls */
-    uint64_t bytes;          /* file size */
 } journal_stats;
 
 /* Opens (creating if needed) and replays into `events` and `defs`. NULL with a message. */

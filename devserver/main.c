@@ -69,16 +69,6 @@ static void usage(FILE *f)
         "accepted=... open=... events=... ...\" on stdout; SIGINT/SIGTERM stop it.\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end;
@@ -86,6 +76,15 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = v;
+    return 0;
+}
+
+/* parse_long for int options (lo and hi within int's range) */
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+    long v;
+    if (parse_long(s, lo, hi, &v) != 0) return -1;
+    *out = (int)v;
     return 0;
 }
 

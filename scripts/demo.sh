@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 out=$(mktemp)
 ./build/lh-devserver --port 0 --def demo-event >"$out" 2>&1 &
 pid=$!
+# EXIT alone is not enough: dash runs no EXIT trap when a signal ends the script.
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
+trap 'exit 130' INT TERM
 port=""
 for _ in $(seq 1 200); do
   port=$(sed -n 's/^LISTENING .*:\([0-9]*\)$/\1/p' "$out")

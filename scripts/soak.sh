@@ -15,7 +15,8 @@ DEF=soak-event
 out=$(mktemp)
 ./build/lh-devserver --port 0 --def "$DEF" --fail-rate "$SOAK_FAIL_RATE" --fail-code "$SOAK_FAIL_CODE" >"$out" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT INT TERM
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
+trap 'exit 130' INT TERM # (the EXIT trap then stops the server; a signal alone would not end the script)
 port=""
 for _ in $(seq 1 500); do
   port=$(sed -n 's/^LISTENING .*:\([0-9]*\)$/\1/p' "$out")
