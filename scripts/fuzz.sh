@@ -27,16 +27,7 @@ mkdir -p "$OUT"
 : >"$OUT/status"
 
 # clang and its sanitizer runtimes (libclang-rt-14-dev holds libFuzzer), Lua headers.
-missing=""
-for p in clang libclang-rt-14-dev liblua5.4-dev lua5.4; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "fuzz: installing$missing"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+sh scripts/deps-extra.sh clang libclang-rt-14-dev liblua5.4-dev lua5.4
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || CC=clang-14
 
