@@ -24,7 +24,7 @@ build = {
         "src/error.c", "src/event_reader.c", "src/event_writer.c", "src/http.c", "src/json.c", "src/messages.c", "src/path.c", "src/runtime.c",
         "src/timestamp.c", "src/utf8.c", "src/value.c", "src/wake.c",
         "src/gen/common_enums.pb-c.c", "src/gen/external_event.pb-c.c",
-        "src/gen/google/protobuf/any.pb-c.c", "src/gen/google/protobuf/duration.pb-c.c",
+        "src/gen/google/protobuf/any.pb-c.c", "src/gen/google/protobuf/duration.pb-c.c", "src/gen/google/protobuf/empty.pb-c.c",
         "src/gen/google/protobuf/timestamp.pb-c.c", "src/gen/google/rpc/status.pb-c.c",
         "src/gen/object_id.pb-c.c", "src/gen/service.pb-c.c", "src/gen/type_definition.pb-c.c",
       },

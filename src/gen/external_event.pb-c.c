@@ -52,6 +52,51 @@ void   littlehorse__external_event__free_unpacked
   assert(message->base.descriptor == &littlehorse__external_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   littlehorse__correlated_event__init
+                     (Littlehorse__CorrelatedEvent         *message)
+{
+  static const Littlehorse__CorrelatedEvent init_value = LITTLEHORSE__CORRELATED_EVENT__INIT;
+  *message = init_value;
+}
+size_t littlehorse__correlated_event__get_packed_size
+                     (const Littlehorse__CorrelatedEvent *message)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__correlated_event__pack
+                     (const Littlehorse__CorrelatedEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__correlated_event__pack_to_buffer
+                     (const Littlehorse__CorrelatedEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__CorrelatedEvent *
+       littlehorse__correlated_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__CorrelatedEvent *)
+     protobuf_c_message_unpack (&littlehorse__correlated_event__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__correlated_event__free_unpacked
+                     (Littlehorse__CorrelatedEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__correlated_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   littlehorse__external_event_retention_policy__init
                      (Littlehorse__ExternalEventRetentionPolicy         *message)
 {
@@ -288,6 +333,83 @@ const ProtobufCMessageDescriptor littlehorse__external_event__descriptor =
   littlehorse__external_event__field_indices_by_name,
   1,  littlehorse__external_event__number_ranges,
   (ProtobufCMessageInit) littlehorse__external_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__correlated_event__field_descriptors[4] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__CorrelatedEvent, id),
+    &littlehorse__correlated_event_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__CorrelatedEvent, created_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__CorrelatedEvent, content),
+    &littlehorse__variable_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_events",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Littlehorse__CorrelatedEvent, n_external_events),
+    offsetof(Littlehorse__CorrelatedEvent, external_events),
+    &littlehorse__external_event_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__correlated_event__field_indices_by_name[] = {
+  2,   /* field[2] = content */
+  1,   /* field[1] = created_at */
+  3,   /* field[3] = external_events */
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange littlehorse__correlated_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor littlehorse__correlated_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.CorrelatedEvent",
+  "CorrelatedEvent",
+  "Littlehorse__CorrelatedEvent",
+  "littlehorse",
+  sizeof(Littlehorse__CorrelatedEvent),
+  4,
+  littlehorse__correlated_event__field_descriptors,
+  littlehorse__correlated_event__field_indices_by_name,
+  1,  littlehorse__correlated_event__number_ranges,
+  (ProtobufCMessageInit) littlehorse__correlated_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor littlehorse__external_event_retention_policy__field_descriptors[1] =

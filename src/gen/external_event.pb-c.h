@@ -19,6 +19,7 @@ PROTOBUF_C__BEGIN_DECLS
 #include "type_definition.pb-c.h"
 
 typedef struct Littlehorse__ExternalEvent Littlehorse__ExternalEvent;
+typedef struct Littlehorse__CorrelatedEvent Littlehorse__CorrelatedEvent;
 typedef struct Littlehorse__ExternalEventRetentionPolicy Littlehorse__ExternalEventRetentionPolicy;
 typedef struct Littlehorse__CorrelatedEventConfig Littlehorse__CorrelatedEventConfig;
 typedef struct Littlehorse__ExternalEventDef Littlehorse__ExternalEventDef;
@@ -60,6 +61,24 @@ struct  Littlehorse__ExternalEvent
 #define LITTLEHORSE__EXTERNAL_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&littlehorse__external_event__descriptor) \
     , NULL, NULL, NULL, 0, LITTLEHORSE__EXTERNAL_EVENT___THREAD_RUN_NUMBER__NOT_SET, {0}, LITTLEHORSE__EXTERNAL_EVENT___NODE_RUN_POSITION__NOT_SET, {0} }
+
+
+/*
+ * An event posted by correlation key; each WfRun that waited on the key got an ExternalEvent
+ * (with a fresh guid) listed in external_events.
+ */
+struct  Littlehorse__CorrelatedEvent
+{
+  ProtobufCMessage base;
+  Littlehorse__CorrelatedEventId *id;
+  Google__Protobuf__Timestamp *created_at;
+  Littlehorse__VariableValue *content;
+  size_t n_external_events;
+  Littlehorse__ExternalEventId **external_events;
+};
+#define LITTLEHORSE__CORRELATED_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&littlehorse__correlated_event__descriptor) \
+    , NULL, NULL, NULL, 0,NULL }
 
 
 typedef enum {
@@ -140,6 +159,25 @@ Littlehorse__ExternalEvent *
 void   littlehorse__external_event__free_unpacked
                      (Littlehorse__ExternalEvent *message,
                       ProtobufCAllocator *allocator);
+/* Littlehorse__CorrelatedEvent methods */
+void   littlehorse__correlated_event__init
+                     (Littlehorse__CorrelatedEvent         *message);
+size_t littlehorse__correlated_event__get_packed_size
+                     (const Littlehorse__CorrelatedEvent   *message);
+size_t littlehorse__correlated_event__pack
+                     (const Littlehorse__CorrelatedEvent   *message,
+                      uint8_t             *out);
+size_t littlehorse__correlated_event__pack_to_buffer
+                     (const Littlehorse__CorrelatedEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Littlehorse__CorrelatedEvent *
+       littlehorse__correlated_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   littlehorse__correlated_event__free_unpacked
+                     (Littlehorse__CorrelatedEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Littlehorse__ExternalEventRetentionPolicy methods */
 void   littlehorse__external_event_retention_policy__init
                      (Littlehorse__ExternalEventRetentionPolicy         *message);
@@ -202,6 +240,9 @@ void   littlehorse__external_event_def__free_unpacked
 typedef void (*Littlehorse__ExternalEvent_Closure)
                  (const Littlehorse__ExternalEvent *message,
                   void *closure_data);
+typedef void (*Littlehorse__CorrelatedEvent_Closure)
+                 (const Littlehorse__CorrelatedEvent *message,
+                  void *closure_data);
 typedef void (*Littlehorse__ExternalEventRetentionPolicy_Closure)
                  (const Littlehorse__ExternalEventRetentionPolicy *message,
                   void *closure_data);
@@ -218,6 +259,7 @@ typedef void (*Littlehorse__ExternalEventDef_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor littlehorse__external_event__descriptor;
+extern const ProtobufCMessageDescriptor littlehorse__correlated_event__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__external_event_retention_policy__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__correlated_event_config__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__external_event_def__descriptor;

@@ -142,6 +142,96 @@ void   littlehorse__external_event_id__free_unpacked
   assert(message->base.descriptor == &littlehorse__external_event_id__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   littlehorse__correlated_event_id__init
+                     (Littlehorse__CorrelatedEventId         *message)
+{
+  static const Littlehorse__CorrelatedEventId init_value = LITTLEHORSE__CORRELATED_EVENT_ID__INIT;
+  *message = init_value;
+}
+size_t littlehorse__correlated_event_id__get_packed_size
+                     (const Littlehorse__CorrelatedEventId *message)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__correlated_event_id__pack
+                     (const Littlehorse__CorrelatedEventId *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__correlated_event_id__pack_to_buffer
+                     (const Littlehorse__CorrelatedEventId *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__CorrelatedEventId *
+       littlehorse__correlated_event_id__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__CorrelatedEventId *)
+     protobuf_c_message_unpack (&littlehorse__correlated_event_id__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__correlated_event_id__free_unpacked
+                     (Littlehorse__CorrelatedEventId *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__correlated_event_id__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__node_run_id__init
+                     (Littlehorse__NodeRunId         *message)
+{
+  static const Littlehorse__NodeRunId init_value = LITTLEHORSE__NODE_RUN_ID__INIT;
+  *message = init_value;
+}
+size_t littlehorse__node_run_id__get_packed_size
+                     (const Littlehorse__NodeRunId *message)
+{
+  assert(message->base.descriptor == &littlehorse__node_run_id__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__node_run_id__pack
+                     (const Littlehorse__NodeRunId *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__node_run_id__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__node_run_id__pack_to_buffer
+                     (const Littlehorse__NodeRunId *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__node_run_id__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__NodeRunId *
+       littlehorse__node_run_id__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__NodeRunId *)
+     protobuf_c_message_unpack (&littlehorse__node_run_id__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__node_run_id__free_unpacked
+                     (Littlehorse__NodeRunId *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__node_run_id__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   littlehorse__struct_def_id__init
                      (Littlehorse__StructDefId         *message)
 {
@@ -338,6 +428,121 @@ const ProtobufCMessageDescriptor littlehorse__external_event_id__descriptor =
   littlehorse__external_event_id__field_indices_by_name,
   1,  littlehorse__external_event_id__number_ranges,
   (ProtobufCMessageInit) littlehorse__external_event_id__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__correlated_event_id__field_descriptors[2] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__CorrelatedEventId, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_event_def_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__CorrelatedEventId, external_event_def_id),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__correlated_event_id__field_indices_by_name[] = {
+  1,   /* field[1] = external_event_def_id */
+  0,   /* field[0] = key */
+};
+static const ProtobufCIntRange littlehorse__correlated_event_id__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor littlehorse__correlated_event_id__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.CorrelatedEventId",
+  "CorrelatedEventId",
+  "Littlehorse__CorrelatedEventId",
+  "littlehorse",
+  sizeof(Littlehorse__CorrelatedEventId),
+  2,
+  littlehorse__correlated_event_id__field_descriptors,
+  littlehorse__correlated_event_id__field_indices_by_name,
+  1,  littlehorse__correlated_event_id__number_ranges,
+  (ProtobufCMessageInit) littlehorse__correlated_event_id__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__node_run_id__field_descriptors[3] =
+{
+  {
+    "wf_run_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__NodeRunId, wf_run_id),
+    &littlehorse__wf_run_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "thread_run_number",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__NodeRunId, thread_run_number),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "position",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__NodeRunId, position),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__node_run_id__field_indices_by_name[] = {
+  2,   /* field[2] = position */
+  1,   /* field[1] = thread_run_number */
+  0,   /* field[0] = wf_run_id */
+};
+static const ProtobufCIntRange littlehorse__node_run_id__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor littlehorse__node_run_id__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.NodeRunId",
+  "NodeRunId",
+  "Littlehorse__NodeRunId",
+  "littlehorse",
+  sizeof(Littlehorse__NodeRunId),
+  3,
+  littlehorse__node_run_id__field_descriptors,
+  littlehorse__node_run_id__field_indices_by_name,
+  1,  littlehorse__node_run_id__number_ranges,
+  (ProtobufCMessageInit) littlehorse__node_run_id__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor littlehorse__struct_def_id__field_descriptors[2] =

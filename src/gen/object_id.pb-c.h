@@ -18,6 +18,8 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Littlehorse__WfRunId Littlehorse__WfRunId;
 typedef struct Littlehorse__ExternalEventDefId Littlehorse__ExternalEventDefId;
 typedef struct Littlehorse__ExternalEventId Littlehorse__ExternalEventId;
+typedef struct Littlehorse__CorrelatedEventId Littlehorse__CorrelatedEventId;
+typedef struct Littlehorse__NodeRunId Littlehorse__NodeRunId;
 typedef struct Littlehorse__StructDefId Littlehorse__StructDefId;
 
 
@@ -61,6 +63,35 @@ struct  Littlehorse__ExternalEventId
 #define LITTLEHORSE__EXTERNAL_EVENT_ID__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&littlehorse__external_event_id__descriptor) \
     , NULL, NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A CorrelatedEvent's id: its correlation key and the def it belongs to.
+ */
+struct  Littlehorse__CorrelatedEventId
+{
+  ProtobufCMessage base;
+  char *key;
+  Littlehorse__ExternalEventDefId *external_event_def_id;
+};
+#define LITTLEHORSE__CORRELATED_EVENT_ID__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&littlehorse__correlated_event_id__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * One NodeRun of a WfRun: its ThreadRun's number and its position in that thread.
+ */
+struct  Littlehorse__NodeRunId
+{
+  ProtobufCMessage base;
+  Littlehorse__WfRunId *wf_run_id;
+  int32_t thread_run_number;
+  int32_t position;
+};
+#define LITTLEHORSE__NODE_RUN_ID__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&littlehorse__node_run_id__descriptor) \
+    , NULL, 0, 0 }
 
 
 struct  Littlehorse__StructDefId
@@ -131,6 +162,44 @@ Littlehorse__ExternalEventId *
 void   littlehorse__external_event_id__free_unpacked
                      (Littlehorse__ExternalEventId *message,
                       ProtobufCAllocator *allocator);
+/* Littlehorse__CorrelatedEventId methods */
+void   littlehorse__correlated_event_id__init
+                     (Littlehorse__CorrelatedEventId         *message);
+size_t littlehorse__correlated_event_id__get_packed_size
+                     (const Littlehorse__CorrelatedEventId   *message);
+size_t littlehorse__correlated_event_id__pack
+                     (const Littlehorse__CorrelatedEventId   *message,
+                      uint8_t             *out);
+size_t littlehorse__correlated_event_id__pack_to_buffer
+                     (const Littlehorse__CorrelatedEventId   *message,
+                      ProtobufCBuffer     *buffer);
+Littlehorse__CorrelatedEventId *
+       littlehorse__correlated_event_id__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   littlehorse__correlated_event_id__free_unpacked
+                     (Littlehorse__CorrelatedEventId *message,
+                      ProtobufCAllocator *allocator);
+/* Littlehorse__NodeRunId methods */
+void   littlehorse__node_run_id__init
+                     (Littlehorse__NodeRunId         *message);
+size_t littlehorse__node_run_id__get_packed_size
+                     (const Littlehorse__NodeRunId   *message);
+size_t littlehorse__node_run_id__pack
+                     (const Littlehorse__NodeRunId   *message,
+                      uint8_t             *out);
+size_t littlehorse__node_run_id__pack_to_buffer
+                     (const Littlehorse__NodeRunId   *message,
+                      ProtobufCBuffer     *buffer);
+Littlehorse__NodeRunId *
+       littlehorse__node_run_id__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   littlehorse__node_run_id__free_unpacked
+                     (Littlehorse__NodeRunId *message,
+                      ProtobufCAllocator *allocator);
 /* Littlehorse__StructDefId methods */
 void   littlehorse__struct_def_id__init
                      (Littlehorse__StructDefId         *message);
@@ -161,6 +230,12 @@ typedef void (*Littlehorse__ExternalEventDefId_Closure)
 typedef void (*Littlehorse__ExternalEventId_Closure)
                  (const Littlehorse__ExternalEventId *message,
                   void *closure_data);
+typedef void (*Littlehorse__CorrelatedEventId_Closure)
+                 (const Littlehorse__CorrelatedEventId *message,
+                  void *closure_data);
+typedef void (*Littlehorse__NodeRunId_Closure)
+                 (const Littlehorse__NodeRunId *message,
+                  void *closure_data);
 typedef void (*Littlehorse__StructDefId_Closure)
                  (const Littlehorse__StructDefId *message,
                   void *closure_data);
@@ -173,6 +248,8 @@ typedef void (*Littlehorse__StructDefId_Closure)
 extern const ProtobufCMessageDescriptor littlehorse__wf_run_id__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__external_event_def_id__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__external_event_id__descriptor;
+extern const ProtobufCMessageDescriptor littlehorse__correlated_event_id__descriptor;
+extern const ProtobufCMessageDescriptor littlehorse__node_run_id__descriptor;
 extern const ProtobufCMessageDescriptor littlehorse__struct_def_id__descriptor;
 
 PROTOBUF_C__END_DECLS

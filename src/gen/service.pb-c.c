@@ -52,6 +52,96 @@ void   littlehorse__put_external_event_request__free_unpacked
   assert(message->base.descriptor == &littlehorse__put_external_event_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   littlehorse__put_correlated_event_request__init
+                     (Littlehorse__PutCorrelatedEventRequest         *message)
+{
+  static const Littlehorse__PutCorrelatedEventRequest init_value = LITTLEHORSE__PUT_CORRELATED_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__put_correlated_event_request__get_packed_size
+                     (const Littlehorse__PutCorrelatedEventRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__put_correlated_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__put_correlated_event_request__pack
+                     (const Littlehorse__PutCorrelatedEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__put_correlated_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__put_correlated_event_request__pack_to_buffer
+                     (const Littlehorse__PutCorrelatedEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__put_correlated_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__PutCorrelatedEventRequest *
+       littlehorse__put_correlated_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__PutCorrelatedEventRequest *)
+     protobuf_c_message_unpack (&littlehorse__put_correlated_event_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__put_correlated_event_request__free_unpacked
+                     (Littlehorse__PutCorrelatedEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__put_correlated_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__delete_correlated_event_request__init
+                     (Littlehorse__DeleteCorrelatedEventRequest         *message)
+{
+  static const Littlehorse__DeleteCorrelatedEventRequest init_value = LITTLEHORSE__DELETE_CORRELATED_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__delete_correlated_event_request__get_packed_size
+                     (const Littlehorse__DeleteCorrelatedEventRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__delete_correlated_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__delete_correlated_event_request__pack
+                     (const Littlehorse__DeleteCorrelatedEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__delete_correlated_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__delete_correlated_event_request__pack_to_buffer
+                     (const Littlehorse__DeleteCorrelatedEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__delete_correlated_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__DeleteCorrelatedEventRequest *
+       littlehorse__delete_correlated_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__DeleteCorrelatedEventRequest *)
+     protobuf_c_message_unpack (&littlehorse__delete_correlated_event_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__delete_correlated_event_request__free_unpacked
+                     (Littlehorse__DeleteCorrelatedEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__delete_correlated_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   littlehorse__put_external_event_def_request__init
                      (Littlehorse__PutExternalEventDefRequest         *message)
 {
@@ -95,6 +185,411 @@ void   littlehorse__put_external_event_def_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &littlehorse__put_external_event_def_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__delete_external_event_def_request__init
+                     (Littlehorse__DeleteExternalEventDefRequest         *message)
+{
+  static const Littlehorse__DeleteExternalEventDefRequest init_value = LITTLEHORSE__DELETE_EXTERNAL_EVENT_DEF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__delete_external_event_def_request__get_packed_size
+                     (const Littlehorse__DeleteExternalEventDefRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__delete_external_event_def_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__delete_external_event_def_request__pack
+                     (const Littlehorse__DeleteExternalEventDefRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__delete_external_event_def_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__delete_external_event_def_request__pack_to_buffer
+                     (const Littlehorse__DeleteExternalEventDefRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__delete_external_event_def_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__DeleteExternalEventDefRequest *
+       littlehorse__delete_external_event_def_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__DeleteExternalEventDefRequest *)
+     protobuf_c_message_unpack (&littlehorse__delete_external_event_def_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__delete_external_event_def_request__free_unpacked
+                     (Littlehorse__DeleteExternalEventDefRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__delete_external_event_def_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__list_external_events_request__init
+                     (Littlehorse__ListExternalEventsRequest         *message)
+{
+  static const Littlehorse__ListExternalEventsRequest init_value = LITTLEHORSE__LIST_EXTERNAL_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__list_external_events_request__get_packed_size
+                     (const Littlehorse__ListExternalEventsRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__list_external_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__list_external_events_request__pack
+                     (const Littlehorse__ListExternalEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__list_external_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__list_external_events_request__pack_to_buffer
+                     (const Littlehorse__ListExternalEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__list_external_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__ListExternalEventsRequest *
+       littlehorse__list_external_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__ListExternalEventsRequest *)
+     protobuf_c_message_unpack (&littlehorse__list_external_events_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__list_external_events_request__free_unpacked
+                     (Littlehorse__ListExternalEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__list_external_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__external_event_list__init
+                     (Littlehorse__ExternalEventList         *message)
+{
+  static const Littlehorse__ExternalEventList init_value = LITTLEHORSE__EXTERNAL_EVENT_LIST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__external_event_list__get_packed_size
+                     (const Littlehorse__ExternalEventList *message)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_list__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__external_event_list__pack
+                     (const Littlehorse__ExternalEventList *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_list__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__external_event_list__pack_to_buffer
+                     (const Littlehorse__ExternalEventList *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_list__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__ExternalEventList *
+       littlehorse__external_event_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__ExternalEventList *)
+     protobuf_c_message_unpack (&littlehorse__external_event_list__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__external_event_list__free_unpacked
+                     (Littlehorse__ExternalEventList *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__external_event_list__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__search_external_event_request__init
+                     (Littlehorse__SearchExternalEventRequest         *message)
+{
+  static const Littlehorse__SearchExternalEventRequest init_value = LITTLEHORSE__SEARCH_EXTERNAL_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__search_external_event_request__get_packed_size
+                     (const Littlehorse__SearchExternalEventRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__search_external_event_request__pack
+                     (const Littlehorse__SearchExternalEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__search_external_event_request__pack_to_buffer
+                     (const Littlehorse__SearchExternalEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__SearchExternalEventRequest *
+       littlehorse__search_external_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__SearchExternalEventRequest *)
+     protobuf_c_message_unpack (&littlehorse__search_external_event_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__search_external_event_request__free_unpacked
+                     (Littlehorse__SearchExternalEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__search_external_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__external_event_id_list__init
+                     (Littlehorse__ExternalEventIdList         *message)
+{
+  static const Littlehorse__ExternalEventIdList init_value = LITTLEHORSE__EXTERNAL_EVENT_ID_LIST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__external_event_id_list__get_packed_size
+                     (const Littlehorse__ExternalEventIdList *message)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_id_list__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__external_event_id_list__pack
+                     (const Littlehorse__ExternalEventIdList *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_id_list__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__external_event_id_list__pack_to_buffer
+                     (const Littlehorse__ExternalEventIdList *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_id_list__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__ExternalEventIdList *
+       littlehorse__external_event_id_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__ExternalEventIdList *)
+     protobuf_c_message_unpack (&littlehorse__external_event_id_list__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__external_event_id_list__free_unpacked
+                     (Littlehorse__ExternalEventIdList *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__external_event_id_list__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__search_correlated_event_request__init
+                     (Littlehorse__SearchCorrelatedEventRequest         *message)
+{
+  static const Littlehorse__SearchCorrelatedEventRequest init_value = LITTLEHORSE__SEARCH_CORRELATED_EVENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__search_correlated_event_request__get_packed_size
+                     (const Littlehorse__SearchCorrelatedEventRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__search_correlated_event_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__search_correlated_event_request__pack
+                     (const Littlehorse__SearchCorrelatedEventRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__search_correlated_event_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__search_correlated_event_request__pack_to_buffer
+                     (const Littlehorse__SearchCorrelatedEventRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__search_correlated_event_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__SearchCorrelatedEventRequest *
+       littlehorse__search_correlated_event_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__SearchCorrelatedEventRequest *)
+     protobuf_c_message_unpack (&littlehorse__search_correlated_event_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__search_correlated_event_request__free_unpacked
+                     (Littlehorse__SearchCorrelatedEventRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__search_correlated_event_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__correlated_event_id_list__init
+                     (Littlehorse__CorrelatedEventIdList         *message)
+{
+  static const Littlehorse__CorrelatedEventIdList init_value = LITTLEHORSE__CORRELATED_EVENT_ID_LIST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__correlated_event_id_list__get_packed_size
+                     (const Littlehorse__CorrelatedEventIdList *message)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id_list__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__correlated_event_id_list__pack
+                     (const Littlehorse__CorrelatedEventIdList *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id_list__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__correlated_event_id_list__pack_to_buffer
+                     (const Littlehorse__CorrelatedEventIdList *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__correlated_event_id_list__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__CorrelatedEventIdList *
+       littlehorse__correlated_event_id_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__CorrelatedEventIdList *)
+     protobuf_c_message_unpack (&littlehorse__correlated_event_id_list__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__correlated_event_id_list__free_unpacked
+                     (Littlehorse__CorrelatedEventIdList *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__correlated_event_id_list__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__search_external_event_def_request__init
+                     (Littlehorse__SearchExternalEventDefRequest         *message)
+{
+  static const Littlehorse__SearchExternalEventDefRequest init_value = LITTLEHORSE__SEARCH_EXTERNAL_EVENT_DEF_REQUEST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__search_external_event_def_request__get_packed_size
+                     (const Littlehorse__SearchExternalEventDefRequest *message)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_def_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__search_external_event_def_request__pack
+                     (const Littlehorse__SearchExternalEventDefRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_def_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__search_external_event_def_request__pack_to_buffer
+                     (const Littlehorse__SearchExternalEventDefRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__search_external_event_def_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__SearchExternalEventDefRequest *
+       littlehorse__search_external_event_def_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__SearchExternalEventDefRequest *)
+     protobuf_c_message_unpack (&littlehorse__search_external_event_def_request__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__search_external_event_def_request__free_unpacked
+                     (Littlehorse__SearchExternalEventDefRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__search_external_event_def_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   littlehorse__external_event_def_id_list__init
+                     (Littlehorse__ExternalEventDefIdList         *message)
+{
+  static const Littlehorse__ExternalEventDefIdList init_value = LITTLEHORSE__EXTERNAL_EVENT_DEF_ID_LIST__INIT;
+  *message = init_value;
+}
+size_t littlehorse__external_event_def_id_list__get_packed_size
+                     (const Littlehorse__ExternalEventDefIdList *message)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_def_id_list__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t littlehorse__external_event_def_id_list__pack
+                     (const Littlehorse__ExternalEventDefIdList *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_def_id_list__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t littlehorse__external_event_def_id_list__pack_to_buffer
+                     (const Littlehorse__ExternalEventDefIdList *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &littlehorse__external_event_def_id_list__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Littlehorse__ExternalEventDefIdList *
+       littlehorse__external_event_def_id_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Littlehorse__ExternalEventDefIdList *)
+     protobuf_c_message_unpack (&littlehorse__external_event_def_id_list__descriptor,
+                                allocator, len, data);
+}
+void   littlehorse__external_event_def_id_list__free_unpacked
+                     (Littlehorse__ExternalEventDefIdList *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &littlehorse__external_event_def_id_list__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 static const ProtobufCFieldDescriptor littlehorse__put_external_event_request__field_descriptors[6] =
@@ -201,6 +696,108 @@ const ProtobufCMessageDescriptor littlehorse__put_external_event_request__descri
   (ProtobufCMessageInit) littlehorse__put_external_event_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor littlehorse__put_correlated_event_request__field_descriptors[3] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__PutCorrelatedEventRequest, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_event_def_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__PutCorrelatedEventRequest, external_event_def_id),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__PutCorrelatedEventRequest, content),
+    &littlehorse__variable_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__put_correlated_event_request__field_indices_by_name[] = {
+  2,   /* field[2] = content */
+  1,   /* field[1] = external_event_def_id */
+  0,   /* field[0] = key */
+};
+static const ProtobufCIntRange littlehorse__put_correlated_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor littlehorse__put_correlated_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.PutCorrelatedEventRequest",
+  "PutCorrelatedEventRequest",
+  "Littlehorse__PutCorrelatedEventRequest",
+  "littlehorse",
+  sizeof(Littlehorse__PutCorrelatedEventRequest),
+  3,
+  littlehorse__put_correlated_event_request__field_descriptors,
+  littlehorse__put_correlated_event_request__field_indices_by_name,
+  1,  littlehorse__put_correlated_event_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__put_correlated_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__delete_correlated_event_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__DeleteCorrelatedEventRequest, id),
+    &littlehorse__correlated_event_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__delete_correlated_event_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange littlehorse__delete_correlated_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor littlehorse__delete_correlated_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.DeleteCorrelatedEventRequest",
+  "DeleteCorrelatedEventRequest",
+  "Littlehorse__DeleteCorrelatedEventRequest",
+  "littlehorse",
+  sizeof(Littlehorse__DeleteCorrelatedEventRequest),
+  1,
+  littlehorse__delete_correlated_event_request__field_descriptors,
+  littlehorse__delete_correlated_event_request__field_indices_by_name,
+  1,  littlehorse__delete_correlated_event_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__delete_correlated_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor littlehorse__put_external_event_def_request__field_descriptors[4] =
 {
   {
@@ -278,18 +875,610 @@ const ProtobufCMessageDescriptor littlehorse__put_external_event_def_request__de
   (ProtobufCMessageInit) littlehorse__put_external_event_def_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor littlehorse__little_horse__method_descriptors[4] =
+static const ProtobufCFieldDescriptor littlehorse__delete_external_event_def_request__field_descriptors[1] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__DeleteExternalEventDefRequest, id),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__delete_external_event_def_request__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+};
+static const ProtobufCIntRange littlehorse__delete_external_event_def_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor littlehorse__delete_external_event_def_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.DeleteExternalEventDefRequest",
+  "DeleteExternalEventDefRequest",
+  "Littlehorse__DeleteExternalEventDefRequest",
+  "littlehorse",
+  sizeof(Littlehorse__DeleteExternalEventDefRequest),
+  1,
+  littlehorse__delete_external_event_def_request__field_descriptors,
+  littlehorse__delete_external_event_def_request__field_indices_by_name,
+  1,  littlehorse__delete_external_event_def_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__delete_external_event_def_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__list_external_events_request__field_descriptors[3] =
+{
+  {
+    "wf_run_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__ListExternalEventsRequest, wf_run_id),
+    &littlehorse__wf_run_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bookmark",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__ListExternalEventsRequest, _bookmark_case),
+    offsetof(Littlehorse__ListExternalEventsRequest, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Littlehorse__ListExternalEventsRequest, _limit_case),
+    offsetof(Littlehorse__ListExternalEventsRequest, limit),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__list_external_events_request__field_indices_by_name[] = {
+  1,   /* field[1] = bookmark */
+  2,   /* field[2] = limit */
+  0,   /* field[0] = wf_run_id */
+};
+static const ProtobufCIntRange littlehorse__list_external_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor littlehorse__list_external_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.ListExternalEventsRequest",
+  "ListExternalEventsRequest",
+  "Littlehorse__ListExternalEventsRequest",
+  "littlehorse",
+  sizeof(Littlehorse__ListExternalEventsRequest),
+  3,
+  littlehorse__list_external_events_request__field_descriptors,
+  littlehorse__list_external_events_request__field_indices_by_name,
+  1,  littlehorse__list_external_events_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__list_external_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__external_event_list__field_descriptors[2] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Littlehorse__ExternalEventList, n_results),
+    offsetof(Littlehorse__ExternalEventList, results),
+    &littlehorse__external_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bookmark",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__ExternalEventList, _bookmark_case),
+    offsetof(Littlehorse__ExternalEventList, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__external_event_list__field_indices_by_name[] = {
+  1,   /* field[1] = bookmark */
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange littlehorse__external_event_list__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor littlehorse__external_event_list__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.ExternalEventList",
+  "ExternalEventList",
+  "Littlehorse__ExternalEventList",
+  "littlehorse",
+  sizeof(Littlehorse__ExternalEventList),
+  2,
+  littlehorse__external_event_list__field_descriptors,
+  littlehorse__external_event_list__field_indices_by_name,
+  1,  littlehorse__external_event_list__number_ranges,
+  (ProtobufCMessageInit) littlehorse__external_event_list__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__search_external_event_request__field_descriptors[6] =
+{
+  {
+    "bookmark",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__SearchExternalEventRequest, _bookmark_case),
+    offsetof(Littlehorse__SearchExternalEventRequest, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Littlehorse__SearchExternalEventRequest, _limit_case),
+    offsetof(Littlehorse__SearchExternalEventRequest, limit),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "earliest_start",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchExternalEventRequest, earliest_start),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latest_start",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchExternalEventRequest, latest_start),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_event_def_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchExternalEventRequest, external_event_def_id),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "is_claimed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Littlehorse__SearchExternalEventRequest, _is_claimed_case),
+    offsetof(Littlehorse__SearchExternalEventRequest, is_claimed),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__search_external_event_request__field_indices_by_name[] = {
+  0,   /* field[0] = bookmark */
+  2,   /* field[2] = earliest_start */
+  4,   /* field[4] = external_event_def_id */
+  5,   /* field[5] = is_claimed */
+  3,   /* field[3] = latest_start */
+  1,   /* field[1] = limit */
+};
+static const ProtobufCIntRange littlehorse__search_external_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor littlehorse__search_external_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.SearchExternalEventRequest",
+  "SearchExternalEventRequest",
+  "Littlehorse__SearchExternalEventRequest",
+  "littlehorse",
+  sizeof(Littlehorse__SearchExternalEventRequest),
+  6,
+  littlehorse__search_external_event_request__field_descriptors,
+  littlehorse__search_external_event_request__field_indices_by_name,
+  1,  littlehorse__search_external_event_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__search_external_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__external_event_id_list__field_descriptors[2] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Littlehorse__ExternalEventIdList, n_results),
+    offsetof(Littlehorse__ExternalEventIdList, results),
+    &littlehorse__external_event_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bookmark",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__ExternalEventIdList, _bookmark_case),
+    offsetof(Littlehorse__ExternalEventIdList, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__external_event_id_list__field_indices_by_name[] = {
+  1,   /* field[1] = bookmark */
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange littlehorse__external_event_id_list__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor littlehorse__external_event_id_list__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.ExternalEventIdList",
+  "ExternalEventIdList",
+  "Littlehorse__ExternalEventIdList",
+  "littlehorse",
+  sizeof(Littlehorse__ExternalEventIdList),
+  2,
+  littlehorse__external_event_id_list__field_descriptors,
+  littlehorse__external_event_id_list__field_indices_by_name,
+  1,  littlehorse__external_event_id_list__number_ranges,
+  (ProtobufCMessageInit) littlehorse__external_event_id_list__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__search_correlated_event_request__field_descriptors[6] =
+{
+  {
+    "bookmark",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, _bookmark_case),
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, _limit_case),
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, limit),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "earliest_start",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, earliest_start),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latest_start",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, latest_start),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "external_event_def_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, external_event_def_id),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "has_external_events",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, _has_external_events_case),
+    offsetof(Littlehorse__SearchCorrelatedEventRequest, has_external_events),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__search_correlated_event_request__field_indices_by_name[] = {
+  0,   /* field[0] = bookmark */
+  2,   /* field[2] = earliest_start */
+  4,   /* field[4] = external_event_def_id */
+  5,   /* field[5] = has_external_events */
+  3,   /* field[3] = latest_start */
+  1,   /* field[1] = limit */
+};
+static const ProtobufCIntRange littlehorse__search_correlated_event_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor littlehorse__search_correlated_event_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.SearchCorrelatedEventRequest",
+  "SearchCorrelatedEventRequest",
+  "Littlehorse__SearchCorrelatedEventRequest",
+  "littlehorse",
+  sizeof(Littlehorse__SearchCorrelatedEventRequest),
+  6,
+  littlehorse__search_correlated_event_request__field_descriptors,
+  littlehorse__search_correlated_event_request__field_indices_by_name,
+  1,  littlehorse__search_correlated_event_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__search_correlated_event_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__correlated_event_id_list__field_descriptors[2] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Littlehorse__CorrelatedEventIdList, n_results),
+    offsetof(Littlehorse__CorrelatedEventIdList, results),
+    &littlehorse__correlated_event_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bookmark",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__CorrelatedEventIdList, _bookmark_case),
+    offsetof(Littlehorse__CorrelatedEventIdList, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__correlated_event_id_list__field_indices_by_name[] = {
+  1,   /* field[1] = bookmark */
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange littlehorse__correlated_event_id_list__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor littlehorse__correlated_event_id_list__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.CorrelatedEventIdList",
+  "CorrelatedEventIdList",
+  "Littlehorse__CorrelatedEventIdList",
+  "littlehorse",
+  sizeof(Littlehorse__CorrelatedEventIdList),
+  2,
+  littlehorse__correlated_event_id_list__field_descriptors,
+  littlehorse__correlated_event_id_list__field_indices_by_name,
+  1,  littlehorse__correlated_event_id_list__number_ranges,
+  (ProtobufCMessageInit) littlehorse__correlated_event_id_list__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__search_external_event_def_request__field_descriptors[3] =
+{
+  {
+    "bookmark",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__SearchExternalEventDefRequest, _bookmark_case),
+    offsetof(Littlehorse__SearchExternalEventDefRequest, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    offsetof(Littlehorse__SearchExternalEventDefRequest, _limit_case),
+    offsetof(Littlehorse__SearchExternalEventDefRequest, limit),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "prefix",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Littlehorse__SearchExternalEventDefRequest, _prefix_case),
+    offsetof(Littlehorse__SearchExternalEventDefRequest, prefix),
+    NULL,
+    &protobuf_c_empty_string,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__search_external_event_def_request__field_indices_by_name[] = {
+  0,   /* field[0] = bookmark */
+  1,   /* field[1] = limit */
+  2,   /* field[2] = prefix */
+};
+static const ProtobufCIntRange littlehorse__search_external_event_def_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor littlehorse__search_external_event_def_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.SearchExternalEventDefRequest",
+  "SearchExternalEventDefRequest",
+  "Littlehorse__SearchExternalEventDefRequest",
+  "littlehorse",
+  sizeof(Littlehorse__SearchExternalEventDefRequest),
+  3,
+  littlehorse__search_external_event_def_request__field_descriptors,
+  littlehorse__search_external_event_def_request__field_indices_by_name,
+  1,  littlehorse__search_external_event_def_request__number_ranges,
+  (ProtobufCMessageInit) littlehorse__search_external_event_def_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor littlehorse__external_event_def_id_list__field_descriptors[2] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Littlehorse__ExternalEventDefIdList, n_results),
+    offsetof(Littlehorse__ExternalEventDefIdList, results),
+    &littlehorse__external_event_def_id__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bookmark",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Littlehorse__ExternalEventDefIdList, _bookmark_case),
+    offsetof(Littlehorse__ExternalEventDefIdList, bookmark),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned littlehorse__external_event_def_id_list__field_indices_by_name[] = {
+  1,   /* field[1] = bookmark */
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange littlehorse__external_event_def_id_list__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor littlehorse__external_event_def_id_list__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "littlehorse.ExternalEventDefIdList",
+  "ExternalEventDefIdList",
+  "Littlehorse__ExternalEventDefIdList",
+  "littlehorse",
+  sizeof(Littlehorse__ExternalEventDefIdList),
+  2,
+  littlehorse__external_event_def_id_list__field_descriptors,
+  littlehorse__external_event_def_id_list__field_indices_by_name,
+  1,  littlehorse__external_event_def_id_list__number_ranges,
+  (ProtobufCMessageInit) littlehorse__external_event_def_id_list__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor littlehorse__little_horse__method_descriptors[12] =
 {
   { "PutExternalEvent", &littlehorse__put_external_event_request__descriptor, &littlehorse__external_event__descriptor },
   { "GetExternalEvent", &littlehorse__external_event_id__descriptor, &littlehorse__external_event__descriptor },
+  { "ListExternalEvents", &littlehorse__list_external_events_request__descriptor, &littlehorse__external_event_list__descriptor },
+  { "SearchExternalEvent", &littlehorse__search_external_event_request__descriptor, &littlehorse__external_event_id_list__descriptor },
+  { "PutCorrelatedEvent", &littlehorse__put_correlated_event_request__descriptor, &littlehorse__correlated_event__descriptor },
+  { "GetCorrelatedEvent", &littlehorse__correlated_event_id__descriptor, &littlehorse__correlated_event__descriptor },
+  { "DeleteCorrelatedEvent", &littlehorse__delete_correlated_event_request__descriptor, &google__protobuf__empty__descriptor },
+  { "SearchCorrelatedEvent", &littlehorse__search_correlated_event_request__descriptor, &littlehorse__correlated_event_id_list__descriptor },
   { "PutExternalEventDef", &littlehorse__put_external_event_def_request__descriptor, &littlehorse__external_event_def__descriptor },
   { "GetExternalEventDef", &littlehorse__external_event_def_id__descriptor, &littlehorse__external_event_def__descriptor },
+  { "DeleteExternalEventDef", &littlehorse__delete_external_event_def_request__descriptor, &google__protobuf__empty__descriptor },
+  { "SearchExternalEventDef", &littlehorse__search_external_event_def_request__descriptor, &littlehorse__external_event_def_id_list__descriptor },
 };
 const unsigned littlehorse__little_horse__method_indices_by_name[] = {
+  6,        /* DeleteCorrelatedEvent */
+  10,        /* DeleteExternalEventDef */
+  5,        /* GetCorrelatedEvent */
   1,        /* GetExternalEvent */
-  3,        /* GetExternalEventDef */
+  9,        /* GetExternalEventDef */
+  2,        /* ListExternalEvents */
+  4,        /* PutCorrelatedEvent */
   0,        /* PutExternalEvent */
-  2         /* PutExternalEventDef */
+  8,        /* PutExternalEventDef */
+  7,        /* SearchCorrelatedEvent */
+  3,        /* SearchExternalEvent */
+  11         /* SearchExternalEventDef */
 };
 const ProtobufCServiceDescriptor littlehorse__little_horse__descriptor =
 {
@@ -298,7 +1487,7 @@ const ProtobufCServiceDescriptor littlehorse__little_horse__descriptor =
   "LittleHorse",
   "Littlehorse__LittleHorse",
   "littlehorse",
-  4,
+  12,
   littlehorse__little_horse__method_descriptors,
   littlehorse__little_horse__method_indices_by_name
 };
@@ -318,13 +1507,61 @@ void littlehorse__little_horse__get_external_event(ProtobufCService *service,
   assert(service->descriptor == &littlehorse__little_horse__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void littlehorse__little_horse__list_external_events(ProtobufCService *service,
+                                                     const Littlehorse__ListExternalEventsRequest *input,
+                                                     Littlehorse__ExternalEventList_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__search_external_event(ProtobufCService *service,
+                                                      const Littlehorse__SearchExternalEventRequest *input,
+                                                      Littlehorse__ExternalEventIdList_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__put_correlated_event(ProtobufCService *service,
+                                                     const Littlehorse__PutCorrelatedEventRequest *input,
+                                                     Littlehorse__CorrelatedEvent_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__get_correlated_event(ProtobufCService *service,
+                                                     const Littlehorse__CorrelatedEventId *input,
+                                                     Littlehorse__CorrelatedEvent_Closure closure,
+                                                     void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__delete_correlated_event(ProtobufCService *service,
+                                                        const Littlehorse__DeleteCorrelatedEventRequest *input,
+                                                        Google__Protobuf__Empty_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__search_correlated_event(ProtobufCService *service,
+                                                        const Littlehorse__SearchCorrelatedEventRequest *input,
+                                                        Littlehorse__CorrelatedEventIdList_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void littlehorse__little_horse__put_external_event_def(ProtobufCService *service,
                                                        const Littlehorse__PutExternalEventDefRequest *input,
                                                        Littlehorse__ExternalEventDef_Closure closure,
                                                        void *closure_data)
 {
   assert(service->descriptor == &littlehorse__little_horse__descriptor);
-  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void littlehorse__little_horse__get_external_event_def(ProtobufCService *service,
                                                        const Littlehorse__ExternalEventDefId *input,
@@ -332,7 +1569,23 @@ void littlehorse__little_horse__get_external_event_def(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &littlehorse__little_horse__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__delete_external_event_def(ProtobufCService *service,
+                                                          const Littlehorse__DeleteExternalEventDefRequest *input,
+                                                          Google__Protobuf__Empty_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void littlehorse__little_horse__search_external_event_def(ProtobufCService *service,
+                                                          const Littlehorse__SearchExternalEventDefRequest *input,
+                                                          Littlehorse__ExternalEventDefIdList_Closure closure,
+                                                          void *closure_data)
+{
+  assert(service->descriptor == &littlehorse__little_horse__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void littlehorse__little_horse__init (Littlehorse__LittleHorse_Service *service,
                                       Littlehorse__LittleHorse_ServiceDestroy destroy)
