@@ -9,7 +9,8 @@ TREE        := $(CURDIR)/lua_modules
 BUILD       := $(CURDIR)/build
 CC          ?= cc
 CFLAGS      ?= -O2 -g
-WARN        := -Wall -Wextra -Wno-unused-parameter
+# -Wno-missing-braces: protoc-c initialises a oneof holding bytes with {0}
+WARN        := -Wall -Wextra -Wno-unused-parameter -Wno-missing-braces
 PROTO_FILES := $(shell cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
 GEN_SRC     := $(patsubst %.proto,src/gen/%.pb-c.c,$(PROTO_FILES))
 DEV_SRC     := $(wildcard devserver/*.c)

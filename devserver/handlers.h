@@ -1,52 +1,48 @@
-/* handlers.h: the LittleHorse RPC semantics, independent of gRPC transport code.
- * A handler turns request bytes into an lh_reply; server.c puts that on the wire.
- * Adding an RPC: a new lh_rpc value, its path in lh_rpc_path, a case in handlers_call. */
+/* handlers.h: the table of RPCs the dev server serves, independent of gRPC transport code.
+ * A handler turns request bytes into an lh_reply (rpcutil.h); server.c puts that on the wire.
+ * Adding an RPC: a new lh_rpc value and its row in lh_methods (handlers.c). */
 #ifndef LHDS_HANDLERS_H
 #define LHDS_HANDLERS_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <grpc/status.h>
 
 #include "arena.h"
-#include "journal.h"
-#include "store.h"
+#include "db.h"
+#include "rpcutil.h"
 
 typedef enum lh_rpc {
     RPC_PUT_EXTERNAL_EVENT,
     RPC_GET_EXTERNAL_EVENT,
+    RPC_LIST_EXTERNAL_EVENTS,
+    RPC_SEARCH_EXTERNAL_EVENT,
+    RPC_PUT_CORRELATED_EVENT,
+    RPC_GET_CORRELATED_EVENT,
+    RPC_DELETE_CORRELATED_EVENT,
+    RPC_SEARCH_CORRELATED_EVENT,
     RPC_PUT_EXTERNAL_EVENT_DEF,
     RPC_GET_EXTERNAL_EVENT_DEF,
+    RPC_DELETE_EXTERNAL_EVENT_DEF,
+    RPC_SEARCH_EXTERNAL_EVENT_DEF,
+    RPC_START_WAITING,          /* the dev server's own DevServer service */
+    RPC_STOP_WAITING,
     RPC_COUNT
 } lh_rpc;
 
-extern const char *const lh_rpc_path[RPC_COUNT];   /* "/littlehorse.LittleHorse/PutExternalEvent" */
-extern const char *const lh_rpc_name[RPC_COUNT];   /* "PutExternalEvent" */
+typedef void (*lh_handler)(lh_db *db, const uint8_t *req, size_t len, arena *a, lh_reply *out);
 
-/* Everything the RPCs read and write. */
-typedef struct lh_db {
-    store *events;   /* "<wfRunId>/<defName>/<guid>" -> packed ExternalEvent */
-    store *defs;     /* "<defName>"                  -> packed ExternalEventDef */
-    journal *journal; /* --store FILE, or NULL: every insert is also appended there */
-} lh_db;
+typedef struct lh_method {
+    const char *path;    /* "/littlehorse.LittleHorse/PutExternalEvent" */
+    const char *name;    /* "PutExternalEvent" (logs) */
+    const char *stat;    /* "put_event": its call counter in the STATS line */
+    lh_handler handler;
+    int faults;          /* the fault options (faults.h) apply to it */
+    int hot;             /* many calls expected: more calls requested up front */
+} lh_method;
 
-int lh_db_init(lh_db *db);
-void lh_db_free(lh_db *db);
-
-/* A handler's outcome. `message` is NUL-terminated (static or in the call's arena).
- * `payload` (OK only) is borrowed from the store and stays valid until lh_db_free. */
-typedef struct lh_reply {
-    grpc_status_code code;
-    const char *message;
-    const uint8_t *payload;
-    size_t payload_len;
-    int stored;      /* PutExternalEvent only: this call stored a new event */
-} lh_reply;
+extern const lh_method lh_methods[RPC_COUNT];
 
 /* Runs one RPC. `a` holds all temporaries; reset it only after the reply has been used. */
 void handlers_call(lh_db *db, lh_rpc rpc, const uint8_t *req, size_t len, arena *a, lh_reply *out);
-
-/* Registers an ExternalEventDef by name exactly as PutExternalEventDef would (--def). */
-void handlers_put_def_name(lh_db *db, const char *name, arena *a, lh_reply *out);
 
 #endif

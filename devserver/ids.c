@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #define POOL 256
 
@@ -40,12 +39,4 @@ int ids_guid(char out[GUID_LEN + 1])
     pool_left -= 16;
     out[GUID_LEN] = '\0';
     return 0;
-}
-
-void ids_now_ms(int64_t *seconds, int32_t *nanos)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    *seconds = (int64_t)ts.tv_sec;
-    *nanos = (int32_t)(ts.tv_nsec / 1000000 * 1000000);
 }

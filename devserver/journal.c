@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "LHDSJRN1"
+#define MAGIC "LHDSJRN2"
+#define MAGIC_V1 "LHDSJRN1"       /* kinds 'E' and 'D' only: upgraded to MAGIC on open */
 #define MAGIC_LEN 8
 #define REC_HEADER 8               /* body_len + crc */
 #define MAX_BODY (64u << 20)       /* a longer length is corruption */
@@ -20,7 +21,6 @@
 struct journal {
     int fd;
     char *path;
-    store *events, *defs;
 
     pthread_mutex_t mu;
     pthread_cond_t wake;           /* the writer: work arrived or stop */
@@ -105,7 +105,18 @@ static int sync_dir_of(const char *path)
 
 /* ---- replay -------------------------------------------------------------------------- */
 
-static int replay(journal *j, char *err, size_t errlen)
+/* Rewrites an "LHDSJRN1" header as MAGIC (through a descriptor without O_APPEND, which
+ * would make pwrite append on Linux). */
+static int upgrade_header(journal *j)
+{
+    int fd = open(j->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = pwrite(fd, MAGIC, MAGIC_LEN, 0) == MAGIC_LEN && fdatasync(fd) == 0 ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+static int replay(journal *j, journal_apply_fn apply, void *ctx, char *err, size_t errlen)
 {
     struct stat sb;
     if (fstat(j->fd, &sb) != 0) {
@@ -125,7 +136,9 @@ static int replay(journal *j, char *err, size_t errlen)
         return -1;
     }
     char magic[MAGIC_LEN];
-    if (fread(magic, 1, MAGIC_LEN, f) != MAGIC_LEN || memcmp(magic, MAGIC, MAGIC_LEN) != 0) {
+    int v1 = 0;
+    if (fread(magic, 1, MAGIC_LEN, f) != MAGIC_LEN ||
+        (memcmp(magic, MAGIC, MAGIC_LEN) != 0 && !(v1 = memcmp(magic, MAGIC_V1, MAGIC_LEN) == 0))) {
         fclose(f);
         snprintf(err, errlen, "not an lh-devserver store (bad header)");
         return -1;
@@ -150,16 +163,17 @@ static int replay(journal *j, char *err, size_t errlen)
         }
         if (fread(body, 1, len, f) != len) { why = "torn record"; break; }
         if (crc32(body, len) != crc) { why = "bad record checksum"; break; }
-        uint8_t kind = body[0];
+        char kind = (char)body[0];
         uint32_t klen = get_u32(body + 1);
-        if ((kind != JOURNAL_EVENT && kind != JOURNAL_DEF) || klen > len - 5) { why = "bad record"; break; }
-        size_t vlen = len - 5 - klen;
-        store_entry *e = store_entry_new((const char *)body + 5, klen, vlen);
-        if (!e) { snprintf(err, errlen, "out of memory"); rc = -1; break; }
-        memcpy(store_entry_buf(e), body + 5 + klen, vlen);
-        int inserted;
-        store_insert(kind == JOURNAL_EVENT ? j->events : j->defs, e, &inserted);
-        if (!inserted) store_entry_free(e); /* cannot happen with this writer; first wins */
+        if (klen > len - 5) { why = "bad record"; break; }
+        int arc = apply(ctx, kind, (const char *)body + 5, klen, body + 5 + klen, len - 5 - klen);
+        if (arc == JOURNAL_UNKNOWN_KIND) {
+            snprintf(err, errlen, "unknown record kind 0x%02x at byte %lld (written by a newer lh-devserver?)",
+                     (unsigned char)kind, (long long)good);
+            rc = -1;
+            break;
+        }
+        if (arc) { snprintf(err, errlen, "out of memory"); rc = -1; break; }
         good += REC_HEADER + len;
         j->st.replayed++;
     }
@@ -174,11 +188,15 @@ static int replay(journal *j, char *err, size_t errlen)
             return -1;
         }
     }
+    if (v1 && upgrade_header(j) != 0) {
+        snprintf(err, errlen, "cannot rewrite the header: %s", strerror(errno));
+        return -1;
+    }
     j->st.records = j->st.replayed;
     return 0;
 }
 
-journal *journal_open(const char *path, store *events, store *defs, char *err, size_t errlen)
+journal *journal_open(const char *path, journal_apply_fn apply, void *ctx, char *err, size_t errlen)
 {
     pthread_once(&crc_once, crc_init);
     journal *j = calloc(1, sizeof *j);
@@ -187,8 +205,6 @@ journal *journal_open(const char *path, store *events, store *defs, char *err, s
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    j->events = events;
-    j->defs = defs;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->wake, NULL);
     j->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -203,7 +219,7 @@ journal *journal_open(const char *path, store *events, store *defs, char *err, s
         journal_close(j);
         return NULL;
     }
-    if (replay(j, err, errlen)) {
+    if (replay(j, apply, ctx, err, errlen)) {
         journal_close(j);
         return NULL;
     }
@@ -212,9 +228,10 @@ journal *journal_open(const char *path, store *events, store *defs, char *err, s
 
 /* ---- appending ----------------------------------------------------------------------- */
 
-static void append_locked(journal *j, char kind, const char *key, size_t klen, const uint8_t *val, size_t vlen)
+static void append_locked(journal *j, char kind, const char *key, size_t klen, const uint8_t *head, size_t hlen,
+                          const uint8_t *val, size_t vlen)
 {
-    size_t body = 5 + klen + vlen, need = REC_HEADER + body;
+    size_t body = 5 + klen + hlen + vlen, need = REC_HEADER + body;
     if (j->pending_len + need > j->pending_cap) {
         size_t nc = j->pending_cap ? j->pending_cap : 4096;
         while (nc < j->pending_len + need) nc *= 2;
@@ -228,7 +245,8 @@ static void append_locked(journal *j, char kind, const char *key, size_t klen, c
     b[0] = (uint8_t)kind;
     put_u32(b + 1, (uint32_t)klen);
     memcpy(b + 5, key, klen);
-    memcpy(b + 5 + klen, val, vlen);
+    if (hlen) memcpy(b + 5 + klen, head, hlen);
+    if (vlen) memcpy(b + 5 + klen + hlen, val, vlen);
     put_u32(p, (uint32_t)body);
     put_u32(p + 4, crc32(b, body));
     j->pending_len += need;
@@ -244,11 +262,35 @@ const store_entry *journal_insert(journal *j, store *s, char kind, store_entry *
         size_t vlen, klen;
         const uint8_t *v = store_entry_value(r, &vlen);
         const char *k = store_entry_key(r, &klen);
-        append_locked(j, kind, k, klen, v, vlen);
+        append_locked(j, kind, k, klen, NULL, 0, v, vlen);
         if (j->started) pthread_cond_signal(&j->wake);
     }
     pthread_mutex_unlock(&j->mu);
     return r;
+}
+
+void journal_put(journal *j, store *s, char kind, store_entry *e, const uint8_t *head, size_t hlen)
+{
+    size_t vlen, klen;
+    const uint8_t *v = store_entry_value(e, &vlen);
+    const char *k = store_entry_key(e, &klen);
+    pthread_mutex_lock(&j->mu);
+    append_locked(j, kind, k, klen, head, hlen, v, vlen); /* before store_put: then `e` is the store's */
+    store_put(s, e);
+    if (j->started) pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int journal_remove(journal *j, store *s, char kind, const char *key, size_t klen)
+{
+    pthread_mutex_lock(&j->mu);
+    int removed = store_remove(s, key, klen);
+    if (removed) {
+        append_locked(j, kind, key, klen, NULL, 0, NULL, 0);
+        if (j->started) pthread_cond_signal(&j->wake);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return removed;
 }
 
 int journal_flush(journal *j)

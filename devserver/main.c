@@ -1,13 +1,15 @@
 /* main.c: lh-devserver's command line, signals and lifecycle.
  *
  *   lh-devserver [--host H] [--port N] [--def NAME]... [--threads N] [--verbose]
+ *                [--wait-correlation DEF:KEY:WFRUN]...
  *                [fault, store, TLS, tenant/token and stats options: see usage()]
  *
  * Prints one line "LISTENING <host>:<port>" on stdout once it accepts calls. SIGINT/SIGTERM
  * stop it cleanly (exit 0); SIGUSR1 prints a "STATS seq=N ..." line on stdout. Exit 1: cannot
  * listen or open the store; exit 2: bad usage or a bad --def name. Signals are blocked in
  * every thread (set first, so gRPC's and our own threads inherit it) and taken synchronously
- * by the main thread: no gRPC call runs in a handler. */
+ * by the main thread: no gRPC call runs in a handler. Between signals it frees expired
+ * CorrelatedEvents (every second) and keeps --stats-file current. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -20,13 +22,15 @@
 
 #include "arena.h"
 #include "auth.h"
+#include "correlated.h"
+#include "db.h"
+#include "eventdefs.h"
 #include "faults.h"
-#include "handlers.h"
-#include "journal.h"
 #include "server.h"
 
 #define MAX_THREADS 256
 #define STATS_FILE_PERIOD_MS 100
+#define SWEEP_PERIOD_MS 1000
 
 static void usage(FILE *f)
 {
@@ -34,18 +38,24 @@ static void usage(FILE *f)
         "usage: lh-devserver [options]\n"
         "  --host H              address to listen on (default 127.0.0.1)\n"
         "  --port N              TCP port, 0 = any free port (default 2023)\n"
-        "  --def NAME            pre-register ExternalEventDef NAME (repeatable)\n"
+        "  --def NAME            pre-register ExternalEventDef NAME unless the store has it\n"
+        "                        (repeatable)\n"
+        "  --wait-correlation DEF:KEY:WFRUN  WfRun WFRUN waits on correlation key KEY of\n"
+        "                        ExternalEventDef DEF (thread 0, node position 1), as the\n"
+        "                        DevServer.StartWaiting RPC does (repeatable; after --def)\n"
         "  --threads N           worker threads / completion queues (default: online CPUs)\n"
         "  --verbose             log one line per call to stderr\n"
         "Persistent store:\n"
-        "  --store FILE          append-only log of stored events and defs, synced (fdatasync)\n"
+        "  --store FILE          append-only log of every change (events, defs, correlated\n"
+        "                        events, waiting WfRuns), synced (fdatasync)\n"
         "                        before any reply that depends on it; replayed at start\n"
-        "Faults (PutExternalEvent only, except --delay-ms; counters are shared by all threads):\n"
+        "Faults (PutExternalEvent and PutCorrelatedEvent, except --delay-ms; counters are\n"
+        "shared by all threads and both RPCs):\n"
         "  --fail-next N         the next N calls fail with --fail-code, storing nothing\n"
         "  --fail-rate P         each call fails with probability P (0..1), storing nothing\n"
         "  --fail-code CODE      status name (UNAVAILABLE) or number (14); default UNAVAILABLE\n"
         "  --fail-message TEXT   status message of injected failures\n"
-        "  --store-then-fail N   the next N calls that store an event answer --fail-code instead\n"
+        "  --store-then-fail N   the next N calls that store something answer --fail-code instead\n"
         "  --store-then-fail-rate P  same, with probability P per stored event (lost replies)\n"
         "  --exhaust-next N      the next N calls answer RESOURCE_EXHAUSTED \"Quota exceeded. Retry\n"
         "                        after Mms.\" with a google.rpc.RetryInfo in grpc-status-details-bin\n"
@@ -121,8 +131,26 @@ enum {
     OPT_FAIL_NEXT = 256, OPT_FAIL_RATE, OPT_FAIL_CODE, OPT_FAIL_MESSAGE, OPT_STORE_THEN_FAIL,
     OPT_STORE_THEN_FAIL_RATE, OPT_EXHAUST_NEXT, OPT_RETRY_AFTER_MS, OPT_DROP_NEXT, OPT_DELAY_MS, OPT_SEED,
     OPT_STORE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CLIENT_CA, OPT_TENANTS, OPT_REQUIRE_TOKEN, OPT_TOKEN_FILE,
-    OPT_STATS_FILE,
+    OPT_STATS_FILE, OPT_WAIT_CORRELATION,
 };
+
+/* --wait-correlation DEF:KEY:WFRUN: DEF up to the first ':', WFRUN after the last one, KEY
+ * (which may hold ':') in between. */
+static int wait_correlation(lh_db *db, const char *arg, arena *a)
+{
+    const char *c1 = strchr(arg, ':'), *c2 = strrchr(arg, ':');
+    if (!c1 || c2 == c1 || c1 == arg || !c2[1]) {
+        fprintf(stderr, "lh-devserver: bad --wait-correlation '%s' (DEF:KEY:WFRUN)\n", arg);
+        return -1;
+    }
+    char *def = strndup(arg, (size_t)(c1 - arg)), *key = strndup(c1 + 1, (size_t)(c2 - c1 - 1));
+    lh_reply r = { .code = GRPC_STATUS_INTERNAL, .message = "out of memory" };
+    if (def && key) wait_correlation_arg(db, def, key, c2 + 1, a, &r);
+    if (r.code != GRPC_STATUS_OK) fprintf(stderr, "lh-devserver: --wait-correlation '%s': %s\n", arg, r.message);
+    free(def);
+    free(key);
+    return r.code == GRPC_STATUS_OK ? 0 : -1;
+}
 
 int main(int argc, char **argv)
 {
@@ -144,9 +172,10 @@ int main(int argc, char **argv)
     cfg.auth = &au;
     const char *store_path = NULL, *stats_path = NULL;
     const char **defs = calloc((size_t)argc, sizeof *defs);
-    int ndefs = 0, rc = 2;
+    const char **waits = calloc((size_t)argc, sizeof *waits);
+    int ndefs = 0, nwaits = 0, rc = 2;
     long lv;
-    if (!defs) return 1;
+    if (!defs || !waits) return 1;
 
     static const struct option longopts[] = {
         { "host", required_argument, NULL, 'h' },
@@ -174,6 +203,7 @@ int main(int argc, char **argv)
         { "require-token", required_argument, NULL, OPT_REQUIRE_TOKEN },
         { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "stats-file", required_argument, NULL, OPT_STATS_FILE },
+        { "wait-correlation", required_argument, NULL, OPT_WAIT_CORRELATION },
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
@@ -246,6 +276,7 @@ int main(int argc, char **argv)
             break;
         case OPT_TOKEN_FILE: au.token_file = optarg; break;
         case OPT_STATS_FILE: stats_path = optarg; break;
+        case OPT_WAIT_CORRELATION: waits[nwaits++] = optarg; break;
         case ':': BAD("option '%s' needs a value", argv[optind - 1]);
         default:
             if (optind > 0 && optind <= argc) BAD("bad option '%s'", argv[optind - 1]);
@@ -265,13 +296,10 @@ int main(int argc, char **argv)
         goto out;
     }
     char err[512];
-    if (store_path) {
-        db.journal = journal_open(store_path, db.events, db.defs, err, sizeof err);
-        if (!db.journal) {
-            fprintf(stderr, "lh-devserver: --store %s: %s\n", store_path, err);
-            lh_db_free(&db);
-            goto out;
-        }
+    if (store_path && lh_db_open_journal(&db, store_path, err, sizeof err)) {
+        fprintf(stderr, "lh-devserver: --store %s: %s\n", store_path, err);
+        lh_db_free(&db);
+        goto out;
     }
     {
         arena *a = malloc(sizeof *a);
@@ -279,15 +307,23 @@ int main(int argc, char **argv)
         arena_init(a);
         for (int i = 0; i < ndefs; i++) {
             lh_reply r;
-            handlers_put_def_name(&db, defs[i], a, &r);
+            register_def_name(&db, defs[i], a, &r);
+            arena_reset(a);
             if (r.code != GRPC_STATUS_OK) {
                 fprintf(stderr, "lh-devserver: --def '%s': %s\n", defs[i], r.message);
-                arena_reset(a);
                 free(a);
                 rc = 2;
                 goto out_db;
             }
+        }
+        for (int i = 0; i < nwaits; i++) {
+            int bad = wait_correlation(&db, waits[i], a);
             arena_reset(a);
+            if (bad) {
+                free(a);
+                rc = 2;
+                goto out_db;
+            }
         }
         free(a);
     }
@@ -307,21 +343,27 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     unsigned long seq = 0;
-    char line[1024], last[1024] = "";
+    char line[2048], last[2048] = "";
+    struct timespec last_sweep;
+    clock_gettime(CLOCK_MONOTONIC, &last_sweep);
     for (;;) {
-        int sig;
-        if (stats_path) {
-            struct timespec period = { .tv_sec = 0, .tv_nsec = STATS_FILE_PERIOD_MS * 1000000L };
-            sig = sigtimedwait(&signals, NULL, &period);
-            if (sig < 0) {
+        long period_ms = stats_path ? STATS_FILE_PERIOD_MS : SWEEP_PERIOD_MS;
+        struct timespec period = { .tv_sec = period_ms / 1000, .tv_nsec = period_ms % 1000 * 1000000L };
+        int sig = sigtimedwait(&signals, NULL, &period);
+        if (sig < 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - last_sweep.tv_sec) * 1000 + (now.tv_nsec - last_sweep.tv_nsec) / 1000000 >= SWEEP_PERIOD_MS) {
+                correlated_sweep(&db);
+                last_sweep = now;
+            }
+            if (stats_path) {
                 server_stats(srv, line, sizeof line);
                 if (strcmp(line, last) != 0) {
                     write_stats_file(stats_path, line);
                     strcpy(last, line);
                 }
-                continue;
             }
-        } else if (sigwait(&signals, &sig) != 0) {
             continue;
         }
         if (sig == SIGUSR1) {
@@ -351,11 +393,13 @@ out_db:
 out:
     auth_free(&au);
     free(defs);
+    free(waits);
     return rc;
 
 bad_usage:
     usage(stderr);
     auth_free(&au);
     free(defs);
+    free(waits);
     return 2;
 }

@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +32,13 @@
 
 #include "arena.h"
 #include "conns.h"
+#include "correlated.h"
 #include "delayq.h"
 #include "journal.h"
 #include "status.h"
 
-#define REQUESTS_PER_RPC 16
+#define REQUESTS_PER_RPC 16     /* calls requested up front per method and worker (hot ones) */
+#define REQUESTS_PER_RARE_RPC 4
 #define GENERIC_REQUESTS 2
 #define RPC_GENERIC RPC_COUNT     /* pseudo rpc: any unregistered method */
 #define GRACE_MS 200            /* in-flight calls may finish during shutdown */
@@ -174,7 +177,7 @@ static void log_call(ds_call *c, const lh_reply *r, const char *note)
         fprintf(stderr, "lh-devserver: %.*s %s %ldus %s%s\n", (int)GRPC_SLICE_LENGTH(c->details.method),
                 (const char *)GRPC_SLICE_START_PTR(c->details.method), status_name(r->code), us, note, msg);
     else
-        fprintf(stderr, "lh-devserver: %s %s %ldus %s%s\n", lh_rpc_name[c->rpc], status_name(r->code), us, note,
+        fprintf(stderr, "lh-devserver: %s %s %ldus %s%s\n", lh_methods[c->rpc].name, status_name(r->code), us, note,
                 msg);
 }
 
@@ -183,9 +186,12 @@ static void prepare_reply(ds_call *c, const lh_reply *r, int retry_info)
 {
     c->status = r->code;
     if (r->code == GRPC_STATUS_OK) {
-        /* Zero-copy: stored entries outlive every call (store.h). */
-        grpc_slice s = grpc_slice_from_static_buffer(r->payload, r->payload_len);
+        /* Zero-copy for bytes of an append-only store, which outlive every call (store.h);
+         * anything else (in the arena, reset before the reply is sent) is copied. */
+        grpc_slice s = r->copy ? grpc_slice_from_copied_buffer((const char *)r->payload, r->payload_len)
+                               : grpc_slice_from_static_buffer(r->payload, r->payload_len);
         c->reply = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
     }
     if (r->message) {
         c->status_details = grpc_slice_from_copied_string(r->message);
@@ -271,7 +277,7 @@ static void drop_call(lh_server *s, ds_call *c)
         grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE, "lh-devserver: connection dropped (--drop-next)",
                                      NULL);
     if (s->verbose)
-        fprintf(stderr, "lh-devserver: %s dropped: %s %s\n", lh_rpc_name[c->rpc], peer ? peer : "?",
+        fprintf(stderr, "lh-devserver: %s dropped: %s %s\n", lh_methods[c->rpc].name, peer ? peer : "?",
                 dropped ? "socket shut down" : "socket not found, call cancelled");
     gpr_free(peer);
 }
@@ -341,7 +347,7 @@ static void on_request(worker *w, ds_call *c)
     } else if ((auth_code = auth_check(s->auth, &c->md, &auth_msg)) != GRPC_STATUS_OK) {
         r = (lh_reply){ .code = auth_code, .message = auth_msg };
     } else {
-        fault_kind fk = c->rpc == RPC_PUT_EXTERNAL_EVENT ? faults_before_put(s->faults) : FAULT_NONE;
+        fault_kind fk = lh_methods[c->rpc].faults ? faults_before_put(s->faults) : FAULT_NONE;
         switch (fk) {
         case FAULT_EXHAUST:
             r = (lh_reply){ .code = GRPC_STATUS_RESOURCE_EXHAUSTED, .message = faults_exhausted_message() };
@@ -392,7 +398,7 @@ static void *worker_main(void *arg)
     lh_server *s = w->srv;
 
     for (int rpc = 0; rpc < RPC_COUNT; rpc++)
-        for (int i = 0; i < REQUESTS_PER_RPC; i++) request_call(w, rpc);
+        for (int i = 0; i < (lh_methods[rpc].hot ? REQUESTS_PER_RPC : REQUESTS_PER_RARE_RPC); i++) request_call(w, rpc);
     for (int i = 0; i < GENERIC_REQUESTS; i++) request_call(w, RPC_GENERIC);
 
     for (;;) {
@@ -584,7 +590,7 @@ lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, ch
     grpc_channel_args cargs = { .num_args = sizeof args / sizeof args[0], .args = args };
     s->server = grpc_server_create(&cargs, NULL);
     for (int i = 0; i < RPC_COUNT; i++)
-        s->methods[i] = grpc_server_register_method(s->server, lh_rpc_path[i], NULL,
+        s->methods[i] = grpc_server_register_method(s->server, lh_methods[i].path, NULL,
                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     s->ctl_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->ctl_cq, NULL);
@@ -641,24 +647,39 @@ lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, ch
     return s;
 }
 
+/* snprintf at buf + *pos, advancing *pos (never past len). */
+static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+{
+    if (*pos >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
+    va_end(ap);
+    if (n > 0) *pos += (size_t)n < len - *pos ? (size_t)n : len - *pos - 1;
+}
+
 void server_stats(lh_server *s, char *buf, size_t len)
 {
     faults *f = s->faults;
+    lh_db *db = s->db;
     journal_stats js = { 0 };
-    if (s->db->journal) journal_get_stats(s->db->journal, &js);
-    snprintf(buf, len,
-             "accepted=%ld open=%ld events=%zu defs=%zu calls=%ld put_event=%ld get_event=%ld put_def=%ld get_def=%ld "
-             "failed=%ld store_then_failed=%ld exhausted=%ld dropped=%ld delayed=%ld unauthenticated=%ld denied=%ld "
-             "store_records=%llu store_replayed=%llu store_syncs=%llu",
-             conns_accepted(), conns_open(s->port), store_count(s->db->events), store_count(s->db->defs),
-             atomic_load(&s->calls[0]) + atomic_load(&s->calls[1]) + atomic_load(&s->calls[2]) +
-                 atomic_load(&s->calls[3]) + atomic_load(&s->calls[RPC_GENERIC]),
-             atomic_load(&s->calls[RPC_PUT_EXTERNAL_EVENT]), atomic_load(&s->calls[RPC_GET_EXTERNAL_EVENT]),
-             atomic_load(&s->calls[RPC_PUT_EXTERNAL_EVENT_DEF]), atomic_load(&s->calls[RPC_GET_EXTERNAL_EVENT_DEF]),
-             atomic_load(&f->n_failed), atomic_load(&f->n_store_then_failed), atomic_load(&f->n_exhausted),
-             atomic_load(&f->n_dropped), atomic_load(&f->n_delayed), atomic_load(&s->auth->n_unauthenticated),
-             atomic_load(&s->auth->n_denied), (unsigned long long)js.records, (unsigned long long)js.replayed,
-             (unsigned long long)js.syncs);
+    if (db->journal) journal_get_stats(db->journal, &js);
+    long calls = atomic_load(&s->calls[RPC_GENERIC]);
+    for (int i = 0; i < RPC_COUNT; i++) calls += atomic_load(&s->calls[i]);
+    size_t pos = 0;
+    buf[0] = '\0';
+    append(buf, len, &pos, "accepted=%ld open=%ld events=%zu defs=%zu correlated=%zu waiting=%zu calls=%ld",
+           conns_accepted(), conns_open(s->port), store_count(db->events), store_count(db->defs),
+           correlated_sweep(db), store_count(db->waiting), calls);
+    for (int i = 0; i < RPC_COUNT; i++) append(buf, len, &pos, " %s=%ld", lh_methods[i].stat, atomic_load(&s->calls[i]));
+    append(buf, len, &pos,
+           " failed=%ld store_then_failed=%ld exhausted=%ld dropped=%ld delayed=%ld unauthenticated=%ld denied=%ld"
+           " store_records=%llu store_replayed=%llu store_syncs=%llu",
+           atomic_load(&f->n_failed), atomic_load(&f->n_store_then_failed), atomic_load(&f->n_exhausted),
+           atomic_load(&f->n_dropped), atomic_load(&f->n_delayed), atomic_load(&s->auth->n_unauthenticated),
+           atomic_load(&s->auth->n_denied), (unsigned long long)js.records, (unsigned long long)js.replayed,
+           (unsigned long long)js.syncs);
 }
 
 int server_stop(lh_server *s)

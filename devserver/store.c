@@ -3,6 +3,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 struct store_entry {
     store_entry *next;
     uint64_t hash;
+    int64_t stamp;
     size_t klen, vlen;
     uint8_t *value;                  /* points into data, after the key */
     char data[];                     /* key, NUL, value */
@@ -25,8 +27,17 @@ typedef struct shard {
 } shard;
 
 struct store {
+    store_kind kind;
     shard shards[STORE_SHARDS];
 };
+
+/* A programming error (e.g. store_get on a mutable store, whose entries may be freed under
+ * the reader): stop at once rather than serve freed memory. */
+static void misuse(const char *what)
+{
+    fprintf(stderr, "lh-devserver: internal error: %s\n", what);
+    abort();
+}
 
 static uint64_t hash_key(const char *k, size_t n)
 {
@@ -45,10 +56,11 @@ static uint64_t hash_key(const char *k, size_t n)
 
 static shard *shard_of(store *s, uint64_t h) { return &s->shards[h >> 58 & (STORE_SHARDS - 1)]; }
 
-store *store_new(void)
+store *store_new(store_kind kind)
 {
     store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
+    s->kind = kind;
     for (int i = 0; i < STORE_SHARDS; i++) {
         shard *sh = &s->shards[i];
         pthread_mutex_init(&sh->mu, NULL);
@@ -88,6 +100,7 @@ store_entry *store_entry_new(const char *key, size_t klen, size_t vcap)
     if (!e) return NULL;
     e->next = NULL;
     e->hash = hash_key(key, klen);
+    e->stamp = 0;
     e->klen = klen;
     e->vlen = vcap;
     memcpy(e->data, key, klen);
@@ -99,6 +112,8 @@ store_entry *store_entry_new(const char *key, size_t klen, size_t vcap)
 uint8_t *store_entry_buf(store_entry *e) { return e->value; }
 void store_entry_set_len(store_entry *e, size_t vlen) { e->vlen = vlen; }
 void store_entry_free(store_entry *e) { free(e); }
+void store_entry_set_stamp(store_entry *e, int64_t ms) { e->stamp = ms; }
+int64_t store_entry_stamp(const store_entry *e) { return e->stamp; }
 
 const uint8_t *store_entry_value(const store_entry *e, size_t *vlen)
 {
@@ -159,6 +174,7 @@ const store_entry *store_insert(store *s, store_entry *e, int *inserted)
 
 const store_entry *store_get(store *s, const char *key, size_t klen)
 {
+    if (s->kind != STORE_APPEND_ONLY) misuse("store_get on a mutable store");
     uint64_t h = hash_key(key, klen);
     shard *sh = shard_of(s, h);
     pthread_mutex_lock(&sh->mu);
@@ -176,4 +192,81 @@ size_t store_count(store *s)
         pthread_mutex_unlock(&s->shards[i].mu);
     }
     return n;
+}
+
+/* Unlinks the entry under key from its bucket chain (shard locked); NULL if absent. */
+static store_entry *unlink_locked(shard *sh, uint64_t h, const char *key, size_t klen)
+{
+    for (store_entry **pp = &sh->buckets[h & sh->mask]; *pp; pp = &(*pp)->next) {
+        store_entry *e = *pp;
+        if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) {
+            *pp = e->next;
+            sh->count--;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+void store_put(store *s, store_entry *e)
+{
+    if (s->kind != STORE_MUTABLE) misuse("store_put on an append-only store");
+    shard *sh = shard_of(s, e->hash);
+    pthread_mutex_lock(&sh->mu);
+    store_entry *old = unlink_locked(sh, e->hash, e->data, e->klen);
+    store_entry **slot = &sh->buckets[e->hash & sh->mask];
+    e->next = *slot;
+    *slot = e;
+    if (++sh->count > sh->mask) grow_locked(sh);
+    pthread_mutex_unlock(&sh->mu);
+    free(old);
+}
+
+int store_remove(store *s, const char *key, size_t klen)
+{
+    if (s->kind != STORE_MUTABLE) misuse("store_remove on an append-only store");
+    uint64_t h = hash_key(key, klen);
+    shard *sh = shard_of(s, h);
+    pthread_mutex_lock(&sh->mu);
+    store_entry *old = unlink_locked(sh, h, key, klen);
+    pthread_mutex_unlock(&sh->mu);
+    free(old);
+    return old != NULL;
+}
+
+int store_get_copy(store *s, const char *key, size_t klen, arena *a, uint8_t **val, size_t *vlen, int64_t *stamp)
+{
+    uint64_t h = hash_key(key, klen);
+    shard *sh = shard_of(s, h);
+    int rc = 0;
+    pthread_mutex_lock(&sh->mu);
+    store_entry *e = find_locked(sh, h, key, klen);
+    if (e) {
+        uint8_t *copy = arena_alloc(a, e->vlen + 1);
+        if (copy) {
+            memcpy(copy, e->value, e->vlen);
+            copy[e->vlen] = 0;
+            *val = copy;
+            *vlen = e->vlen;
+            if (stamp) *stamp = e->stamp;
+            rc = 1;
+        } else {
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+int store_scan(store *s, store_scan_fn fn, void *ctx)
+{
+    int rc = 0;
+    for (int i = 0; i < STORE_SHARDS && !rc; i++) {
+        shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        for (size_t b = 0; b <= sh->mask && !rc; b++)
+            for (const store_entry *e = sh->buckets[b]; e && !rc; e = e->next) rc = fn(e, ctx);
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return rc;
 }

@@ -40,6 +40,16 @@ uint8_t *wire_put_len_field(uint8_t *p, uint32_t field, const void *data, size_t
     return p + len;
 }
 
+size_t wire_opt_len_size(uint32_t field, const wire_bytes *b)
+{
+    return b->present ? wire_len_field_size(field, b->len) : 0;
+}
+
+uint8_t *wire_put_opt_len(uint8_t *p, uint32_t field, const wire_bytes *b)
+{
+    return b->present ? wire_put_len_field(p, field, b->data, b->len) : p;
+}
+
 size_t wire_int32_field_size(uint32_t field, int32_t v)
 {
     return wire_varint_size(tag_of(field, WIRE_VARINT)) + wire_varint_size((uint64_t)(int64_t)v);
@@ -157,4 +167,79 @@ int wire_check_depth(const ProtobufCMessageDescriptor *desc, const uint8_t *msg,
         }
     }
     return 0;
+}
+
+int wire_next(const uint8_t **pp, const uint8_t *end, wire_field *f)
+{
+    const uint8_t *p = *pp;
+    if (p >= end) return 0;
+    uint64_t key, n;
+    if (get_varint(&p, end, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX) return -1;
+    f->no = (uint32_t)(key >> 3);
+    f->wt = (int)(key & 7);
+    f->varint = 0;
+    f->data = NULL;
+    f->len = 0;
+    switch (f->wt) {
+    case WIRE_VARINT: if (get_varint(&p, end, &f->varint)) return -1; break;
+    case WIRE_I64: if ((size_t)(end - p) < 8) return -1; f->data = p; f->len = 8; p += 8; break;
+    case WIRE_I32: if ((size_t)(end - p) < 4) return -1; f->data = p; f->len = 4; p += 4; break;
+    case WIRE_LEN:
+        if (get_varint(&p, end, &n) || n > (uint64_t)(end - p)) return -1;
+        f->data = p;
+        f->len = (size_t)n;
+        p += n;
+        break;
+    default: return -1;
+    }
+    *pp = p;
+    return 1;
+}
+
+void wbuf_init(wbuf *b, arena *a)
+{
+    b->a = a;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+static int wbuf_reserve(wbuf *b, size_t more)
+{
+    if (b->oom) return -1;
+    if (more <= b->cap - b->len) return 0;
+    size_t nc = b->cap ? b->cap * 2 : 256;
+    while (nc - b->len < more) {
+        if (nc > SIZE_MAX / 2) { b->oom = 1; return -1; }
+        nc *= 2;
+    }
+    uint8_t *np = arena_alloc(b->a, nc); /* the old block stays in the arena until its reset */
+    if (!np) { b->oom = 1; return -1; }
+    if (b->len) memcpy(np, b->p, b->len);
+    b->p = np;
+    b->cap = nc;
+    return 0;
+}
+
+void wbuf_put(wbuf *b, const void *data, size_t len)
+{
+    if (!len || wbuf_reserve(b, len)) return;
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+}
+
+void wbuf_varint_field(wbuf *b, uint32_t field, uint64_t v)
+{
+    if (wbuf_reserve(b, 20)) return;
+    uint8_t *p = wire_put_varint(b->p + b->len, tag_of(field, WIRE_VARINT));
+    p = wire_put_varint(p, v);
+    b->len = (size_t)(p - b->p);
+}
+
+void wbuf_len_field(wbuf *b, uint32_t field, const void *data, size_t len)
+{
+    if (wbuf_reserve(b, 20 + len)) return;
+    uint8_t *p = wire_put_len_header(b->p + b->len, field, len);
+    if (len) memcpy(p, data, len);
+    b->len = (size_t)(p + len - b->p);
 }

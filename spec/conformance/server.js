@@ -21,7 +21,7 @@
 //                  (wf_run_id, utc_timestamp, struct, array, map) and skips them as unknown
 //                  fields, and its int64 decoding throws beyond 2^53 ("Value is larger than
 //                  Number.MAX_SAFE_INTEGER"); that error is reported as official_error.
-//   raw            An independent decoding of the raw bytes with protobufjs's Reader (the wire
+//   raw            An independent decoding of the raw bytes (rawpb.js: protobufjs's Reader, the wire
 //                  runtime underneath the official codec, not its generated code), written
 //                  from the field tables of littlehorse-protocol.md section 2: all 13 members,
 //                  int64 as exact decimal strings, doubles as their 8 wire bytes (hex), every
@@ -47,6 +47,7 @@
 const path = require('path');
 const { createServer, ServerError, Status } = require('nice-grpc');
 const proto = require('littlehorse-client/proto');
+const raw = require('./rawpb');
 
 // The wire runtime and Long class the generated code itself uses (same module instances).
 const protoDir = path.dirname(require.resolve('littlehorse-client/proto'));
@@ -56,89 +57,12 @@ const { Timestamp } = require(path.join(protoDir, 'google', 'protobuf', 'timesta
 const { LittleHorseDefinition, PutExternalEventRequest, ExternalEvent, VariableValue, WfRunId,
         StructDefId } = proto;
 
-const hex = (u8) => Buffer.from(u8).toString('hex');
+const { hex } = raw;
 
 // ------------------------------------------------------------------ independent decoding
 
-const WIRE = { VARINT: 0, I64: 1, LEN: 2, I32: 5 };
-
-// schema: field number -> [name, kind, repeated]; kind is a scalar type or a schema object.
-const S = {};
-S.WfRunId = { 1: ['id', 'string'], 2: ['parent_wf_run_id', 'WfRunId'] };
-S.ExternalEventDefId = { 1: ['name', 'string'] };
-S.StructDefId = { 1: ['name', 'string'], 2: ['version', 'int32'] };
-S.Timestamp = { 1: ['seconds', 'int64'], 2: ['nanos', 'int32'] };
-S.VariableValue = {
-  2: ['json_obj', 'string'], 3: ['json_arr', 'string'], 4: ['double', 'double'],
-  5: ['bool', 'bool'], 6: ['str', 'string'], 7: ['int', 'int64'], 8: ['bytes', 'bytes'],
-  9: ['wf_run_id', 'WfRunId'], 10: ['utc_timestamp', 'Timestamp'], 11: ['struct', 'Struct'],
-  12: ['array', 'Array'], 13: ['map', 'Map'],
-};
-S.Struct = { 1: ['struct_def_id', 'StructDefId'], 2: ['struct', 'InlineStruct'] };
-S.InlineStruct = { 1: ['fields', 'InlineStruct.FieldsEntry', true] };
-S['InlineStruct.FieldsEntry'] = { 1: ['key', 'string'], 2: ['value', 'StructField'] };
-S.StructField = { 1: ['value', 'VariableValue'], 2: ['masked', 'bool'] };
-S.Array = { 1: ['items', 'VariableValue', true], 2: ['element_type', 'unknown-message'] };
-S.Map = { 1: ['entries', 'Map.Entry', true], 2: ['map_type', 'unknown-message'] };
-S['Map.Entry'] = { 1: ['key', 'VariableValue'], 2: ['value', 'VariableValue'] };
-S.PutExternalEventRequest = {
-  1: ['wf_run_id', 'WfRunId'], 2: ['external_event_def_id', 'ExternalEventDefId'],
-  3: ['guid', 'string'], 5: ['content', 'VariableValue'], 6: ['thread_run_number', 'int32'],
-  7: ['node_run_position', 'int32'],
-};
-
-const SCALAR_WIRE = { string: WIRE.LEN, bytes: WIRE.LEN, double: WIRE.I64, bool: WIRE.VARINT,
-                      int64: WIRE.VARINT, int32: WIRE.VARINT };
-const ONEOF = { VariableValue: true };
-
-function decodeRaw(type, reader, end) {
-  const schema = S[type];
-  const out = {};
-  const problems = [];
-  const members = [];
-  while (reader.pos < end) {
-    const tag = reader.uint32();
-    const no = tag >>> 3;
-    const wt = tag & 7;
-    const f = schema[no];
-    if (!f) {
-      problems.push(`unknown field ${no} (wire type ${wt})`);
-      reader.skipType(wt);
-      continue;
-    }
-    const [name, kind, repeated] = f;
-    const want = SCALAR_WIRE[kind] !== undefined ? SCALAR_WIRE[kind] : WIRE.LEN;
-    if (wt !== want) {
-      problems.push(`field ${no} (${name}) has wire type ${wt}, expected ${want}`);
-      reader.skipType(wt);
-      continue;
-    }
-    let v;
-    switch (kind) {
-      case 'string': { const b = reader.bytes(); v = { utf8: Buffer.from(b).toString('utf8'), hex: hex(b) }; break; }
-      case 'bytes': v = { hex: hex(reader.bytes()) }; break;
-      case 'double': { const at = reader.pos; const d = reader.double(); v = { value: d, hex: hex(reader.buf.subarray(at, at + 8)) }; break; }
-      case 'bool': { const n = reader.uint64(); v = !n.isZero(); break; }
-      case 'int64': v = reader.int64().toString(); break;
-      case 'int32': v = reader.int32(); break;
-      case 'unknown-message': reader.skipType(wt); v = '(present, not decoded)'; break;
-      default: { const len = reader.uint32(); v = decodeRaw(kind, reader, reader.pos + len); }
-    }
-    if (repeated) (out[name] = out[name] || []).push(v);
-    else {
-      if (out[name] !== undefined && !ONEOF[type]) problems.push(`field ${no} (${name}) repeated`);
-      out[name] = v;
-    }
-    if (ONEOF[type]) members.push(name);
-  }
-  if (reader.pos !== end) problems.push(`length overrun: ended at ${reader.pos}, expected ${end}`);
-  if (ONEOF[type]) {
-    if (members.length > 1) problems.push(`oneof value has ${members.length} members: ${members.join(', ')}`);
-    out.$member = members.length ? members[members.length - 1] : null;
-  }
-  if (problems.length) out.$problems = problems;
-  return out;
-}
+// raw.decode (rawpb.js): protobufjs's Reader driven by field tables from the protocol
+// document.
 
 // The official decoding, made JSON-safe.
 function jsonSafe(v) {
@@ -171,8 +95,7 @@ function describe(bytes, metadata) {
     d.official_error = e.message;
   }
   try {
-    const r = m0.Reader.create(bytes);
-    d.raw = decodeRaw('PutExternalEventRequest', r, r.len);
+    d.raw = raw.decode('PutExternalEventRequest', bytes);
   } catch (e) {
     d.raw_error = e.message;
   }
