@@ -36,7 +36,7 @@ done
 
 # Safety net: the specs stop what they start, even when they fail; a crashed run may not.
 # Stop any server process still running from this checkout, and say so.
-for pid in $(pgrep -f 'lh-devserver|token_server\.py|bad_peer\.py|conformance/server\.js|nginx: master process nginx -p /tmp/lh-nginx' 2>/dev/null); do
+for pid in $(pgrep -f 'lh-devserver|token_server\.py|bad_peer\.py|conformance/server\.js|conformance/client\.js|nginx: master process nginx -p /tmp/lh-nginx' 2>/dev/null); do
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
   cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
   case "$cwd|$cmd" in

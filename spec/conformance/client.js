@@ -16,7 +16,9 @@
 //   { "raw": "/littlehorse.LittleHorse/SearchCorrelatedEvent", "req_hex": "...",
 //     "reply": "CorrelatedEventIdList" }
 //       sends req_hex as the request message (grpc-js, no codec) and decodes the reply with
-//       rawpb.js as type `reply`; when 0.14.0 has that type, its decoding too.
+//       rawpb.js as type `reply`; when 0.14.0 has that type, its decoding too. Instead of
+//       req_hex, "encode": "PutCorrelatedEventRequest", "req": {...} has the official
+//       encoder make the request bytes (Type.encode(Type.fromPartial(req))).
 //       Result: { "code": "OK", "reply_hex", "raw": {...}, "official": {...} }.
 //   { "until": step, "code": "NOT_FOUND", "timeout_ms": 10000 }
 //       repeats `step` (every 20 ms) until its result has that code, or the time is up;
@@ -77,10 +79,16 @@ async function sdkStep(client, step) {
   }
 }
 
+function requestBytes(step) {
+  if (!step.encode) return Buffer.from(step.req_hex || '', 'hex');
+  const T = proto[step.encode];
+  return Buffer.from(T.encode(T.fromPartial(revive(step.req || {}))).finish());
+}
+
 function rawStep(channel, step) {
   return new Promise((resolve) => {
     const identity = (x) => x;
-    channel.makeUnaryRequest(step.raw, identity, identity, Buffer.from(step.req_hex || '', 'hex'),
+    channel.makeUnaryRequest(step.raw, identity, identity, requestBytes(step),
       new grpc.Metadata(), { deadline: Date.now() + 10000 }, (err, bytes) => {
         if (err) {
           resolve({ code: statusName(err.code), message: err.details });

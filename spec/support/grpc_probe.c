@@ -5,13 +5,17 @@
  *   grpc-probe --target HOST:PORT [--ca FILE [--cert FILE --key FILE] [--server-name NAME]]
  *              [--md KEY=VALUE]... [--method get-def|put-event|get-event] [--def NAME]
  *              [--wf ID] [--guid G] [--count N] [--timeout SECONDS]
+ *              [--path /service/Method --body-hex HEX]
  *
  * Starts --count calls (default 1) at once on one channel and waits for all. Prints one line
  * per call, in completion order, then a summary:
  *   CALL <i> <STATUS_NAME> <code> <elapsed_ms> <message>
+ *   REPLY <i> <hex>        (with --path, for each call that returned a message)
  *   DONE <count> ok=<n> wall_ms=<ms>
+ * --path calls any method with the request bytes given in hex (instead of --method). 
  * With --count > 1, put-event uses guid "<guid>-<i>". Exit 0 unless the usage is wrong. */
 #include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -94,14 +98,41 @@ static void usage(void)
 {
     fprintf(stderr, "usage: grpc-probe --target HOST:PORT [--ca F [--cert F --key F] [--server-name N]] "
                     "[--md K=V]... [--method get-def|put-event|get-event] [--def NAME] [--wf ID] [--guid G] "
-                    "[--count N] [--timeout S]\n");
+                    "[--count N] [--timeout S] [--path /service/Method --body-hex HEX]\n");
     exit(2);
+}
+
+/* hex text -> bytes (malloc'd); exits on bad input */
+static unsigned char *from_hex(const char *h, size_t *len)
+{
+    size_t n = strlen(h);
+    if (n % 2) usage();
+    unsigned char *b = malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1) usage();
+        b[i] = (unsigned char)v;
+    }
+    *len = n / 2;
+    return b;
+}
+
+static void print_hex(const grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader rd;
+    if (!grpc_byte_buffer_reader_init(&rd, (grpc_byte_buffer *)bb)) return;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+    grpc_byte_buffer_reader_destroy(&rd);
+    const unsigned char *p = GRPC_SLICE_START_PTR(all);
+    for (size_t i = 0; i < GRPC_SLICE_LENGTH(all); i++) printf("%02x", p[i]);
+    grpc_slice_unref(all);
 }
 
 int main(int argc, char **argv)
 {
     const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *server_name = NULL;
     const char *method = "get-def", *def = "probe", *wf = "probe-wf", *guid = "probe-guid";
+    const char *raw_path = NULL, *body_hex = NULL;
     const char *md_kv[MAX_MD];
     int nmd = 0, count = 1;
     double timeout = 5;
@@ -121,11 +152,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--guid")) guid = v;
         else if (!strcmp(a, "--count")) count = atoi(v);
         else if (!strcmp(a, "--timeout")) timeout = atof(v);
+        else if (!strcmp(a, "--path")) raw_path = v;
+        else if (!strcmp(a, "--body-hex")) body_hex = v;
         else usage();
     }
     if (!target || count < 1 || timeout <= 0 || (!cert != !key)) usage();
     const char *path;
-    if (!strcmp(method, "get-def")) path = "/littlehorse.LittleHorse/GetExternalEventDef";
+    size_t body_len = 0;
+    unsigned char *body = NULL;
+    if (!raw_path != !body_hex) usage();
+    if (raw_path) {
+        path = raw_path;
+        body = from_hex(body_hex, &body_len);
+    } else if (!strcmp(method, "get-def")) path = "/littlehorse.LittleHorse/GetExternalEventDef";
     else if (!strcmp(method, "put-event")) path = "/littlehorse.LittleHorse/PutExternalEvent";
     else if (!strcmp(method, "get-event")) path = "/littlehorse.LittleHorse/GetExternalEvent";
     else usage();
@@ -183,9 +222,11 @@ int main(int argc, char **argv)
         char g[300];
         if (count > 1) snprintf(g, sizeof g, "%s-%d", guid, i);
         else snprintf(g, sizeof g, "%s", guid);
-        if (!strcmp(method, "get-def")) n = put_len(req, 1, def, strlen(def));
+        if (body) n = 0;
+        else if (!strcmp(method, "get-def")) n = put_len(req, 1, def, strlen(def));
         else n = event_id(req, wf, def, g);
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, n);
+        grpc_slice s = body ? grpc_slice_from_copied_buffer((const char *)body, body_len)
+                            : grpc_slice_from_copied_buffer((const char *)req, n);
         c->send = grpc_raw_byte_buffer_create(&s, 1);
         grpc_slice_unref(s);
         c->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice, NULL, deadline, NULL);
@@ -226,6 +267,11 @@ int main(int argc, char **argv)
             if (*p == '\n' || *p == '\r') *p = ' ';
         printf("CALL %d %s %d %.1f %s\n", i, name, (int)c->status, ms, msg);
         gpr_free(msg);
+        if (body && c->recv) {
+            printf("REPLY %d ", i);
+            print_hex(c->recv);
+            printf("\n");
+        }
         if (c->status == GRPC_STATUS_OK) ok++;
     }
     printf("DONE %d ok=%d wall_ms=%.1f\n", count, ok, now_ms() - wall0);
@@ -241,6 +287,7 @@ int main(int argc, char **argv)
         grpc_metadata_array_destroy(&c->trailing);
     }
     free(calls);
+    free(body);
     for (int i = 0; i < nmd; i++) {
         grpc_slice_unref(md[i].key);
         grpc_slice_unref(md[i].value);

@@ -6,6 +6,8 @@
 --                         ca =, cert =, key =, server_name =, metadata = { authorization = "Bearer t" },
 --                         count = 50, timeout = 5, wf =, guid = }
 --   r.calls[i] = { code = "OK", status = 0, ms = 12.3, message = "" }  (i from 1, request order)
+-- Any method with request bytes of your own: path = "/littlehorse.devserver.DevServer/StartWaiting",
+-- body = "<protobuf bytes>" (instead of method); each OK call then also has reply = "<bytes>".
 --   r.ok, r.count, r.wall_ms
 local sh = require "sh"
 local M = {}
@@ -42,7 +44,8 @@ function M.run(o)
   local function add(flag, v) if v ~= nil then args[#args + 1] = flag; args[#args + 1] = q(v) end end
   add("--ca", o.ca); add("--cert", o.cert); add("--key", o.key); add("--server-name", o.server_name)
   add("--method", o.method); add("--def", o.def); add("--wf", o.wf); add("--guid", o.guid)
-  add("--count", o.count); add("--timeout", o.timeout)
+  add("--count", o.count); add("--timeout", o.timeout); add("--path", o.path)
+  if o.body then add("--body-hex", (o.body:gsub(".", function(c) return string.format("%02x", c:byte()) end))) end
   for k, v in pairs(o.metadata or {}) do add("--md", k .. "=" .. v) end
   local p = assert(io.popen(table.concat(args, " ") .. " 2>&1"))
   local out = p:read("*a")
@@ -50,6 +53,9 @@ function M.run(o)
   local r = { calls = {}, output = out }
   for i, name, status, ms, msg in out:gmatch("CALL (%d+) (%S+) (%d+) ([%d.]+) ?([^\n]*)") do
     r.calls[tonumber(i) + 1] = { code = name, status = tonumber(status), ms = tonumber(ms), message = msg }
+  end
+  for i, h in out:gmatch("REPLY (%d+) (%x*)") do
+    r.calls[tonumber(i) + 1].reply = h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)
   end
   local n, ok, wall = out:match("DONE (%d+) ok=(%d+) wall_ms=([%d.]+)")
   if not n then error("grpc-probe failed: " .. out) end
