@@ -1,4 +1,4 @@
-/* correlated.c: see correlated.h. Real-server semantics: docs/littlehorse-protocol.md
+/* correlated.c: see correlated.h. Real-server semantics: shared/docs/littlehorse-protocol.md
  * section 8 (PutCorrelatedEventRequestModel, CoreProcessorContext.correlate). Every change
  * to the CorrelatedEvents and waiting lists happens under db->correlation_mu. */
 #include "correlated.h"

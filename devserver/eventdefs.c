@@ -1,4 +1,4 @@
-/* eventdefs.c: see eventdefs.h. Semantics of the real server (docs/littlehorse-protocol.md
+/* eventdefs.c: see eventdefs.h. Semantics of the real server (shared/docs/littlehorse-protocol.md
  * sections 3 and 8): names must be hostnames; a put replaces any def of that name
  * unconditionally (created_at, retention, type information, correlated-event config). */
 #include "eventdefs.h"

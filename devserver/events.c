@@ -1,4 +1,4 @@
-/* events.c: see events.h. Semantics follow the real server (docs/littlehorse-protocol.md
+/* events.c: see events.h. Semantics follow the real server (shared/docs/littlehorse-protocol.md
  * section 3). Replies are written by hand (wire.h) so that sub-messages the client sent
  * (wf_run_id, external_event_def_id, content) are echoed byte for byte; protobuf-c still
  * unpacks every request first, which validates it and reads the scalars. */

@@ -1,9 +1,10 @@
 /* faults.h: fault injection for tests (--fail-next, --fail-rate, --store-then-fail,
  * --exhaust-next, --drop-next, --delay-ms). Every counter is atomic: any worker thread may
- * take a fault. Faults other than the delay apply to PutExternalEvent only; the delay applies
- * to every reply.
+ * take a fault. Faults other than the delay apply to the put RPCs (PutExternalEvent,
+ * PutCorrelatedEvent: lh_method.faults), sharing their counters; the delay applies to every
+ * reply.
  *
- * Order for one PutExternalEvent (after the token and tenant checks):
+ * Order for one put call (after the token and tenant checks):
  *   1. --exhaust-next: RESOURCE_EXHAUSTED + RetryInfo, nothing stored (the real server checks
  *      quotas before the command runs);
  *   2. --fail-next, then --fail-rate: --fail-code, nothing stored;
@@ -24,7 +25,7 @@ typedef struct faults {
     double fail_rate;                /* 0..1 */
     grpc_status_code fail_code;      /* default UNAVAILABLE */
     const char *fail_message;        /* NULL: a default naming the fault */
-    atomic_long store_then_fail;     /* stored events left whose reply is replaced */
+    atomic_long store_then_fail;     /* stored puts left whose reply is replaced */
     double store_then_fail_rate;
     atomic_long exhaust_next;
     int retry_after_ms;              /* RetryInfo.retry_delay (default 1000) */
@@ -51,10 +52,10 @@ void faults_init(faults *f);
  * 1..16 into *out. OK is refused. 0 on success. */
 int faults_parse_code(const char *s, grpc_status_code *out);
 
-/* Decides the faults before a PutExternalEvent runs (steps 1-3 above). */
+/* Decides the faults before a put call runs (steps 1-3 above). */
 fault_kind faults_before_put(faults *f);
 
-/* After a PutExternalEvent stored its event: 1 if the reply must become --fail-code. */
+/* After a put call stored what it puts: 1 if the reply must become --fail-code. */
 int faults_after_store(faults *f);
 
 /* The message for an injected --fail-code reply; `stored` picks the store-then-fail default. */

@@ -56,7 +56,7 @@ static void usage(FILE *f)
         "  --fail-code CODE      status name (UNAVAILABLE) or number (14); default UNAVAILABLE\n"
         "  --fail-message TEXT   status message of injected failures\n"
         "  --store-then-fail N   the next N calls that store something answer --fail-code instead\n"
-        "  --store-then-fail-rate P  same, with probability P per stored event (lost replies)\n"
+        "  --store-then-fail-rate P  same, with probability P per stored put (lost replies)\n"
         "  --exhaust-next N      the next N calls answer RESOURCE_EXHAUSTED \"Quota exceeded. Retry\n"
         "                        after Mms.\" with a google.rpc.RetryInfo in grpc-status-details-bin\n"
         "  --retry-after-ms M    the RetryInfo delay (default 1000)\n"

@@ -30,7 +30,7 @@ typedef struct lh_server lh_server;
  * gRPC's own threads inherit the mask. */
 lh_server *server_start(const server_config *cfg, lh_db *db, int *bound_port, char *err, size_t errlen);
 
-/* One line of counters (no newline): connections accepted/open, stored events and defs, calls,
+/* One line of counters (no newline): connections accepted/open, what the store holds, calls,
  * injected faults, auth refusals, store file records and syncs. */
 void server_stats(lh_server *s, char *buf, size_t len);
 

@@ -1,5 +1,5 @@
 -- The dev server's CorrelatedEvents against the real server's semantics
--- (docs/littlehorse-protocol.md section 8), driven by the official JS SDK 0.14.0
+-- (shared/docs/littlehorse-protocol.md section 8), driven by the official JS SDK 0.14.0
 -- (spec/support/lhjs.lua) and, for what 0.14.0 lacks (DeleteCorrelatedEvent, the DevServer
 -- hooks), by hand-written request bytes. WfRuns "wait" on a key through the dev server's
 -- DevServer.StartWaiting hook (docs/devserver.md, "Test hooks").
@@ -307,6 +307,21 @@ describe("dev server: correlation with waiting WfRuns", function()
     assert.equal(32, #r.ids[1].guid)
     assert.equal("OK", devhook.stop_waiting(srv.target, { key = "k", def = "d", wf_run_id = "wf-lua" }).code)
     assert.equal("INVALID_ARGUMENT", devhook.start_waiting(srv.target, { key = "k", def = "x", wf_run_id = "w" }).code)
+  end)
+end)
+
+describe("dev server: concurrent PutCorrelatedEvent", function()
+  it("200 calls with one key at once on one channel: one is stored, 199 get ALREADY_EXISTS", function()
+    local srv = start { args = { "--threads", "4" } }
+    ok(lhjs.run(srv.target, { def_step("d", {}) })[1])
+    devhook.start_waiting(srv.target, { key = "hot", def = "d", wf_run_id = "wf-1" })
+    local r = require("probe").run { target = srv.target, path = m.PATH.PutCorrelatedEvent, count = 200, timeout = 30,
+                                     body = m.put_correlated { key = "hot", def = "d", content = m.V.int(1) } }
+    local codes = {}
+    for _, c in ipairs(r.calls) do codes[c.code] = (codes[c.code] or 0) + 1 end
+    assert.same({ OK = 1, ALREADY_EXISTS = 199 }, codes)
+    local st = srv:stats()
+    assert.same({ 1, 1, 0 }, { st.correlated, st.events, st.waiting }) -- correlated exactly once
   end)
 end)
 

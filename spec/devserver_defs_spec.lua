@@ -1,5 +1,5 @@
 -- The dev server's ExternalEventDefs against the real server's semantics
--- (docs/littlehorse-protocol.md sections 2.5, 3 and 8): PutExternalEventDef overwrites,
+-- (shared/docs/littlehorse-protocol.md sections 2.5, 3 and 8): PutExternalEventDef overwrites,
 -- DeleteExternalEventDef, SearchExternalEventDef, and typed defs: content of the wrong type is
 -- refused by PutExternalEvent and PutCorrelatedEvent with the real server's rules and texts.
 -- Defs and content beyond what the official 0.14.0 codec can write (struct / array / map

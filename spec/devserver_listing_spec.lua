@@ -1,5 +1,5 @@
 -- The dev server's listing and search RPCs against the real server's semantics
--- (docs/littlehorse-protocol.md section 8; docs/devserver.md): ListExternalEvents,
+-- (shared/docs/littlehorse-protocol.md section 8; docs/devserver.md): ListExternalEvents,
 -- SearchExternalEvent, SearchCorrelatedEvent. Pages hold at most `limit` results (100 when
 -- unset), the bookmark is opaque and absent when nothing follows. The official 0.14.0 SDK
 -- drives what it has; ListExternalEventsRequest's bookmark / limit, ExternalEventList's

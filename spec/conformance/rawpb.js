@@ -1,7 +1,7 @@
 'use strict';
 // An independent protobuf decoder for the conformance peers: protobufjs's Reader (the wire
 // runtime underneath the official codec, not its generated code) driven by field tables
-// written from docs/littlehorse-protocol.md (sections 2, 2.5 and 8), for every message the
+// written from shared/docs/littlehorse-protocol.md (sections 2, 2.5 and 8), for every message the
 // project speaks, including those the official 0.14.0 codec lacks. It reports what the
 // official decoder would silently skip: unknown fields, wrong wire types, a oneof with two
 // members, lengths that overrun.

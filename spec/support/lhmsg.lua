@@ -1,5 +1,5 @@
 -- LittleHorse messages written by hand with pbwire (field numbers from
--- docs/littlehorse-protocol.md), for specs that need what the official 0.14.0 codec cannot
+-- shared/docs/littlehorse-protocol.md), for specs that need what the official 0.14.0 codec cannot
 -- write (VariableValue members 9-13, TypeDefinition members 5-8, the list requests' bookmark
 -- and limit, SearchCorrelatedEvent, DeleteCorrelatedEvent). Every builder returns the bytes
 -- of one message.
