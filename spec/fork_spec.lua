@@ -1,5 +1,7 @@
--- fork(): a client made before a fork belongs to the parent's gRPC. A forked child that uses
--- it, or makes a new one, gets an error that says what happened; the parent is unaffected
+-- fork(): clients made before a fork belong to the parent's gRPC. A forked child that uses
+-- them, their call handles, or makes a new client, gets an error that says what happened, and
+-- nothing it does (including collecting or closing what it inherited, and lua_close) touches
+-- the parent's gRPC state: the parent's calls in flight complete and its next posts succeed
 -- (spec/support/fork_host.c, a real C host embedding Lua, against a real dev server).
 local lh = require "littlehorse"
 local devserver = require "devserver"
@@ -7,6 +9,7 @@ local shell = require "sh"
 
 local q = shell.q
 local HOST = "build/fork-host"
+local ROUNDS = 20 -- forks per run: a child that steals the parent's events does so in some, not all
 
 describe("fork", function()
   local srv
@@ -17,30 +20,44 @@ describe("fork", function()
     local p = io.popen(cmd)
     local out = p:read("a")
     assert(p:close(), "cannot build the fork host:\n" .. out)
-    srv = devserver.start { defs = { "fork-event" } }
+    -- replies come 100 ms late, so each fork happens while the parent's async calls are in flight
+    srv = devserver.start { defs = { "fork-event" }, args = { "--delay-ms", "100" } }
   end)
   lazy_teardown(function()
     if srv then srv:stop() end
   end)
 
-  it("refuses the child, names the reason, and leaves the parent working", function()
+  it("refuses the child everything it inherited, on every path, and leaves the parent working (" .. ROUNDS .. " forks)", function()
     local p = io.popen(table.concat({ q(HOST), q(assert(os.getenv("PWD")) .. "/lua_modules"),
-                                      "127.0.0.1", tostring(srv.port) }, " ") .. " 2>&1")
+                                      "127.0.0.1", tostring(srv.port), tostring(ROUNDS) }, " ") .. " 2>&1")
     local out = p:read("a")
     local ok = p:close()
     assert.is_nil(out:find("FAIL", 1, true), out)
-    assert.truthy(out:find("ok child: the parent's client refuses", 1, true), out)
-    assert.truthy(out:find("ok child: a new client refuses", 1, true), out)
-    assert.truthy(out:find("ok parent posts after the fork", 1, true), out)
-    assert.is_true(ok, out)
-    -- what the parent posted is stored; the child's post never left
-    local client <close> = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
-    for _, guid in ipairs { "before", "after" } do
-      local ev = client:get_external_event { wf_run_id = "fork-wf", external_event_def_name = "fork-event", guid = guid }
-      assert.are.same({ from = guid }, ev and ev.content)
+    assert.truthy(out:find("rounds " .. ROUNDS .. "\n", 1, true), out)
+    for _, check in ipairs { "child: the parent's client refuses", "child: a new client refuses",
+                             "child: the parent's in-flight call refuses", "child: every client method refuses",
+                             "child: tostring of inherited objects", "child: close() and collectgarbage() leave gRPC alone" } do
+      local _, n = out:gsub("ok " .. check:gsub("%p", "%%%0") .. "\n", "")
+      assert.equal(ROUNDS, n, check .. "\n" .. out)
     end
-    local ev, _, code = client:get_external_event { wf_run_id = "fork-wf", external_event_def_name = "fork-event", guid = "child" }
-    assert.is_nil(ev)
-    assert.equal("NOT_FOUND", code)
+    local _, parent_ok = out:gsub("ok parent: its calls complete and it posts after the fork\n", "")
+    assert.equal(ROUNDS, parent_ok, out)
+    assert.is_true(ok, out)
+    -- what the parent posted is stored; the child's posts never left
+    local client <close> = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    local function get(guid)
+      return client:get_external_event { wf_run_id = "fork-wf", external_event_def_name = "fork-event", guid = guid }
+    end
+    for r = 0, ROUNDS - 1 do
+      for _, guid in ipairs { "async-" .. r, "async-t-" .. r, "after-" .. r, "after-t-" .. r } do
+        local ev = get(guid)
+        assert.are.same({ from = guid }, ev and ev.content)
+      end
+    end
+    for _, guid in ipairs { "child", "child-async" } do
+      local ev, _, code = get(guid)
+      assert.is_nil(ev)
+      assert.equal("NOT_FOUND", code)
+    end
   end)
 end)

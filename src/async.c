@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include "async.h"
+#include "runtime.h"
 
 static void list_init(lh_pending *s) { s->prev = s->next = s; }
 static void list_unlink(lh_pending *p) {
@@ -39,7 +40,9 @@ static void wake(lh_pending *p) {
 int lh_async_wake_register(uint64_t id, int fd) {
   int registered = 0;
   pthread_mutex_lock(&all_mu);
+  pid_t me = lh_runtime_pid();
   for (lh_engine *e = all_engines; e; e = e->next_engine) {
+    if (e->pid != me) continue; /* a forked parent's: its lock may be held by a thread we lack */
     pthread_mutex_lock(&e->mu);
     for (lh_pending *p = e->live.next; p != &e->live; p = p->next) {
       if (p->id == id) { p->wake_fd = fd; registered = 1; break; }
@@ -53,7 +56,9 @@ int lh_async_wake_register(uint64_t id, int fd) {
 
 void lh_async_wake_forget(int fd) {
   pthread_mutex_lock(&all_mu);
+  pid_t me = lh_runtime_pid();
   for (lh_engine *e = all_engines; e; e = e->next_engine) {
+    if (e->pid != me) continue;
     pthread_mutex_lock(&e->mu);
     for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
       if (p->wake_fd == fd) p->wake_fd = -1;
@@ -182,6 +187,7 @@ lh_engine *lh_engine_new(void) {
   list_init(&e->live);
   list_init(&e->done);
   e->refs = 1;
+  e->pid = lh_runtime_pid();
   if (e->efd < 0) { engine_free(e); return NULL; }
   e->cq = grpc_completion_queue_create_for_next(NULL);
   pthread_mutex_lock(&all_mu);

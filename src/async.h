@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "call.h"
 
 typedef struct lh_engine lh_engine;
@@ -43,6 +44,7 @@ struct lh_engine {
   int stopping;
   int threaded;                  /* a thread drains the queue (else the Lua thread, inline) */
   unsigned starts;               /* calls started (inline mode reaps every 64) */
+  pid_t pid;                     /* the process that made it (a forked child never touches it) */
   lh_pending live;               /* sentinel of the in-flight list */
   lh_pending done;               /* sentinel of the done list (completed, not yet collected) */
   size_t nlive, ndone;

@@ -69,6 +69,7 @@ typedef struct lh_client {
 
 typedef struct lh_handle {
   lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
+  pid_t pid;                    /* the process that started the call */
   int method;
   int no_reply;                 /* the call's reply = false */
   int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
@@ -93,12 +94,23 @@ static const void *known_mt(lua_State *L, int call) {
   return c ? (call ? c->call_mt : c->client_mt) : NULL;
 }
 
+/* After fork(): a client or call handle made in the parent belongs to the parent's gRPC,
+ * whose file descriptors, epoll set and connections the child shares. Polling them would
+ * take the parent's events, cancelling a call would write to the parent's connection, and
+ * the parent's threads (which hold its locks) are not in the child. So in a child every
+ * method refuses before touching anything of gRPC's, and close()/__gc abandon the object:
+ * what it holds is left as it is, never torn down. */
+static int inherited(pid_t made_in) { return made_in != lh_runtime_pid(); }
+
+static void refuse_inherited(lua_State *L, const char *what, pid_t made_in) {
+  luaL_error(L, "littlehorse: this %s was made in process %d and cannot be used in forked "
+                "process %d; make clients after the fork", what, (int)made_in, (int)getpid());
+}
+
 static lh_client *check_client(lua_State *L) {
   lh_client *cl = check_self(L, known_mt(L, 0), LH_CLIENT_MT);
   if (cl->closed) luaL_error(L, "littlehorse: this client is closed");
-  if (cl->pid != lh_runtime_pid())
-    luaL_error(L, "littlehorse: this client was made in process %d and cannot be used in forked "
-                  "process %d; make clients after the fork", (int)cl->pid, (int)getpid());
+  if (inherited(cl->pid)) refuse_inherited(L, "client", cl->pid);
   return cl;
 }
 
@@ -306,6 +318,7 @@ static int do_call_async(lua_State *L, method_id m) {
 
   lh_handle *h = lua_newuserdatauv(L, sizeof *h, HANDLE_NUV);
   h->p = NULL;
+  h->pid = cl->pid;
   h->method = m;
   h->no_reply = o.no_reply;
   h->nresults = 0;
@@ -338,7 +351,11 @@ METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
 METHOD(put_external_event_def_async, do_call_async(L, M_PUT_DEF))
 METHOD(get_external_event_def_async, do_call_async(L, M_GET_DEF))
 
-static lh_handle *check_handle(lua_State *L) { return check_self(L, known_mt(L, 1), LH_CALL_MT); }
+static lh_handle *check_handle(lua_State *L) {
+  lh_handle *h = check_self(L, known_mt(L, 1), LH_CALL_MT);
+  if (inherited(h->pid)) refuse_inherited(L, "call handle", h->pid);
+  return h;
+}
 
 /* A handle is anchored (it has an on_done callback, and poll() has yet to deliver it) while
  * its call's pending names a slot; the slot is cleared before the pending is let go. */
@@ -427,7 +444,11 @@ static int handle_cancel(lua_State *L) {
 /* Idempotent; __gc and __close share it. Never blocks: a call still in flight is cancelled
  * and its memory is freed by the engine when the cancellation completes. */
 static int handle_close(lua_State *L) {
-  lh_handle *h = check_handle(L);
+  lh_handle *h = luaL_checkudata(L, 1, LH_CALL_MT);
+  if (inherited(h->pid)) { /* a forked child abandons it: its pending is the parent's */
+    h->p = NULL;
+    return 0;
+  }
   if (anchored(h)) unanchor(L, 1, h); /* a __gc never sees one: anchored means reachable */
   if (h->p) {
     lh_pending_release(h->p);
@@ -437,7 +458,12 @@ static int handle_close(lua_State *L) {
 }
 
 static int handle_tostring(lua_State *L) {
-  lh_handle *h = check_handle(L);
+  lh_handle *h = luaL_checkudata(L, 1, LH_CALL_MT);
+  if (inherited(h->pid)) {
+    lua_pushfstring(L, LH_CALL_MT ": %p (%s, made in process %d: unusable in this forked process)",
+                    (void *)h, rpcs[h->method].name, (int)h->pid);
+    return 1;
+  }
   const char *state = h->p ? (lh_pending_wait(h->p, 0) ? "done" : "in flight") : "settled";
   lua_pushfstring(L, LH_CALL_MT ": %p (%s, %s)", (void *)h, rpcs[h->method].name, state);
   return 1;
@@ -522,6 +548,7 @@ static int client_fd(lua_State *L) {
 
 static int client_in_flight(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
+  if (!cl->closed && inherited(cl->pid)) refuse_inherited(L, "client", cl->pid);
   size_t n = 0;
   if (cl->engine && !cl->closed) {
     lh_engine_poll(cl->engine, 0, NULL, 0); /* inline mode: take in what has finished */
@@ -539,22 +566,20 @@ static int client_in_flight(lua_State *L) {
  * handles then report CANCELLED); the engine thread is joined, which takes only as long as
  * gRPC needs to acknowledge the cancellations. */
 static void client_teardown(lh_client *cl) {
-  if (cl->channel) {
-    if (cl->pid == lh_runtime_pid()) {
-      /* In a forked child the channel belongs to the parent's gRPC: leave it alone. */
-      if (cl->engine) lh_engine_close(cl->engine);
-      grpc_completion_queue_shutdown(cl->cq);
-      while (grpc_completion_queue_pluck(cl->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
-             != GRPC_QUEUE_SHUTDOWN) {}
-      grpc_completion_queue_destroy(cl->cq);
-    }
+  int mine = !inherited(cl->pid); /* in a forked child: abandon (see refuse_inherited) */
+  if (cl->channel && mine) {
+    if (cl->engine) lh_engine_close(cl->engine);
+    grpc_completion_queue_shutdown(cl->cq);
+    while (grpc_completion_queue_pluck(cl->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
+           != GRPC_QUEUE_SHUTDOWN) {}
+    grpc_completion_queue_destroy(cl->cq);
     lh_channel_release(cl->shared);
-    cl->shared = NULL;
-    cl->engine = NULL;
-    cl->channel = NULL;
-    cl->cq = NULL;
   }
-  if (cl->tenant) grpc_slice_unref(cl->tenant_value); /* plain memory: fine in a forked child */
+  cl->shared = NULL;
+  cl->engine = NULL;
+  cl->channel = NULL;
+  cl->cq = NULL;
+  if (cl->tenant && mine) grpc_slice_unref(cl->tenant_value);
   free(cl->target);
   free(cl->tenant);
   cl->target = cl->tenant = NULL;
@@ -571,6 +596,9 @@ static int client_close(lua_State *L) {
 static int client_tostring(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
   if (cl->closed) lua_pushfstring(L, LH_CLIENT_MT ": %p (closed)", (void *)cl);
+  else if (inherited(cl->pid))
+    lua_pushfstring(L, LH_CLIENT_MT ": %p (%s, made in process %d: unusable in this forked process)",
+                    (void *)cl, cl->target, (int)cl->pid);
   else if (cl->tenant) lua_pushfstring(L, LH_CLIENT_MT ": %p (%s, tenant %s)", (void *)cl, cl->target, cl->tenant);
   else lua_pushfstring(L, LH_CLIENT_MT ": %p (%s)", (void *)cl, cl->target);
   return 1;

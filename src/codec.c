@@ -1,5 +1,4 @@
 #include <string.h>
-#include <unistd.h>
 #include "codec.h"
 #include "runtime.h"
 
@@ -15,7 +14,9 @@ static int codec_gc(lua_State *L) {
   lh_arena_free(&c->arena);
   if (c->grpc_held) {
     c->grpc_held = 0;
-    lh_runtime_release();
+    /* In a forked child the reference is the parent's: no grpc_shutdown here (it would run
+     * gRPC's teardown on state whose threads and descriptors belong to the parent). */
+    if (c->grpc_pid == (long)lh_runtime_pid()) lh_runtime_release();
   }
   return 0;
 }
@@ -93,8 +94,8 @@ int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *
 }
 
 void lh_codec_hold_grpc(lua_State *L, lh_codec *c) {
-  if (c->grpc_held && c->grpc_pid == (long)getpid()) return;
+  if (c->grpc_held && c->grpc_pid == (long)lh_runtime_pid()) return;
   lh_runtime_acquire(L); /* raises if gRPC was initialised before a fork */
   c->grpc_held = 1;
-  c->grpc_pid = (long)getpid();
+  c->grpc_pid = (long)lh_runtime_pid();
 }

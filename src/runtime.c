@@ -15,11 +15,18 @@ static int refs;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 static volatile pid_t cached_pid;
 
-static void pid_after_fork(void) { cached_pid = getpid(); }
+/* The lock is held across fork() so that a child never inherits it locked (by a thread of
+ * the parent that the child does not have). */
+static void before_fork(void) { pthread_mutex_lock(&lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&lock); }
+static void after_fork_child(void) {
+  cached_pid = getpid();
+  pthread_mutex_unlock(&lock);
+}
 
 static void pid_setup(void) {
   cached_pid = getpid();
-  pthread_atfork(NULL, NULL, pid_after_fork);
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
 pid_t lh_runtime_pid(void) {
