@@ -35,11 +35,14 @@ describe("retry policy options", function()
     assert.is_true(d.retry_on.DEADLINE_EXCEEDED and d.retry_on.ABORTED and d.retry_on.RESOURCE_EXHAUSTED and true)
   end)
 
-  it("sleeps with ngx.sleep only inside OpenResty phases that may yield", function()
+  it("sleeps with ngx.sleep only inside OpenResty phases that may yield, never under 1 ms there", function()
     assert.equal(core.sleep, lh.retry.default_sleep())
-    local fake_sleep = function() end
-    _G.ngx = { sleep = fake_sleep, get_phase = function() return "content" end }
-    assert.equal(fake_sleep, lh.retry.default_sleep())
+    local slept = {}
+    _G.ngx = { sleep = function(d) slept[#slept + 1] = d end, get_phase = function() return "content" end }
+    local sleep = lh.retry.default_sleep()
+    for _, d in ipairs { 0, 0.0004, 0.001, 0.25 } do sleep(d) end
+    -- ngx.sleep counts whole milliseconds: under 1 ms is ngx.sleep(0), a warning in stock nginx
+    assert.same({ 0.001, 0.001, 0.001, 0.25 }, slept)
     _G.ngx.get_phase = function() return "init_worker" end
     assert.equal(core.sleep, lh.retry.default_sleep())
     _G.ngx = nil

@@ -16,7 +16,7 @@ local core = require "littlehorse.core"
 
 local M = {
   strategy = "wake",   -- "wake" (cosocket wake-ups) or "sleep" (ngx.sleep polling)
-  wake_dir = nil,      -- default: $TMPDIR or /tmp, + "/littlehorse-wake" (made 0700 by the worker)
+  wake_dir = nil,      -- default: ($TMPDIR or /tmp) .. "/littlehorse-wake-<euid>" (see wake_socket_path)
   pool_size = 256,     -- kept-alive wake connections per worker
 }
 
@@ -48,16 +48,28 @@ end
 
 local wake_path, wake_failed
 
+-- The worker's wake socket, started on first use. Its directory must be private to the
+-- worker's user (the C side checks with lstat: a real directory, owned by that user, writable
+-- by nobody else, under parents only root or that user can change) and is made 0700 when
+-- missing. The default is per user under $TMPDIR (or /tmp), which any worker user can
+-- create; nginx's prefix is usually root's and not writable by the worker user. A directory
+-- that fails the check is refused, never used: someone else could swap the socket or have us
+-- unlink their files. Either failure falls back to ngx.sleep polling and says so once.
 local function wake_socket_path()
   if wake_path or wake_failed then return wake_path end
-  local dir = M.wake_dir or ((os.getenv("TMPDIR") or "/tmp") .. "/littlehorse-wake")
-  local path, err = core.wake_start(dir)
+  local path, err, kind = core.wake_start(M.wake_dir)
   if path then
     wake_path = path
   else
     wake_failed = true
     local ngx = ngx_api()
-    ngx.log(ngx.WARN, "littlehorse: wake socket unavailable (", err, "); waiting with ngx.sleep instead")
+    if kind == "unsafe" then
+      ngx.log(ngx.ERR, "littlehorse: refusing the wake directory: ", err, ". Fix: remove it, or set ",
+              "require(\"littlehorse.resty\").wake_dir in init_worker_by_lua to a directory that only ",
+              "the worker's user owns and can write; until then calls wait with ngx.sleep polling")
+    else
+      ngx.log(ngx.WARN, "littlehorse: wake socket unavailable (", err, "); waiting with ngx.sleep instead")
+    end
   end
   return wake_path
 end

@@ -28,10 +28,16 @@ function M.new_guid()
   return string.format(HEX16, string.byte(core.random_bytes(16), 1, 16))
 end
 
---- The sleep to use when the caller gives none: ngx.sleep inside OpenResty phases that may
--- yield (so the nginx worker keeps serving), else a plain C sleep.
+-- ngx.sleep counts whole milliseconds, and a delay under 1 ms is ngx.sleep(0), which stock
+-- nginx (without OpenResty's delayed-events patch) warns about in the error log on every call.
+local function ngx_sleep_at_least_1ms(seconds)
+  return ngx.sleep(seconds >= 0.001 and seconds or 0.001)
+end
+
+--- The sleep to use when the caller gives none: ngx.sleep (never under 1 ms) inside OpenResty
+-- phases that may yield (so the nginx worker keeps serving), else a plain C sleep.
 function M.default_sleep()
-  if resty.can_yield() and ngx.sleep then return ngx.sleep end
+  if resty.can_yield() and ngx.sleep then return ngx_sleep_at_least_1ms end
   return core.sleep
 end
 
