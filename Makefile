@@ -1,6 +1,7 @@
 # littlehorse-client for Lua: one entry point for every task.
 #   make demo    build, start the dev server, post a real event, print it
 #   make test    every check CI runs (installs missing Debian packages first)
+#   make test-load   the same with every core kept busy by CPU hogs (scripts/with-load.sh)
 #   make proto   regenerate src/gen/ from proto/ (committed; `make proto-check` fails when stale)
 
 LUA_VERSION ?= 5.4
@@ -17,7 +18,7 @@ DEV_SRC     := $(wildcard devserver/*.c)
 DEV_HDR     := $(wildcard devserver/*.h)
 GRPC_LIBS   := -lgrpc -lgpr -lprotobuf-c -lpthread
 
-.PHONY: all deps build devserver proto proto-check test demo bench bench-instructions fuzz soak clean
+.PHONY: all deps build devserver proto proto-check test test-load demo bench bench-instructions fuzz soak clean
 
 all: build devserver
 
@@ -53,6 +54,10 @@ proto-check:
 
 test: deps proto-check build devserver
 	sh scripts/test.sh
+
+# Busy CI: the whole suite while one CPU hog per core runs (stopped by PID however it ends).
+test-load: deps proto-check build devserver
+	sh scripts/with-load.sh sh scripts/test.sh
 
 demo: deps build devserver
 	sh scripts/demo.sh
