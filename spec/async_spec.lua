@@ -111,7 +111,8 @@ describe("async calls", function()
     for i = 1, 50 do hs[i] = slow_client:put_external_event_async { wf_run_id = "conc", external_event_def_name = DEF } end
     for _, h in ipairs(hs) do assert(h:wait()) end
     local elapsed = core.now() - t0
-    assert.is_true(elapsed < 2, "50 calls of 300 ms took " .. elapsed .. " s")
+    -- one after another: 15 s; concurrently: about 0.3 s. A third of serial is the line.
+    assert.is_true(elapsed < 5, "50 calls of 300 ms took " .. elapsed .. " s")
   end)
 
   it("cancel() ends a call in flight with CANCELLED", function()

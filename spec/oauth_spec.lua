@@ -125,13 +125,28 @@ describe("oauth client credentials", function()
   it("refreshes shortly before expiry", function()
     local srv = server { expires_in = 1 }
     local p = provider(srv)
+    -- The token is fetched between t0 and t1 and lives 1 s: the refresh point (10%, 0.1 s,
+    -- early) lies in [t0 + 0.9, t1 + 0.9]. Asked in a loop, with the time read around each ask:
+    -- tok-1 must never come from an ask that began after t1 + 0.9, and tok-2 never from one
+    -- that ended before t0 + 0.9. However late the process runs, these hold.
+    local t0 = core.now()
     assert.equal("Bearer tok-1", p:token())
-    assert.equal("Bearer tok-1", p:token())
-    core.sleep(0.5)
-    assert.equal("Bearer tok-1", p:token())
-    core.sleep(0.45) -- refreshed 10% (0.1 s) early: at 0.9 s
-    assert.equal("Bearer tok-2", p:token())
-    assert.equal(2, srv:stats().requests)
+    local t1 = core.now()
+    local tok
+    repeat
+      local before = core.now()
+      tok = p:token()
+      local after = core.now()
+      if tok == "Bearer tok-1" then
+        assert.is_true(before < t1 + 0.9, "tok-1 still served " .. (before - t1) .. " s after the fetch")
+      else
+        assert.equal("Bearer tok-2", tok)
+        assert.is_true(after >= t0 + 0.9, "refreshed " .. (after - t0) .. " s after the fetch, before 0.9 s")
+      end
+      core.sleep(0.01)
+    until tok ~= "Bearer tok-1" or core.now() > t1 + 5
+    assert.equal("Bearer tok-2", tok)
+    assert.equal(2, srv:stats().requests) -- cached between: one fetch per token
   end)
 
   it("refreshes at most 30 s early for long-lived tokens", function()

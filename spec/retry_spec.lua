@@ -137,7 +137,41 @@ describe("retrying put_external_event", function()
     local elapsed = core.now() - t0
     assert.is_nil(ev)
     assert.is_true(err.attempts > 1)
-    assert.is_true(elapsed < 0.5 + 0.1, "took " .. elapsed)
+    -- Ignoring the deadline would mean 1000 attempts and up to 50 s of sleeps; the exact rule
+    -- (no sleep or attempt past it) is checked on a fake clock below, free of scheduling noise.
+    assert.is_true(elapsed < 0.5 + 0.5, "took " .. elapsed)
     c:close()
+  end)
+
+  it("never sleeps or waits past the deadline (on a fake clock: each attempt takes 10 ms)", function()
+    local clock, real_now = 1000, core.now
+    local deadline = clock + 0.5
+    local events = {}
+    local client = { timeout = function() return 5 end }
+    local function put(_, _, opts)
+      -- an attempt may wait at most until the deadline (0.001 s is the floor of a timeout)
+      events[#events + 1] = { "attempt", clock, opts.timeout }
+      clock = clock + 0.01
+      return nil, {}, "UNAVAILABLE"
+    end
+    core.now = function() return clock end
+    local ok, e = pcall(function()
+      for _, backoff in ipairs { 0.05, 0.13, 0.3 } do
+        clock, events = 1000, {}
+        local ev, err = lh.retry.put(client, put, { wf_run_id = "w", external_event_def_name = DEF },
+          { retry = { attempts = 1000, initial_backoff = backoff, max_backoff = backoff, deadline = 0.5,
+                      sleep = function(d) events[#events + 1] = { "sleep", clock, d }; clock = clock + d end } })
+        assert.is_nil(ev)
+        assert.is_true(err.attempts >= 2, "attempts " .. err.attempts)
+        for _, ev_ in ipairs(events) do
+          local kind, at, d = ev_[1], ev_[2], ev_[3]
+          assert.is_true(at < deadline, kind .. " started at +" .. (at - 1000))
+          if kind == "sleep" then assert.is_true(at + d < deadline, "a sleep ends past the deadline") end
+          if kind == "attempt" then assert.is_true(at + d <= deadline + 0.001 + 1e-9, "an attempt may wait past the deadline") end
+        end
+      end
+    end)
+    core.now = real_now
+    assert(ok, e)
   end)
 end)
