@@ -66,8 +66,9 @@ demo: deps build devserver
 bench: deps build devserver
 	sh bench/run.sh
 
-# Instructions per call (callgrind), ours against the raw C client's: noise-free, for work on
-# the binding's overhead.
+# Instructions per call (callgrind), ours against the two C clients' (not decoding / decoding
+# the reply), with the gates `make bench` also checks: noise-free, for work on the binding's
+# overhead.
 bench-instructions: deps build devserver
 	sh bench/instructions.sh
 

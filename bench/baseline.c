@@ -1,9 +1,14 @@
-/* baseline.c: the ceiling for our binding. Sends the same pre-encoded PutExternalEventRequest
- * bytes (build/bench/request.bin, made by bench/gen_request.lua with our encoder) through the
- * gRPC C core API, with nothing else around it: no Lua, no protobuf decoding of the reply (the
- * reply bytes are copied out, as the binding does before decoding them).
+/* baseline.c: the two C baselines for our binding, in one program. Sends pre-encoded
+ * PutExternalEventRequest bytes (captured from a Lua process of the same round: bench/lua_bench.lua
+ * writes what its tables encode to) through the gRPC C core API, with nothing else around it:
+ *   - mode "seq" / "N": the transport floor. The reply bytes are copied out (as the binding does
+ *     before decoding them) and not decoded. Paired with the binding's `reply = false`.
+ *   - mode "seq:decode" / "N:decode": also decodes each reply into a protobuf-c ExternalEvent
+ *     (code generated from proto/ at bench time, not the module's) and frees it. Paired with the
+ *     binding returning the reply as Lua tables.
  *
- *   baseline TARGET REQUEST_FILE MODE...      MODE: seq | N (calls in flight, completion queue "next")
+ *   baseline TARGET ARG...     ARG: TAG=FILE (the request bytes of the modes that follow; TAG is
+ *                              printed as payload=TAG) | seq[:decode] | N[:decode] (N calls in flight)
  *
  * "seq" is one call at a time on a pluck queue (what the binding's sync call does); a number N
  * keeps N calls outstanding on one "next" queue. Same channel, same registered method, same
@@ -12,7 +17,10 @@
  * Environment: BENCH_SECONDS (measured window, default 2), BENCH_WARMUP (seconds, default 0.5),
  * BENCH_SERVER_PID (to sample the server's CPU from /proc), BENCH_LABEL (printed as rep=).
  * Prints one "RESULT ..." line per mode (see bench/report.lua for the fields).
- * Build: gcc -O2 -o build/bench/baseline bench/baseline.c -lgrpc -lgpr */
+ * BENCH_CALLS=N instead makes each mode a fixed count, for bench/instructions.sh: N/10 calls of
+ * warm-up, then N calls between two calls of remove() (callgrind --dump-before=remove cuts its
+ * counts there), and prints "PART k client= payload= mode= calls=N": dump part k holds them.
+ * Build: see bench/build_baseline.sh */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +33,11 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 #include <grpc/support/time.h>
+#include "external_event.pb-c.h"
 
 #define METHOD "/littlehorse.LittleHorse/PutExternalEvent"
 #define MAX_INFLIGHT 1024
+#define MARKER_PATH "/nonexistent/lh-bench-marker"
 
 static grpc_channel *channel;
 static void *method;
@@ -35,6 +45,7 @@ static grpc_metadata md[1];
 static const char *req_bytes;
 static size_t req_len;
 static long server_pid;
+static int decode;
 static char reply_buf[1 << 16];
 
 static double now(void) {
@@ -43,6 +54,7 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* user + system CPU of this process, all threads (the same figure os.clock() gives Lua) */
 static double cpu_self(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -94,9 +106,10 @@ typedef struct slot {
   double started;
 } slot;
 
-static void copy_reply(grpc_byte_buffer *bb) {
+/* Copies the reply bytes out (and decodes them in decode mode); 0 if they are not a reply. */
+static int take_reply(grpc_byte_buffer *bb) {
   grpc_byte_buffer_reader r;
-  if (!grpc_byte_buffer_reader_init(&r, bb)) return;
+  if (!grpc_byte_buffer_reader_init(&r, bb)) return 0;
   grpc_slice s;
   size_t off = 0;
   while (grpc_byte_buffer_reader_next(&r, &s)) {
@@ -106,6 +119,13 @@ static void copy_reply(grpc_byte_buffer *bb) {
     grpc_slice_unref(s);
   }
   grpc_byte_buffer_reader_destroy(&r);
+  if (!decode) return 1;
+  if (off > sizeof reply_buf) return 0;
+  Littlehorse__ExternalEvent *ev = littlehorse__external_event__unpack(NULL, off, (const uint8_t *)reply_buf);
+  if (!ev) return 0;
+  int ok = ev->id != NULL && ev->content != NULL;
+  littlehorse__external_event__free_unpacked(ev, NULL);
+  return ok;
 }
 
 static void start_call(slot *sl, grpc_completion_queue *cq) {
@@ -144,9 +164,8 @@ static void start_call(slot *sl, grpc_completion_queue *cq) {
 
 /* Finishes a completed call; returns 1 if it succeeded with a reply. */
 static int finish_call(slot *sl) {
-  int ok = sl->status == GRPC_STATUS_OK && sl->recv;
-  if (ok) copy_reply(sl->recv);
-  else if (getenv("BENCH_VERBOSE")) {
+  int ok = sl->status == GRPC_STATUS_OK && sl->recv && take_reply(sl->recv);
+  if (!ok && getenv("BENCH_VERBOSE")) {
     fprintf(stderr, "baseline: status %d: %.*s\n", (int)sl->status, (int)GRPC_SLICE_LENGTH(sl->details),
             (const char *)GRPC_SLICE_START_PTR(sl->details));
   }
@@ -180,63 +199,84 @@ static void record(stats *st, double l) {
   st->lat[st->n++] = l;
 }
 
-/* Runs `seconds` of calls; if st is NULL nothing is recorded (warm-up). Returns elapsed time. */
-static double run_seq(double seconds, stats *st) {
+/* The end of a measured window: elapsed time and the CPU readings taken there. */
+typedef struct window {
+  double secs, cpu, srv, busy;
+} window;
+
+static void window_end(window *w, double t0, double t) {
+  w->secs = t - t0;
+  w->cpu = cpu_self();
+  w->srv = cpu_server();
+  w->busy = cpu_machine();
+}
+
+/* Sequential calls for `seconds`, or exactly `count` calls if count > 0; st NULL: nothing
+ * recorded (warm-up). A call's latency runs from its start to the end of finish_call (the reply
+ * copied out, and decoded in decode mode). */
+static void run_seq(double seconds, long count, stats *st, window *w) {
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   slot sl;
   double t0 = now(), deadline = t0 + seconds, t;
+  long done = 0;
   do {
     start_call(&sl, cq);
     grpc_event ev = grpc_completion_queue_pluck(cq, &sl, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    t = now();
     if (ev.type != GRPC_OP_COMPLETE) { fprintf(stderr, "baseline: queue event %d\n", ev.type); exit(1); }
     int ok = finish_call(&sl) && ev.success;
+    t = now();
+    if (count > 0 && !ok) { fprintf(stderr, "baseline: a call failed\n"); exit(1); }
     if (st) {
       if (ok) record(st, t - sl.started);
       else st->errors++;
     }
-  } while (t < deadline);
+    done++;
+  } while (count > 0 ? done < count : t < deadline);
+  if (w) window_end(w, t0, t);
   grpc_completion_queue_shutdown(cq);
   while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {}
   grpc_completion_queue_destroy(cq);
-  return t - t0;
 }
 
-static double busy_end;
-
-static double run_inflight(int n, double seconds, stats *st, double *cpu_end, double *srv_end) {
+/* n calls in flight for `seconds` (the window ends at the first completion past it; calls still
+ * in flight then are drained, not counted), or until `count` calls are done if count > 0. */
+static void run_inflight(int n, double seconds, long count, stats *st, window *w) {
   grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
   slot *slots = calloc((size_t)n, sizeof *slots);
-  double t0 = now(), deadline = t0 + seconds, t_end = 0;
-  for (int i = 0; i < n; i++) start_call(&slots[i], cq);
-  int outstanding = n, stopping = 0;
+  double t0 = now(), deadline = t0 + seconds;
+  long started = 0;
+  for (int i = 0; i < n && (count == 0 || started < count); i++, started++) start_call(&slots[i], cq);
+  long outstanding = started;
+  int stopping = 0;
   while (outstanding > 0) {
     grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type != GRPC_OP_COMPLETE) { fprintf(stderr, "baseline: queue event %d\n", ev.type); exit(1); }
     slot *sl = ev.tag;
-    double t = now();
     int ok = finish_call(sl) && ev.success;
-    if (!stopping) {
+    double t = now();
+    if (count > 0) {
+      if (!ok) { fprintf(stderr, "baseline: a call failed\n"); exit(1); }
+      stopping = started >= count;
+    } else if (!stopping) {
       if (st) {
         if (ok) record(st, t - sl->started);
         else st->errors++;
       }
       if (t >= deadline) {
         stopping = 1;
-        t_end = t;
-        if (cpu_end) *cpu_end = cpu_self();
-        if (srv_end) *srv_end = cpu_server();
-        busy_end = cpu_machine();
+        if (w) window_end(w, t0, t);
       }
     }
     if (stopping) outstanding--;
-    else start_call(sl, cq);
+    else {
+      start_call(sl, cq);
+      started++;
+    }
   }
   free(slots);
   grpc_completion_queue_shutdown(cq);
   while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {}
   grpc_completion_queue_destroy(cq);
-  return t_end - t0;
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -248,14 +288,21 @@ static char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
+static int markers; /* remove() calls so far: callgrind dump part k ends at the k-th */
+
+static void marker(void) {
+  remove(MARKER_PATH);
+  markers++;
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: baseline TARGET REQUEST_FILE MODE...   (MODE: seq | calls in flight)\n");
+    fprintf(stderr, "usage: baseline TARGET TAG=REQUEST_FILE MODE... [TAG=FILE MODE...]   "
+                    "(MODE: seq | N calls in flight, optionally :decode)\n");
     return 2;
   }
-  req_bytes = read_file(argv[2], &req_len);
-  if (!req_bytes || req_len == 0) { fprintf(stderr, "baseline: cannot read %s\n", argv[2]); return 2; }
   double seconds = env_num("BENCH_SECONDS", 2), warmup = env_num("BENCH_WARMUP", 0.5);
+  long count = (long)env_num("BENCH_CALLS", 0);
   server_pid = (long)env_num("BENCH_SERVER_PID", 0);
   const char *label = getenv("BENCH_LABEL") ? getenv("BENCH_LABEL") : "1";
 
@@ -267,30 +314,64 @@ int main(int argc, char **argv) {
   md[0].key = grpc_slice_from_static_string("tenantid");
   md[0].value = grpc_slice_from_static_string("default");
 
-  run_seq(warmup, NULL); /* connect, warm up */
-  for (int a = 3; a < argc; a++) {
-    int seq = strcmp(argv[a], "seq") == 0;
-    int n = seq ? 1 : atoi(argv[a]);
-    if (n < 1 || n > MAX_INFLIGHT) { fprintf(stderr, "baseline: bad mode %s\n", argv[a]); return 2; }
-    stats st = { 0 };
-    if (seq) run_seq(warmup, NULL);
-    else run_inflight(n, warmup, NULL, NULL, NULL);
-    double cpu0 = cpu_self(), srv0 = cpu_server(), busy0 = cpu_machine(), cpu1 = 0, srv1 = 0, secs;
-    if (seq) {
-      secs = run_seq(seconds, &st);
-      cpu1 = cpu_self();
-      srv1 = cpu_server();
-      busy_end = cpu_machine();
-    } else {
-      secs = run_inflight(n, seconds, &st, &cpu1, &srv1);
+  char tag[64] = "";
+  int connected = 0;
+  for (int a = 2; a < argc; a++) {
+    const char *eq = strchr(argv[a], '=');
+    if (eq) {
+      if ((size_t)(eq - argv[a]) >= sizeof tag) { fprintf(stderr, "baseline: tag too long\n"); return 2; }
+      memcpy(tag, argv[a], (size_t)(eq - argv[a]));
+      tag[eq - argv[a]] = '\0';
+      free((void *)req_bytes);
+      req_bytes = read_file(eq + 1, &req_len);
+      if (!req_bytes || req_len == 0) { fprintf(stderr, "baseline: cannot read %s\n", eq + 1); return 2; }
+      continue;
     }
+    if (!req_bytes) { fprintf(stderr, "baseline: TAG=REQUEST_FILE must come before the modes\n"); return 2; }
+    char mode[32];
+    snprintf(mode, sizeof mode, "%s", argv[a]);
+    char *colon = strchr(mode, ':');
+    decode = 0;
+    if (colon) {
+      if (strcmp(colon, ":decode") != 0) { fprintf(stderr, "baseline: bad mode %s\n", argv[a]); return 2; }
+      *colon = '\0';
+      decode = 1;
+    }
+    int seq = strcmp(mode, "seq") == 0;
+    int n = seq ? 1 : atoi(mode);
+    if (n < 1 || n > MAX_INFLIGHT) { fprintf(stderr, "baseline: bad mode %s\n", argv[a]); return 2; }
+    const char *client = decode ? "c-decode" : "c";
+    if (!connected) { /* connect, warm up */
+      run_seq(count > 0 ? 0 : warmup, count > 0 ? 100 : 0, NULL, NULL);
+      connected = 1;
+    }
+    if (count > 0) {
+      long w = count / 10 > 0 ? count / 10 : 1;
+      if (seq) run_seq(0, w, NULL, NULL);
+      else run_inflight(n, 0, w, NULL, NULL);
+      marker();
+      if (seq) run_seq(0, count, NULL, NULL);
+      else run_inflight(n, 0, count, NULL, NULL);
+      marker();
+      printf("PART %d client=%s payload=%s mode=%s inflight=%d calls=%ld\n", markers, client, tag,
+             seq ? "seq" : "async", n, count);
+      fflush(stdout);
+      continue;
+    }
+    stats st = { 0 };
+    window w = { 0 };
+    if (seq) run_seq(warmup, 0, NULL, NULL);
+    else run_inflight(n, warmup, 0, NULL, NULL);
+    double cpu0 = cpu_self(), srv0 = cpu_server(), busy0 = cpu_machine();
+    if (seq) run_seq(seconds, 0, &st, &w);
+    else run_inflight(n, seconds, 0, &st, &w);
     qsort(st.lat, st.n, sizeof *st.lat, cmp_double);
     double p50 = st.n ? st.lat[(size_t)(0.50 * (double)(st.n - 1))] : 0;
     double p99 = st.n ? st.lat[(size_t)(0.99 * (double)(st.n - 1))] : 0;
-    printf("RESULT client=c mode=%s inflight=%d rep=%s calls=%zu errors=%ld secs=%.6f cpu=%.6f srv_cpu=%.6f "
-           "p50_us=%.1f p99_us=%.1f busy=%.2f\n",
-           seq ? "seq" : "async", n, label, st.n, st.errors, secs, cpu1 - cpu0,
-           (srv0 >= 0 && srv1 >= 0) ? srv1 - srv0 : -1, p50 * 1e6, p99 * 1e6, busy_end - busy0);
+    printf("RESULT client=%s payload=%s mode=%s inflight=%d rep=%s calls=%zu errors=%ld secs=%.6f cpu=%.6f "
+           "srv_cpu=%.6f p50_us=%.1f p99_us=%.1f busy=%.2f\n",
+           client, tag, seq ? "seq" : "async", n, label, st.n, st.errors, w.secs, w.cpu - cpu0,
+           (srv0 >= 0 && w.srv >= 0) ? w.srv - srv0 : -1, p50 * 1e6, p99 * 1e6, w.busy - busy0);
     fflush(stdout);
     free(st.lat);
   }

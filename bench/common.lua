@@ -1,51 +1,78 @@
--- Shared by the Lua parts of the benchmark (gen_request.lua, lua_bench.lua, report.lua).
+-- Shared by the Lua parts of the benchmark (lua_bench.lua, nginx_bench.lua, report.lua). Runs
+-- under Lua 5.4 and LuaJIT alike (no integer division operator, no math.tointeger).
 local M = {}
 
--- The one request every client sends: a PutExternalEvent with a small JSON object content and
--- no guid (the dev server makes one per call, so every call stores a new event and succeeds;
--- a fixed guid would turn every call after the first into ALREADY_EXISTS).
 M.WF_RUN_ID = "bench-wf-run-0001"
 M.DEF_NAME = "bench-event"
 M.TENANT = "default"
-local KEYS = { "amount", "approved", "note" } -- sorted: the reference bytes use this key order
-local VALUES = { amount = 42, approved = true, note = "benchmark" }
 
--- Lua 5.4 seeds string hashes per process, so the order pairs() (and so our JSON encoder)
--- walks a table's keys differs between processes. The reference bytes hold the keys sorted;
--- this tries each insertion order (which decides placement when keys collide) and returns the
--- first request whose encoding is `want` (or, without `want`, has sorted keys), plus whether
--- one was found. Callers that need identical bytes exit with code 3 so run.sh starts them
--- again (a fresh process has a fresh seed).
-local PERMS = { { 1, 2, 3 }, { 1, 3, 2 }, { 2, 1, 3 }, { 2, 3, 1 }, { 3, 1, 2 }, { 3, 2, 1 } }
-
-function M.request(core, want)
-  local sorted = '{"amount":42,"approved":true,"note":"benchmark"}'
-  local first
-  for _, p in ipairs(PERMS) do
-    local content = {}
-    for _, i in ipairs(p) do content[KEYS[i]] = VALUES[KEYS[i]] end
-    local req = { wf_run_id = M.WF_RUN_ID, external_event_def_name = M.DEF_NAME, content = content }
-    first = first or req
-    local bytes = core.encode_put_external_event(req)
-    if want then
-      if bytes == want then return req, true, bytes end
-    elseif bytes:find(sorted, 1, true) then
-      return req, true, bytes
-    end
-  end
-  return first, false, core.encode_put_external_event(first)
+-- The payloads. No guid: the dev server makes one per call, so every call stores a new event
+-- and succeeds (a fixed guid would turn every call after the first into ALREADY_EXISTS).
+--   small: a 3-key JSON object (the first payload of this benchmark)
+--   real:  a typical webhook body, ~300 bytes of nested JSON: an order with a customer object,
+--          an items array of objects, decimals and a 13-digit integer (epoch milliseconds); sent
+--          as a Lua table, the common case
+--   realtext: the same body as JSON text, lh.json_obj(text): the text is this process's own
+--          encoding of the table, so both forms are byte-identical requests
+function M.small_content()
+  return { amount = 42, approved = true, note = "benchmark" }
 end
 
-M.EXIT_RETRY = 3
+function M.real_content()
+  return {
+    id = "ord_7Hq2KxV9mB",
+    event = "order.created",
+    created_ms = 1732790899123,
+    currency = "EUR",
+    total = 289.48,
+    customer = { id = 918273, name = "Ada Lovelace", email = "ada@example.com" },
+    items = {
+      { sku = "A-1001", name = "Widget", qty = 2, price = 19.99 },
+      { sku = "B-2002", name = "Gadget", qty = 1, price = 249.5 },
+    },
+  }
+end
+
+M.PAYLOADS = { "small", "real", "realtext" }
+
+-- The requests of this process, as tables, and their wire bytes: { small = { req =, bytes = },
+-- real = ..., realtext = ... }. The order in which a table's keys are walked (so the order of
+-- the JSON keys) depends on the process's string hash seed, which Lua 5.4 and LuaJIT pick at
+-- random per process; so the bytes are this process's, and bench/run.sh hands them to the C
+-- clients of the same round (lua_bench.lua writes them out before it measures anything).
+function M.requests(lh)
+  local encode = lh.core.encode_put_external_event
+  local function req(content)
+    return { wf_run_id = M.WF_RUN_ID, external_event_def_name = M.DEF_NAME, content = content }
+  end
+  local real = req(M.real_content())
+  local text = lh.json_encode(real.content)
+  local out = {
+    small = { req = req(M.small_content()) },
+    real = { req = real },
+    realtext = { req = req(lh.json_obj(text)), text = text },
+  }
+  for _, p in ipairs(M.PAYLOADS) do out[p].bytes = encode(out[p].req) end
+  assert(out.realtext.bytes == out.real.bytes, "realtext and real must be byte-identical requests")
+  return out
+end
 
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
 M.read_file = read_file
+
+function M.write_file(path, data)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "wb"))
+  assert(f:write(data))
+  assert(f:close())
+  assert(os.rename(tmp, path))
+end
 
 -- utime + stime of a process (all threads) in seconds, from /proc; nil if unknown.
 local CLK_TCK = tonumber(os.getenv("BENCH_CLK_TCK") or "") or 100
@@ -83,6 +110,13 @@ end
 
 function M.hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- "lua" (Lua 5.4), "luajit", or "lua5.3" / "lua5.1": the client name in result lines
+function M.runtime()
+  if rawget(_G, "jit") then return "luajit" end
+  if _VERSION == "Lua 5.4" then return "lua" end
+  return "lua" .. _VERSION:match("%d+%.%d+")
 end
 
 return M

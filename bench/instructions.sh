@@ -1,59 +1,66 @@
 #!/bin/sh
-# Instructions per call, counted by callgrind: a machine-independent view of where a call's
-# CPU goes, for work on the binding's overhead (this VM's timings drift by 20-40% from one
-# minute to the next; instruction counts do not). Counts the client process's user-space
-# instructions only (not the kernel's), so the ratios here are not the throughput ratios of
-# `make bench`; they say how much work each side does per call.
-#   sh bench/instructions.sh            (needs `make build devserver`, valgrind; ~3 minutes)
-# Each figure is the difference between two runs (N1 and N2 calls), divided by N2 - N1, so
-# start-up (loading, connecting) cancels. The raw C client runs for a time, not a count: its
-# two runs' call counts are read from its output. Prints one line per client, then the ratios,
-# and writes build/bench/instructions.txt.
+# Instructions per call, counted by callgrind: the noise-free gate for work on the binding's
+# overhead (this VM's timings drift by 20-40% from one minute to the next; instruction counts
+# do not). Counts the client process's user-space instructions, all its threads, not the
+# kernel's, so the ratios here are not the throughput ratios of `make bench`; they say how much
+# work each side does per call.
+#   sh bench/instructions.sh [HOW...]     HOW: 64 (N in flight) | seq; default "64 seq"
+#                                         (needs `make build devserver`, valgrind; ~2 minutes)
+# One Lua 5.4 process makes, for each payload (small, real, realtext) and reply kind (tables,
+# reply = false), BENCH_CALLS/10 calls of warm-up and then BENCH_CALLS calls (default 5000)
+# between two calls of os.remove(), where callgrind (--dump-before=remove) cuts its counts, so
+# start-up and warm-up are not counted. Then the C baselines send the very bytes that process
+# encoded (written by it with BENCH_CAPTURE), with and without decoding the reply, the same way.
+# Prints the table with the gates (bench/report.lua) and writes build/bench/instructions.txt;
+# raw lines: build/bench/instructions.raw (bench/run.sh, with BENCH_REPORT=0, appends them to its
+# own raw file and prints them in its table).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 B="$ROOT/build/bench"
 mkdir -p "$B"
 command -v valgrind >/dev/null || sh scripts/deps-extra.sh valgrind >&2
-[ -x "$B/baseline" ] || gcc -O2 -Wall -o "$B/baseline" bench/baseline.c -lgrpc -lgpr
+sh bench/build_baseline.sh
 . bench/server.sh
 start_server instructions
-N1=${N1:-2000}
-N2=${N2:-12000}
+HOWS=${*:-64 seq}
+BENCH_CALLS=${BENCH_CALLS:-5000}
+export BENCH_CALLS
+CG="$B/callgrind"
+CAP="$B/instructions.capture"
+rm -rf "$CG" "$CAP" && mkdir -p "$CG" "$CAP"
 
-# lua_ir MODE CALLS: instructions of a Lua process making CALLS calls (retrying a process whose
-# hash seed cannot give the reference bytes, exit 3, as run.sh does)
-lua_ir() {
-  while :; do
-    rc=0
-    out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null lua5.4 bench/lua_bench.lua count "$TARGET" "$B/request.bin" "$2" "$1" 2>&1) || rc=$?
-    [ "$rc" -eq 3 ] && continue
-    [ "$rc" -eq 0 ] || { echo "$out" >&2; exit 1; }
-    echo "$out" | sed -n 's/.*Collected : //p'
-    return
+lua_modes="" c_modes=""
+for how in $HOWS; do
+  for p in small real realtext; do lua_modes="$lua_modes $p:$how $p:$how:noreply"; done
+  c_modes="$c_modes $how $how:decode"
+done
+
+# parts NAME: turns the PART lines of $CG/NAME.txt into INSTR lines with callgrind's totals
+parts() {
+  sed -n 's/^PART //p' "$CG/$1.txt" | while read -r k rest; do
+    ir=$(sed -n 's/^totals: //p' "$CG/$1.out.$k")
+    [ -n "$ir" ] || { echo "instructions: no callgrind part $k for $1" >&2; exit 1; }
+    echo "INSTR $rest instr=$ir"
   done
 }
 
-# c_ir MODE SECONDS: "instructions calls" of the raw C client running MODE for SECONDS
-c_ir() {
-  out=$(BENCH_SECONDS=$2 BENCH_WARMUP=0.01 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        "$B/baseline" "$TARGET" "$B/request.bin" "$1" 2>&1)
-  echo "$(echo "$out" | sed -n 's/.*Collected : //p') $(echo "$out" | sed -n 's/^RESULT .* calls=\([0-9]*\) .*/\1/p')"
+callgrind() {
+  name=$1
+  shift
+  valgrind --tool=callgrind --dump-before=remove --callgrind-out-file="$CG/$name.out" "$@" \
+    >"$CG/$name.txt" 2>"$CG/$name.err" || { cat "$CG/$name.err" "$CG/$name.txt" >&2; exit 1; }
 }
 
-per_call() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (b - a) / n }'; }
+echo "instructions: Lua 5.4 ($BENCH_CALLS calls per mode:$lua_modes)" >&2
+BENCH_CAPTURE=$CAP callgrind lua lua5.4 bench/lua_bench.lua count "$TARGET" $lua_modes
+echo "instructions: C baselines, the same bytes" >&2
+callgrind c "$B/baseline" "$TARGET" small="$CAP/small.bin" $c_modes real="$CAP/real.bin" $c_modes
 
-RES="$B/instructions.txt"
-: >"$RES"
-for mode in 64 seq; do
-  set -- $(c_ir "$mode" 2) ; c1=$1 k1=$2
-  set -- $(c_ir "$mode" 8) ; c2=$1 k2=$2
-  c=$(per_call "$c1" "$c2" $((k2 - k1)))
-  l=$(per_call "$(lua_ir "$mode" "$N1")" "$(lua_ir "$mode" "$N2")" $((N2 - N1)))
-  r=$(per_call "$(lua_ir "$mode:noreply" "$N1")" "$(lua_ir "$mode:noreply" "$N2")" $((N2 - N1)))
-  {
-    printf '%-44s %8s instructions/call\n' "raw gRPC C core, $mode" "$c"
-    printf '%-44s %8s instructions/call  (%.2fx the C client'"'"'s)\n' "Lua 5.4 binding, $mode" "$l" "$(echo "$l $c" | awk '{print $1/$2}')"
-    printf '%-44s %8s instructions/call  (%.2fx)\n' "Lua 5.4 binding, $mode, reply = false" "$r" "$(echo "$r $c" | awk '{print $1/$2}')"
-  } | tee -a "$RES"
-done
+RAW="$B/instructions.raw"
+{
+  echo "META instructions calls=$BENCH_CALLS request_bytes=small:$(wc -c <"$CAP/small.bin"),real:$(wc -c <"$CAP/real.bin")"
+  parts lua
+  parts c
+} >"$RAW"
+[ "${BENCH_REPORT:-1}" = 0 ] || lua5.4 bench/report.lua "$RAW" "$B/instructions.txt"

@@ -1,90 +1,107 @@
--- Our Lua 5.4 binding under load, against a running dev server.
+-- Our binding under load, against a running dev server; the same file runs under Lua 5.4 and
+-- under LuaJIT (a plain LuaJIT process, with the rock built by scripts/build-lua.sh luajit).
 --
---   lua5.4 bench/lua_bench.lua run  TARGET REQUEST.bin MODE...   MODE: seq | N (async, N in flight)
---                                                                  | seq+ (sync, async engine running)
---                                                                  | seq:noreply | N:noreply (the call
---                                                                    option reply = false: the
---                                                                    reply is not decoded, as in
---                                                                    the C baseline)
---   lua5.4 bench/lua_bench.lua rss  TARGET REQUEST.bin CALLS     RSS before/after CALLS calls
---   lua5.4 bench/lua_bench.lua leak TARGET REQUEST.bin CALLS     CALLS calls, then close (for valgrind)
---   lua5.4 bench/lua_bench.lua count TARGET REQUEST.bin CALLS MODE   CALLS calls (bench/instructions.sh)
+--   lua_bench.lua run TARGET MODE...      one RESULT line per MODE
+--   lua_bench.lua count TARGET MODE...    BENCH_CALLS calls per MODE between two markers, for
+--                                         bench/instructions.sh (prints PART lines)
+--   lua_bench.lua rss TARGET CALLS        RSS before/after CALLS calls (small payload)
+--   lua_bench.lua leak TARGET CALLS       CALLS calls, then close (for valgrind)
+--   lua_bench.lua capture DIR             only write DIR/small.bin and DIR/real.bin (see below)
 --
--- Every call goes through the public API: client:put_external_event(req) with the request as a
--- Lua table (so each call converts the table, JSON content included), and, when the async API
--- exists (issue 6), client:put_external_event_async(req) with h:done()/h:wait()/client:poll().
--- The table's encoding is checked to be byte-identical to REQUEST.bin (what the other clients
--- send); if this process's hash seed orders the JSON keys differently, "run" and "rss" exit 3
--- before doing anything and run.sh starts them again.
+-- MODE is PAYLOAD:HOW[:noreply]: PAYLOAD small | real | realtext (bench/common.lua); HOW seq
+-- (sync calls), seq+ (sync, with the async engine already running), or N (async, N in flight);
+-- :noreply adds the call option reply = false (success is `true`, the reply is not decoded: the
+-- same work as the C client without decoding). Every call goes through the public API:
+-- client:put_external_event(req, opts), or put_external_event_async + client:poll + h:done() +
+-- h:wait(), with the request as Lua tables (JSON content included) or, for realtext, the
+-- content as lh.json_obj(text).
 --
--- Environment: BENCH_SECONDS, BENCH_WARMUP, BENCH_SERVER_PID, BENCH_LABEL (as baseline.c);
--- BENCH_LUA_ASYNC_STYLE = poll (default: client:poll(t) then h:done() on each slot) or wait
--- (h:wait() on the oldest call).
+-- With BENCH_CAPTURE=DIR the process first writes its request bytes: DIR/small.bin, DIR/real.bin
+-- (realtext is byte-identical to real), then an empty DIR/ready. TARGET is host:port, or @FILE
+-- (needs BENCH_CAPTURE): after capturing, wait for FILE to appear, which holds "host:port
+-- server_pid". bench/run.sh starts each round's Lua processes
+-- that way so the C clients of the round, whatever their turn, send exactly these bytes (the JSON
+-- key order is this process's own, see common.requests).
+--
+-- Environment: BENCH_SECONDS, BENCH_WARMUP, BENCH_SERVER_PID, BENCH_LABEL (as baseline.c),
+-- BENCH_CALLS (count), BENCH_CAPTURE (above).
 local dir = arg[0]:match("^(.*)/[^/]*$") or "."
 package.path = dir .. "/?.lua;" .. package.path
 local common = require "common"
 local lh = require "littlehorse"
 local core = lh.core
 
-local cmd, target, req_file = arg[1], arg[2], arg[3]
-if not (cmd and target and req_file) then
-  io.stderr:write("usage: lua_bench.lua run|rss|leak TARGET REQUEST.bin ...\n")
-  os.exit(2)
-end
-local want = assert(common.read_file(req_file), "cannot read " .. req_file)
-local req, exact = common.request(core, want)
-if not exact and cmd ~= "leak" then os.exit(common.EXIT_RETRY) end
-
-local SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "") or 2
-local WARMUP = tonumber(os.getenv("BENCH_WARMUP") or "") or 0.5
-local SERVER_PID = tonumber(os.getenv("BENCH_SERVER_PID") or "")
-local LABEL = os.getenv("BENCH_LABEL") or "1"
-local STYLE = os.getenv("BENCH_LUA_ASYNC_STYLE") or "poll"
-
-local host, port = target:match("^(.*):(%d+)$")
-local client = lh.client { host = host, port = math.tointeger(tonumber(port)), tenant = common.TENANT, timeout = 10 }
-local now, cpu = core.now, os.clock -- os.clock: CPU time of the whole process (all threads)
-
--- The async API (issue 6) is measured only if it exists and one call through it works. The
--- probe runs lazily, just before the first async measurement: the first async call starts the
--- client's completion thread, which (measured) slows later sync calls on the same client, so
--- "seq" is measured before it exists and "seq+" (sync calls with it running) after.
-local ASYNC_REASON, HAS_ASYNC
-local function async_ready()
-  if HAS_ASYNC ~= nil then return HAS_ASYNC end
-  if type(client.put_external_event_async) ~= "function" then
-    ASYNC_REASON = "async API not built yet"
-  elseif os.getenv("BENCH_LUA_NO_ASYNC") == "1" then
-    ASYNC_REASON = "skipped (BENCH_LUA_NO_ASYNC=1)"
-  else
-    local ok, err = pcall(function()
-      local h = client:put_external_event_async(req)
-      local ev, e = h:wait(10)
-      if not ev then error(e == nil and "no reply within 10 s" or tostring(e), 0) end
-    end)
-    if not ok then ASYNC_REASON = "async API raised: " .. tostring(err):gsub("%s*\n.*", "") end
-  end
-  HAS_ASYNC = ASYNC_REASON == nil
-  return HAS_ASYNC
-end
-
 local function fail(what, err)
   io.stderr:write("lua_bench: ", what, ": ", tostring(err), "\n")
   os.exit(1)
 end
 
--- Sequential sync calls for `seconds`; lat (optional) gets each call's latency.
--- Call options of the runs: nil, or { reply = false } for the ":noreply" modes.
-local OPTS
+local cmd, target = arg[1], arg[2]
+if not (cmd and target) then
+  io.stderr:write("usage: lua_bench.lua run|count|rss|leak TARGET ... | capture DIR\n")
+  os.exit(2)
+end
+local REQ = common.requests(lh)
+local RUNTIME = common.runtime()
 
-local function run_seq(seconds, lat)
+local function capture(d)
+  common.write_file(d .. "/small.bin", REQ.small.bytes)
+  common.write_file(d .. "/real.bin", REQ.real.bytes)
+  common.write_file(d .. "/ready", "")
+end
+
+if cmd == "capture" then
+  capture(target)
+  print(string.format("small: %d bytes, real: %d bytes (%d bytes of JSON): %s", #REQ.small.bytes,
+                      #REQ.real.bytes, #REQ.realtext.text, REQ.realtext.text))
+  os.exit(0)
+end
+
+local SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "") or 2
+local WARMUP = tonumber(os.getenv("BENCH_WARMUP") or "") or 0.5
+local SERVER_PID = tonumber(os.getenv("BENCH_SERVER_PID") or "")
+local LABEL = os.getenv("BENCH_LABEL") or "1"
+
+if os.getenv("BENCH_CAPTURE") then capture(os.getenv("BENCH_CAPTURE")) end
+local go = target:match("^@(.*)$")
+if go then
+  if not os.getenv("BENCH_CAPTURE") then fail("capture", "BENCH_CAPTURE is not set") end
+  local line
+  repeat
+    line = common.read_file(go)
+    if not line then core.sleep(0.01) end
+  until line
+  local t, pid = line:match("^(%S+) (%d+)")
+  if not t then fail("go file", line) end
+  target, SERVER_PID = t, tonumber(pid)
+end
+
+local client = lh.client { target = target, tenant = common.TENANT, timeout = 10 }
+local now, cpu = core.now, os.clock -- os.clock: CPU time of the whole process (all threads)
+local NOREPLY = { reply = false }
+
+-- The first async call starts the client's completion thread, which (measured) slows later
+-- sync calls on the same client, so "seq" runs before it exists and "seq+" after; run.sh puts
+-- the seq modes first.
+local function parse_mode(m)
+  local payload, how, suffix = m:match("^(%a+):([%d%a+]+):?(.*)$")
+  if not (payload and REQ[payload]) or not (how == "seq" or how == "seq+" or tonumber(how))
+      or not (suffix == "" or suffix == "noreply") then
+    fail("bad mode", m)
+  end
+  local n = tonumber(how)
+  return REQ[payload].req, payload, how, n and math.floor(n), suffix == "noreply" and NOREPLY or nil
+end
+
+-- Sequential sync calls for `seconds`; lat (optional) gets each call's latency.
+local function run_seq(req, opts, seconds, lat)
   local put = client.put_external_event
   local errors, n = 0, 0
   local t0 = now()
   local deadline, t = t0 + seconds, t0
   repeat
     local s = now()
-    local ev, err = put(client, req, OPTS)
+    local ev, err = put(client, req, opts)
     t = now()
     if ev then
       n = n + 1
@@ -97,9 +114,9 @@ local function run_seq(seconds, lat)
   return t - t0, errors, cpu(), common.proc_cpu(SERVER_PID), common.machine_cpu()
 end
 
--- N async calls in flight for `seconds` (issue 6's API). Returns elapsed, errors, and the CPU
--- readings taken at the end of the window (before the calls still in flight are drained).
-local function run_async(n, seconds, lat)
+-- N async calls in flight for `seconds`. Returns elapsed, errors, and the CPU readings taken at
+-- the end of the window (the first completion past it; calls still in flight are drained).
+local function run_async(req, opts, n, seconds, lat)
   local put_async = client.put_external_event_async
   local handles, started = {}, {}
   local errors, done_n, outstanding, stopping = 0, 0, 0, false
@@ -107,7 +124,7 @@ local function run_async(n, seconds, lat)
   local deadline, t_end, cpu_end, srv_end, busy_end = t0 + seconds, nil, nil, nil, nil
   for i = 1, n do
     started[i] = now()
-    handles[i] = put_async(client, req, OPTS)
+    handles[i] = put_async(client, req, opts)
     outstanding = outstanding + 1
   end
   local function complete(i, t)
@@ -130,55 +147,44 @@ local function run_async(n, seconds, lat)
       outstanding = outstanding - 1
     else
       started[i] = now()
-      handles[i] = put_async(client, req, OPTS)
+      handles[i] = put_async(client, req, opts)
     end
   end
-  if STYLE == "wait" then
-    -- oldest first: slots are reused in order, so slot k is the oldest after slot k-1
-    local k = 0
-    while outstanding > 0 do
-      k = k % n + 1
-      if handles[k] then complete(k, now()) end
-    end
-  else
-    while outstanding > 0 do
-      client:poll(1)
-      local t = now()
-      for i = 1, n do
-        local h = handles[i]
-        if h and h:done() then complete(i, t) end
-      end
+  while outstanding > 0 do
+    client:poll(1)
+    local t = now()
+    for i = 1, n do
+      local h = handles[i]
+      if h and h:done() then complete(i, t) end
     end
   end
   return t_end - t0, errors, cpu_end, srv_end, busy_end
 end
 
-local function measure(mode, n)
-  if mode ~= "seq" and not async_ready() then
-    print(string.format("NA client=lua mode=%s inflight=%d rep=%s reason=%s", mode, n, LABEL, ASYNC_REASON))
-    return
-  end
-  local sync = mode ~= "async"
-  if sync then run_seq(WARMUP) else run_async(n, WARMUP) end
+local function measure(m)
+  local req, payload, how, n, opts = parse_mode(m)
+  local sync = not n
+  if sync then run_seq(req, opts, WARMUP) else run_async(req, opts, n, WARMUP) end
   collectgarbage("collect")
   local lat = {}
   local cpu0, srv0, busy0 = cpu(), common.proc_cpu(SERVER_PID), common.machine_cpu()
   local secs, errors, cpu1, srv1, busy1
   if sync then
-    secs, errors, cpu1, srv1, busy1 = run_seq(SECONDS, lat)
+    secs, errors, cpu1, srv1, busy1 = run_seq(req, opts, SECONDS, lat)
   else
-    secs, errors, cpu1, srv1, busy1 = run_async(n, SECONDS, lat)
+    secs, errors, cpu1, srv1, busy1 = run_async(req, opts, n, SECONDS, lat)
   end
   table.sort(lat)
-  print(string.format("RESULT client=%s mode=%s inflight=%d rep=%s calls=%d errors=%d secs=%.6f cpu=%.6f "
-                      .. "srv_cpu=%.6f p50_us=%.1f p99_us=%.1f busy=%.2f", OPTS and "lua-noreply" or "lua", mode, n, LABEL, #lat, errors, secs, cpu1 - cpu0,
-                      (srv0 and srv1) and srv1 - srv0 or -1,
+  print(string.format("RESULT client=%s%s payload=%s mode=%s inflight=%d rep=%s calls=%d errors=%d secs=%.6f "
+                      .. "cpu=%.6f srv_cpu=%.6f p50_us=%.1f p99_us=%.1f busy=%.2f", RUNTIME,
+                      opts and "-noreply" or "", payload, sync and (how == "seq+" and "seq+" or "seq") or "async",
+                      n or 1, LABEL, #lat, errors, secs, cpu1 - cpu0, (srv0 and srv1) and srv1 - srv0 or -1,
                       common.quantile(lat, 0.5) * 1e6, common.quantile(lat, 0.99) * 1e6, busy1 - busy0))
   io.stdout:flush()
 end
 
 -- `count` calls, sync, or async with `n` in flight; raises on any failure.
-local function calls(count, n, opts)
+local function calls(req, opts, count, n)
   local put = client.put_external_event
   if not n then
     for _ = 1, count do
@@ -210,73 +216,68 @@ local function calls(count, n, opts)
   end
 end
 
+-- callgrind (bench/instructions.sh) dumps its counts on each call to remove(): os.remove.
+local markers = 0
+local function marker()
+  os.remove("/nonexistent/lh-bench-marker")
+  markers = markers + 1
+end
+
+local function int_arg(i, dflt)
+  local v = tonumber(arg[i] or "")
+  return v and math.floor(v) or dflt
+end
+
 if cmd == "run" then
-  run_seq(WARMUP) -- connect and warm up
-  for i = 4, #arg do
-    local m, suffix = arg[i]:match("^([^:]*):?(.*)$")
-    OPTS = suffix == "noreply" and { reply = false } or nil
-    if m == "seq" or m == "seq+" then
-      measure(m, 1)
-    else
-      local n = assert(math.tointeger(tonumber(m)), "bad mode " .. m)
-      local ok, err = pcall(measure, "async", n)
-      if not ok then
-        print(string.format("NA client=lua mode=async inflight=%d rep=%s reason=async run raised: %s", n, LABEL,
-                            tostring(err):gsub("%s*\n.*", "")))
-      end
-    end
+  run_seq(REQ.small.req, nil, WARMUP) -- connect and warm up
+  for i = 3, #arg do measure(arg[i]) end
+  print(string.format("PROC client=%s cpu=%.3f", RUNTIME, cpu()))
+elseif cmd == "count" then
+  local total = tonumber(os.getenv("BENCH_CALLS") or "") or fail("count", "BENCH_CALLS is not set")
+  calls(REQ.small.req, nil, 100) -- connect
+  for i = 3, #arg do
+    local req, payload, how, n, opts = parse_mode(arg[i])
+    calls(req, opts, math.max(1, math.floor(total / 10)), n) -- warm-up
+    marker()
+    calls(req, opts, total, n)
+    marker()
+    print(string.format("PART %d client=%s%s payload=%s mode=%s inflight=%d calls=%d", markers, RUNTIME,
+                        opts and "-noreply" or "", payload, n and "async" or how, n or 1, total))
   end
-  print(string.format("PROC client=lua cpu=%.3f", cpu()))
 elseif cmd == "rss" then
-  -- Half the calls sync and half async at 64 in flight when the async API exists, else all sync.
-  local total = math.tointeger(tonumber(arg[4])) or 1000000
+  -- Half the calls sync and half async at 64 in flight.
+  local req = REQ.small.req
+  local total = int_arg(3, 1000000)
   local rss_start = common.rss_kib()
-  async_ready()
-  calls(10000) -- warm-up: gRPC, the allocator and our scratch buffers reach their working size
-  if HAS_ASYNC then calls(10000, 64) end
+  calls(req, nil, 10000) -- warm-up: gRPC, the allocator and our scratch buffers reach their working size
+  calls(req, nil, 10000, 64)
   collectgarbage("collect"); collectgarbage("collect")
   local before = common.rss_kib()
   local samples = {}
-  local step = math.max(1, total // 10)
+  local step = math.max(1, math.floor(total / 10))
   local t0, done = now(), 0
   while done < total do
     local k = math.min(step, total - done)
-    if HAS_ASYNC and done >= total // 2 then calls(k, 64) else calls(k) end
+    if done >= math.floor(total / 2) then calls(req, nil, k, 64) else calls(req, nil, k) end
     done = done + k
     samples[#samples + 1] = string.format("%d:%d", done, common.rss_kib())
   end
   local secs = now() - t0
   collectgarbage("collect"); collectgarbage("collect")
   local after = common.rss_kib()
-  if not HAS_ASYNC then print("RSSNOTE " .. ASYNC_REASON) end
-  print(string.format("RSS calls=%d kind=%s start_kib=%d before_kib=%d after_kib=%d growth_kib=%d secs=%.1f samples=%s",
-                      total, HAS_ASYNC and "half-sync-half-async64" or "sync", rss_start, before, after,
-                      after - before, secs, table.concat(samples, ",")))
-elseif cmd == "count" then
-  -- CALLS calls in MODE (seq | N [:noreply]), nothing printed but a check: for
-  -- bench/instructions.sh, which counts the instructions of two such runs under callgrind.
-  local total = assert(math.tointeger(tonumber(arg[4])), "count: CALLS expected")
-  local m, suffix = (arg[5] or "seq"):match("^([^:]*):?(.*)$")
-  local opts = suffix == "noreply" and { reply = false } or nil
-  if m ~= "seq" then async_ready() end
-  calls(total, m ~= "seq" and assert(math.tointeger(tonumber(m)), "bad mode " .. m) or nil, opts)
-  print(string.format("COUNT calls=%d mode=%s", total, arg[5] or "seq"))
+  print(string.format("RSS calls=%d kind=half-sync-half-async64 start_kib=%d before_kib=%d after_kib=%d growth_kib=%d "
+                      .. "secs=%.1f samples=%s", total, rss_start, before, after, after - before, secs,
+                      table.concat(samples, ",")))
 elseif cmd == "leak" then
-  local total = math.tointeger(tonumber(arg[4])) or 10000
-  if async_ready() then
-    calls(total // 2)
-    calls(total - total // 2, 64)
-    -- handles garbage collected while in flight must cancel cleanly too
-    for _ = 1, 16 do client:put_external_event_async(req) end
-    collectgarbage("collect")
-  else
-    calls(total)
-  end
+  local total = int_arg(3, 10000)
+  local half = math.floor(total / 2)
+  calls(REQ.small.req, nil, half)
+  calls(REQ.real.req, nil, total - half, 64)
+  -- handles garbage collected while in flight must cancel cleanly too
+  for _ = 1, 16 do client:put_external_event_async(REQ.small.req) end
+  collectgarbage("collect")
   client:close()
-  print(string.format("LEAK calls=%d kind=%s exact_bytes=%s", total, HAS_ASYNC and "sync+async" or "sync",
-                      tostring(exact)))
-  if not HAS_ASYNC then print("LEAKNOTE " .. ASYNC_REASON) end
+  print(string.format("LEAK calls=%d kind=sync+async", total))
 else
-  io.stderr:write("lua_bench: unknown command ", tostring(cmd), "\n")
-  os.exit(2)
+  fail("unknown command", cmd)
 end
