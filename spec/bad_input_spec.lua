@@ -305,10 +305,22 @@ describe("bad input", function()
       assert.equal("\xff\xc3\0", ev.content)
     end)
 
-    it("NUL bytes in text fields are refused (lh.bytes carries them)", function()
-      raises(function() client:put_external_event(valid { content = "a\0b" }) end, "(content: ", "NUL")
-      raises(function() client:put_external_event(valid { wf_run_id = "a\0b" }) end, "(wf_run_id: ")
-      raises(function() client:put_external_event(valid { guid = "a\0b" }) end, "(guid: ")
+    it("NUL bytes in ids and names are refused (the server keys on them); str content carries them", function()
+      raises(function() client:put_external_event(valid { wf_run_id = "a\0b" }) end, "(wf_run_id: ", "NUL")
+      raises(function() client:put_external_event(valid { wf_run_id = { id = "a", parent_wf_run_id = "b\0" } }) end,
+             "(wf_run_id.parent_wf_run_id: ", "NUL")
+      raises(function() client:put_external_event(valid { guid = "a\0b" }) end, "(guid: ", "NUL")
+      raises(function() client:put_external_event(valid { external_event_def_name = "a\0b" }) end,
+             "(external_event_def_name: ", "NUL")
+      raises(function() client:put_external_event(valid { content = lh.struct("s\0", 1, { a = 1 }) }) end,
+             "(content.name: ", "NUL")
+      raises(function() client:put_external_event(valid { content = lh.struct("s", 1, { ["a\0"] = 1 }) }) end,
+             "content", "NUL")
+      raises(function() client:put_external_event(valid { content = lh.wf_run_id { id = "a\0" } }) end, "content", "NUL")
+      raises(function() client:get_external_event_def("a\0b") end, "get_external_event_def", "NUL")
+      raises(function() client:put_external_event_def { name = "a\0b" } end, "(name: ", "NUL")
+      local ev = assert(client:put_external_event(valid { content = "a\0b" }))
+      assert.equal("a\0b", ev.content)
     end)
 
     it("sparse arrays, mixed keys and odd keys are refused", function()

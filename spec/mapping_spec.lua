@@ -109,12 +109,20 @@ describe("value mapping through the dev server", function()
       end
     end)
 
-    it("strings that are not valid UTF-8 or hold NUL bytes: errors suggesting lh.bytes", function()
+    it("strings with NUL bytes (U+0000 is valid UTF-8): STR, whole, at any depth", function()
+      for _, v in ipairs { "a\0b", "\0", "\0\0lead", "trail\0", string.rep("x\0", 400) } do
+        maps(v, "STR", v)
+        maps(lh.str(v), "STR", v)
+        maps(lh.array { v, lh.str(v) }, "ARRAY", typed { type = "ARRAY", value = { v, v } })
+      end
+    end)
+
+    it("strings that are not valid UTF-8: errors suggesting lh.bytes", function()
       refuses("\xff\xfe", "content: invalid UTF%-8 at byte 1 %(use lh%.bytes")
       refuses("ok\xc3", "content: invalid UTF%-8 at byte 3")
       refuses("\xed\xa0\x80", "content: invalid UTF%-8 at byte 1") -- an encoded surrogate
       refuses("\xc0\xaf", "content: invalid UTF%-8 at byte 1")     -- an overlong form
-      refuses("a\0b", "content: contains a NUL byte.*lh%.bytes")
+      refuses("a\0\xff", "content: invalid UTF%-8 at byte 3")
     end)
 
     it("tables with keys 1..n: JSON_ARR, back with lh.array_mt (nested arrays too)", function()

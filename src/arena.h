@@ -21,5 +21,8 @@ void lh_arena_reset(lh_arena *a);
 void lh_arena_free(lh_arena *a);
 /* 16-byte aligned memory; NULL on out-of-memory. */
 void *lh_arena_alloc(lh_arena *a, size_t n);
+/* The length of a `string` field that protobuf-c unpacked through a->pb, NUL bytes included
+ * (protobuf-c itself only gives the C string); strlen for any other string. */
+size_t lh_arena_pb_strlen(const lh_arena *a, const char *s);
 
 #endif

@@ -123,21 +123,52 @@ static double check_timeout(lua_State *L, int idx, const lh_path *path) {
   return t;
 }
 
-/* ---- call options: { timeout =, metadata = { key = value }, on_done = fn } ---- */
+/* ---- call options: { timeout =, metadata = { key = value }, on_done = fn, reply = } ---- */
+
+#define MAX_CALL_HEADERS (LH_CALL_MAX_MD - 1) /* one entry is kept for the tenant */
 
 /* The options of one call, read once. */
 typedef struct call_opts {
   double timeout;
-  int headers;   /* stack index of a table { name1, value1, name2, value2, ... } (checked
-                  * strings), made only when the call has headers of its own */
+  int headers;   /* stack index of the first of nheaders (name, value) pairs of checked
+                  * strings, held there until the call is started (gRPC copies them) */
   int nheaders;
   int no_reply;  /* reply = false: success is `true`, the reply message is not decoded */
   int on_done;   /* stack index of the on_done function (async calls), or 0 */
 } call_opts;
 
-/* Read and check the options at index 3 (which may be a proxy: read through metamethods,
- * each field once) and push the table of headers; misuse raises here, before anything is
- * allocated for the call. */
+enum { OPT_TIMEOUT, OPT_REPLY, OPT_ON_DONE, OPT_METADATA, OPT_OTHER };
+
+static int option_name(lua_State *L, int k) {
+  if (lua_type(L, k) != LUA_TSTRING) return OPT_OTHER;
+  const char *s = lua_tostring(L, k);
+  if (strcmp(s, "timeout") == 0) return OPT_TIMEOUT;
+  if (strcmp(s, "reply") == 0) return OPT_REPLY;
+  if (strcmp(s, "on_done") == 0) return OPT_ON_DONE;
+  if (strcmp(s, "metadata") == 0) return OPT_METADATA;
+  return OPT_OTHER; /* left to the Lua layer (retry) */
+}
+
+static void check_header(lua_State *L, const lh_path *pm) {
+  size_t kl, vl;
+  if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+    lh_path_error(L, pm, "headers and values must be strings");
+  const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+  lh_path pk = lh_path_field(pm, k, kl);
+  for (size_t i = 0; i < kl; i++)
+    if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '-' || k[i] == '_' || k[i] == '.'))
+      lh_path_error(L, &pk, "header names are lowercase letters, digits, '-', '_' and '.'");
+  if (kl == 0 || (kl > 4 && memcmp(k + kl - 4, "-bin", 4) == 0) || strcmp(k, "tenantid") == 0)
+    lh_path_error(L, &pk, "not a header a call may set");
+  for (size_t i = 0; i < vl; i++)
+    if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) lh_path_error(L, &pk, "header values are printable ASCII");
+}
+
+/* Read and check the options at index 3, raw (lua_next: no metamethod runs, and nothing is
+ * allocated, so no finalizer runs either: the caller's code cannot run between the start of
+ * a call and the conversion of its request). Leaves on the stack the on_done function and
+ * the headers, as (name, value) pairs. Misuse raises here, before anything is allocated for
+ * the call. */
 static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async, call_opts *o) {
   lh_path root = lh_path_root(async ? r->async_method : r->method, 2);
   o->timeout = cl->timeout;
@@ -147,54 +178,69 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
   o->on_done = 0;
   if (lua_isnoneornil(L, 3)) return;
   if (!lua_istable(L, 3)) lh_path_error(L, &root, "expected a table of call options, got %s", luaL_typename(L, 3));
-  lua_getfield(L, 3, "timeout");
-  lh_path pt = lh_path_field(&root, "timeout", 7);
-  if (!lua_isnil(L, -1)) o->timeout = check_timeout(L, lua_gettop(L), &pt);
-  lua_pop(L, 1);
-  lua_getfield(L, 3, "reply");
-  if (!lua_isnil(L, -1)) {
-    lh_path pr = lh_path_field(&root, "reply", 5);
-    if (!lua_isboolean(L, -1)) lh_path_error(L, &pr, "expected a boolean (false: success returns true, the reply is not decoded)");
-    o->no_reply = !lua_toboolean(L, -1);
+  luaL_checkstack(L, 2 * MAX_CALL_HEADERS + 8, "littlehorse: out of memory");
+  lua_pushnil(L); /* on_done */
+  lua_pushnil(L); /* metadata */
+  int fn = lua_gettop(L) - 1, md = fn + 1;
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    switch (option_name(L, -2)) {
+    case OPT_TIMEOUT: {
+      lh_path pt = lh_path_field(&root, "timeout", 7);
+      o->timeout = check_timeout(L, lua_gettop(L), &pt);
+      break;
+    }
+    case OPT_REPLY: {
+      lh_path pr = lh_path_field(&root, "reply", 5);
+      if (!lua_isboolean(L, -1)) lh_path_error(L, &pr, "expected a boolean (false: success returns true, the reply is not decoded)");
+      o->no_reply = !lua_toboolean(L, -1);
+      break;
+    }
+    case OPT_ON_DONE:
+      if (!async || !lua_isfunction(L, -1)) {
+        lh_path po = lh_path_field(&root, "on_done", 7);
+        lh_path_error(L, &po, async ? "expected a function" : "only async calls take on_done");
+      }
+      lua_pushvalue(L, -1);
+      lua_replace(L, fn);
+      break;
+    case OPT_METADATA:
+      lua_pushvalue(L, -1);
+      lua_replace(L, md);
+      break;
+    }
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  lua_getfield(L, 3, "on_done");
-  if (!lua_isnil(L, -1) && (!async || !lua_isfunction(L, -1))) {
-    lh_path po = lh_path_field(&root, "on_done", 7);
-    lh_path_error(L, &po, async ? "expected a function" : "only async calls take on_done");
-  }
-  if (lua_isnil(L, -1)) lua_pop(L, 1);
-  else o->on_done = lua_gettop(L); /* stays on the stack for the handle */
-  lua_getfield(L, 3, "metadata");
-  if (!lua_isnil(L, -1)) {
+  if (!lua_isnil(L, md)) {
     lh_path pm = lh_path_field(&root, "metadata", 8);
-    int t = lua_gettop(L);
-    if (!lua_istable(L, t)) lh_path_error(L, &pm, "expected a table of header = value strings");
-    lua_newtable(L);
-    lua_insert(L, t); /* below the metadata table, which is popped at the end */
-    o->headers = t++;
+    if (!lua_istable(L, md)) lh_path_error(L, &pm, "expected a table of header = value strings");
     lua_pushnil(L);
-    while (lua_next(L, t)) {
-      size_t kl, vl;
-      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-        lh_path_error(L, &pm, "headers and values must be strings");
-      const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
-      lh_path pk = lh_path_field(&pm, k, kl);
-      for (size_t i = 0; i < kl; i++)
-        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '-' || k[i] == '_' || k[i] == '.'))
-          lh_path_error(L, &pk, "header names are lowercase letters, digits, '-', '_' and '.'");
-      if (kl == 0 || (kl > 4 && memcmp(k + kl - 4, "-bin", 4) == 0) || strcmp(k, "tenantid") == 0)
-        lh_path_error(L, &pk, "not a header a call may set");
-      for (size_t i = 0; i < vl; i++)
-        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) lh_path_error(L, &pk, "header values are printable ASCII");
-      if (o->nheaders + 2 > LH_CALL_MAX_MD) lh_path_error(L, &pm, "too many headers (at most %d)", LH_CALL_MAX_MD - 1);
-      lua_pushvalue(L, -2);
-      lua_rawseti(L, o->headers, 2 * o->nheaders + 1);
-      lua_rawseti(L, o->headers, 2 * o->nheaders + 2); /* pops the value */
+    while (lua_next(L, md)) {
+      check_header(L, &pm);
+      if (o->nheaders == MAX_CALL_HEADERS) lh_path_error(L, &pm, "too many headers (at most %d)", MAX_CALL_HEADERS);
       o->nheaders++;
+      lua_pop(L, 1);
+    }
+    /* the pairs go on the stack (a table for them would be an allocation) */
+    o->headers = lua_gettop(L) + 1;
+    lua_pushnil(L);
+    while (lua_next(L, md)) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -4); /* name, value below the iteration's key and value */
+      lua_insert(L, -4);
+      lua_pop(L, 1);
     }
   }
-  lua_pop(L, 1);
+  if (lua_isnil(L, fn)) {
+    lua_remove(L, md);
+    lua_remove(L, fn);
+    if (o->headers) o->headers -= 2;
+  } else {
+    o->on_done = fn; /* stays on the stack for the handle */
+    lua_remove(L, md);
+    if (o->headers) o->headers -= 1;
+  }
 }
 
 /* Copy the tenant header and the checked headers into st. Cannot raise. */
@@ -202,11 +248,8 @@ static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call
   if (cl->tenant) lh_call_add_md_slices(st, cl->tenant_key, cl->tenant_value);
   for (int i = 0; i < o->nheaders; i++) {
     size_t kl, vl;
-    lua_rawgeti(L, o->headers, 2 * i + 1);
-    lua_rawgeti(L, o->headers, 2 * i + 2);
-    const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+    const char *k = lua_tolstring(L, o->headers + 2 * i, &kl), *v = lua_tolstring(L, o->headers + 2 * i + 1, &vl);
     lh_call_add_md(st, k, kl, v, vl);
-    lua_pop(L, 2);
   }
 }
 
@@ -681,8 +724,15 @@ void lh_client_register(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* Push the field `name` of the client options at t, read raw (a plain table: lh.client makes
+ * it, see config.lua). */
+static int raw_field(lua_State *L, int t, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, t);
+}
+
 static char *opt_string(lua_State *L, const char *field, int required) {
-  lua_getfield(L, 1, field);
+  raw_field(L, 1, field);
   char *out = NULL;
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t n;
@@ -700,7 +750,7 @@ static char *opt_string(lua_State *L, const char *field, int required) {
 
 /* An optional integer option in [lo, hi]; def when absent. */
 static lua_Integer opt_int(lua_State *L, int t, const char *field, lua_Integer lo, lua_Integer hi, lua_Integer def) {
-  lua_getfield(L, t, field);
+  raw_field(L, t, field);
   lua_Integer v = def;
   if (!lua_isnil(L, -1)) {
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < lo || lua_tointeger(L, -1) > hi)
@@ -711,14 +761,14 @@ static lua_Integer opt_int(lua_State *L, int t, const char *field, lua_Integer l
   return v;
 }
 
-/* A string field of the table at t (PEM text and the like): kept on the stack by the caller's
- * table, so the pointer stays valid while the table does. */
+/* A string field of the table at t (PEM text and the like), read raw. The value is left on
+ * the stack, where it stays until the channel is made: a finalizer running in between may
+ * empty the table, but cannot free what the stack holds. */
 static const char *opt_text(lua_State *L, int t, const char *field) {
-  lua_getfield(L, t, field);
+  raw_field(L, t, field);
   const char *s = NULL;
   if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
   else if (!lua_isnil(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "tls.%s: expected a string", field));
-  lua_pop(L, 1);
   return s;
 }
 
@@ -742,7 +792,7 @@ int lh_client_new(lua_State *L) {
   lua_setiuservalue(L, -2, UV_ANCHORS);
 
   cl->timeout = LH_DEFAULT_TIMEOUT;
-  lua_getfield(L, 1, "timeout");
+  raw_field(L, 1, "timeout");
   lh_path root = lh_path_root("client", 1), p = lh_path_field(&root, "timeout", 7);
   if (!lua_isnil(L, -1)) cl->timeout = check_timeout(L, lua_gettop(L), &p);
   lua_pop(L, 1);
@@ -760,7 +810,7 @@ int lh_client_new(lua_State *L) {
   o.keepalive_timeout_ms = (int)opt_int(L, 1, "keepalive_timeout_ms", 1, INT32_MAX, 0);
   o.max_receive_size = (int)opt_int(L, 1, "max_receive_size", -1, INT32_MAX, 0);
   cl->max_send = (size_t)opt_int(L, 1, "max_send_size", 1, INT32_MAX, 4 * 1024 * 1024);
-  lua_getfield(L, 1, "lb_policy");
+  raw_field(L, 1, "lb_policy");
   if (!lua_isnil(L, -1)) {
     const char *lb = lua_tostring(L, -1);
     if (!lb || (strcmp(lb, "pick_first") != 0 && strcmp(lb, "round_robin") != 0))
@@ -768,7 +818,8 @@ int lh_client_new(lua_State *L) {
     o.lb_policy = strcmp(lb, "round_robin") == 0 ? "round_robin" : "pick_first"; /* static text */
   }
   lua_pop(L, 1);
-  lua_getfield(L, 1, "tls"); /* stays on the stack: its PEM strings are used below */
+  int tls_top = lua_gettop(L);
+  raw_field(L, 1, "tls"); /* stays on the stack, and so do its strings: they are used below */
   if (!lua_isnil(L, -1)) {
     int t = lua_gettop(L);
     if (!lua_istable(L, t)) luaL_argerror(L, 1, "tls: expected a table");
@@ -787,7 +838,7 @@ int lh_client_new(lua_State *L) {
   const char *err = NULL;
   cl->shared = lh_channel_get(&o, paths, M_COUNT, &err);
   if (!cl->shared) return luaL_error(L, "littlehorse: %s", err);
-  lua_pop(L, 1); /* tls */
+  lua_settop(L, tls_top); /* tls and its strings */
   cl->channel = cl->shared->channel;
   for (int m = 0; m < M_COUNT; m++) cl->method[m] = cl->shared->methods[m];
   cl->cq = grpc_completion_queue_create_for_pluck(NULL);

@@ -1,6 +1,7 @@
 #include <string.h>
 #include "codec.h"
 #include "runtime.h"
+#include "keep.h"
 
 /* Runs when the Lua state closes (the codec is an upvalue of every module function, so it
  * outlives every client of the state): frees the scratch space and drops the state's
@@ -27,10 +28,13 @@ static int codec_tostring(lua_State *L) {
 }
 
 lh_codec *lh_codec_new(lua_State *L) {
-  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 1);
+  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 3);
   memset(c, 0, sizeof *c);
   lua_newtable(L); /* the closure cache (see push_body) */
   lua_setiuservalue(L, -2, 1);
+  lh_keep_push_tables(L); /* the conversions' anchor table and field names (keep.c) */
+  lua_setiuservalue(L, -3, 3);
+  lua_setiuservalue(L, -2, 2);
   lh_arena_init(&c->arena);
   if (luaL_newmetatable(L, LH_CODEC_MT)) {
     lua_pushcfunction(L, codec_gc);

@@ -4,12 +4,13 @@
  * into arena structs, after a depth-checking pre-scan of the same bytes) cost more than the
  * tables themselves (bench/: ~3.5k of ~17k instructions per reply). This reader walks the
  * bytes once, for the canonical shape a server sends: each field at most once, known field
- * numbers with their own wire types, shallow WfRunId nesting, no NUL inside strings. Anything
+ * numbers with their own wire types, shallow WfRunId nesting. Anything
  * else (repeated or unknown fields, which protobuf merges or keeps; deep nesting; malformed
  * bytes) is left to the generic decoder in messages.c, so both give the same table for every
  * input they share (spec/event_reader_spec.lua compares them), and the generic one keeps
- * deciding what is refused. The content (a VariableValue, with 13 shapes) is unpacked by
- * protobuf-c as before: only the envelope is read here. */
+ * deciding what is refused. Strings are pushed whole, NUL bytes included, as the generic
+ * decoder pushes them. The content (a VariableValue, with 13 shapes) is unpacked by protobuf-c
+ * as before: only the envelope is read here. */
 #include <string.h>
 #include "event_reader.h"
 #include "pbwire.h"
@@ -59,9 +60,6 @@ static int take_varint(const uint8_t **pp, const uint8_t *end, int *seen, uint64
   return 1;
 }
 
-/* Text as protobuf-c would hand it to lua_pushstring: refuse NUL (it would cut there). */
-static int text_ok(const span *s) { return !s->set || memchr(s->p, 0, s->n) == NULL; }
-
 static void push_text(lua_State *L, const span *s) {
   if (s->set) lua_pushlstring(L, (const char *)s->p, s->n);
   else lua_pushliteral(L, "");
@@ -79,7 +77,7 @@ static int wf_run_id_ok(const uint8_t *p, size_t n, int depth) {
     else if (f == 2) { if (!take_span(&p, end, &parent)) return 0; }
     else return 0;
   }
-  return text_ok(&id) && (!parent.set || wf_run_id_ok(parent.p, parent.n, depth + 1));
+  return !parent.set || wf_run_id_ok(parent.p, parent.n, depth + 1);
 }
 
 /* Push a WfRunId already checked by wf_run_id_ok (the same table lh_wf_run_id_push makes). */
@@ -119,8 +117,7 @@ static int read_event_id(const uint8_t *p, size_t n, event_id *o) {
       if (!next_key(&q, qend, &f, &w) || w != 2 || f != 1 || !take_span(&q, qend, &o->def_name)) return 0;
     }
   }
-  return text_ok(&o->guid) && text_ok(&o->def_name) &&
-         (!o->wf_run_id.set || wf_run_id_ok(o->wf_run_id.p, o->wf_run_id.n, 1));
+  return !o->wf_run_id.set || wf_run_id_ok(o->wf_run_id.p, o->wf_run_id.n, 1);
 }
 
 /* google.protobuf.Timestamp { int64 seconds = 1; int32 nanos = 2; } */
@@ -199,7 +196,7 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
   }
   const char *kind = lh_value_kind(vv);
   if (kind) {
-    lh_value_push(L, vv, 0);
+    lh_value_push(L, &c->arena, vv, 0);
     lua_setfield(L, -2, "content");
     lua_pushstring(L, kind);
     lua_setfield(L, -2, "content_type");

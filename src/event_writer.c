@@ -68,11 +68,28 @@ typedef struct {
   unsigned field;    /* the length-delimited member's field number, or 0 */
   const void *data;
   size_t len;
+  int raw;           /* data is what follows the key (length included): an unknown field */
   size_t body;       /* the VariableValue's body size */
 } value_plan;
 
 static value_plan plan_value(const Littlehorse__VariableValue *v) {
-  value_plan vp = { 1, 0, NULL, 0, 0 };
+  value_plan vp = { 1, 0, NULL, 0, 0, 0 };
+  if (v->base.n_unknown_fields) {
+    /* A `str` with NUL bytes (set_str in value.c): the member unset, one length-delimited
+     * unknown field in its place, whose data holds the length and the bytes. */
+    const ProtobufCMessageUnknownField *u = v->base.unknown_fields;
+    if (v->value_case != LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET || v->base.n_unknown_fields != 1 ||
+        u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || u->tag == 0 || u->tag >= 16) {
+      vp.ok = 0;
+      return vp;
+    }
+    vp.field = u->tag;
+    vp.data = u->data;
+    vp.len = u->len;
+    vp.raw = 1;
+    vp.body = 1 + vp.len;
+    return vp;
+  }
   switch (v->value_case) {
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: vp.field = 2; vp.data = v->json_obj; break;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: vp.field = 3; vp.data = v->json_arr; break;
@@ -96,6 +113,11 @@ static value_plan plan_value(const Littlehorse__VariableValue *v) {
 static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__VariableValue *v, const value_plan *vp) {
   *p++ = (uint8_t)(field << 3 | 2);
   p = lh_pb_put_varint(p, vp->body);
+  if (vp->raw) {
+    *p++ = (uint8_t)(vp->field << 3 | 2);
+    memcpy(p, vp->data, vp->len);
+    return p + vp->len;
+  }
   if (vp->field) return put_bytes(p, vp->field, vp->data, vp->len);
   switch (v->value_case) {
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: {
@@ -119,7 +141,7 @@ static uint8_t *put_value(uint8_t *p, unsigned field, const Littlehorse__Variabl
 
 int lh_write_put_external_event(const Littlehorse__PutExternalEventRequest *r, lh_buf *out) {
   if (!r->wf_run_id || !r->external_event_def_id || !wf_depth_ok(r->wf_run_id)) return 0;
-  value_plan vp = { 1, 0, NULL, 0, 0 };
+  value_plan vp = { 1, 0, NULL, 0, 0, 0 };
   if (r->content && !(vp = plan_value(r->content)).ok) return 0;
   int has_guid = r->_guid_case == LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___GUID_GUID;
   int has_thread = r->_thread_run_number_case == LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER;

@@ -2,6 +2,7 @@
 #include "messages.h"
 #include "event_reader.h"
 #include "event_writer.h"
+#include "keep.h"
 #include "pbwire.h"
 #include "path.h"
 #include "value.h"
@@ -57,7 +58,7 @@ static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {
 }
 
 /* A guid becomes part of the server's key `<wf>/<def>/<guid>`: refuse what would break it. */
-static char *check_guid(lua_State *L, int idx, const lh_path *p) {
+static char *check_guid(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
   size_t n;
   const char *g = lh_check_text(L, idx, p, 1);
   lua_tolstring(L, idx, &n);
@@ -66,7 +67,7 @@ static char *check_guid(lua_State *L, int idx, const lh_path *p) {
     if (ch == '/') lh_path_error(L, p, "must not contain '/' (the server keys events as wf/def/guid)");
     if (ch < 0x20 || ch == 0x7f) lh_path_error(L, p, "must not contain control characters");
   }
-  return (char *)g;
+  return (char *)lh_keep_string(L, c, idx, NULL);
 }
 
 static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const char *name) {
@@ -78,7 +79,7 @@ static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const 
 }
 
 /* external_event_def_id = { name = "..." } */
-static const char *def_id_table(lua_State *L, int idx, const lh_path *p) {
+static const char *def_id_table(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
   static const char *const names[] = { "name", NULL };
   check_table(L, idx, p, "ExternalEventDefId");
   const char *name = NULL;
@@ -86,7 +87,7 @@ static const char *def_id_table(lua_State *L, int idx, const lh_path *p) {
   while (lua_next(L, idx)) {
     field_index(L, p, names, "an ExternalEventDefId");
     lh_path pn = lh_path_field(p, "name", 4);
-    name = lh_check_text(L, -1, &pn, 1);
+    name = lh_text_field(L, c, lua_gettop(L), &pn, 1);
     lua_pop(L, 1);
   }
   if (!name) {
@@ -129,13 +130,13 @@ static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_cod
     case F_WF_RUN_ID: o->wf_run_id = lh_wf_run_id_to_pb(L, v, c, &p); break;
     case F_DEF_NAME:
       if (o->def_name) lh_path_error(L, &p, "give external_event_def_name or external_event_def_id, not both");
-      o->def_name = lh_check_text(L, v, &p, 1);
+      o->def_name = lh_text_field(L, c, v, &p, 1);
       break;
     case F_DEF_ID:
       if (o->def_name) lh_path_error(L, &p, "give external_event_def_name or external_event_def_id, not both");
-      o->def_name = def_id_table(L, v, &p);
+      o->def_name = def_id_table(L, c, v, &p);
       break;
-    case F_GUID: o->guid = check_guid(L, v, &p); break;
+    case F_GUID: o->guid = check_guid(L, c, v, &p); break;
     case F_CONTENT: o->content_idx = 1; break; /* converted below, in a fixed order */
     case F_THREAD: o->has_thread = 1; o->thread = check_int32(L, v, &p); break;
     case F_NODE: o->has_node = 1; o->node = check_int32(L, v, &p); break;
@@ -152,11 +153,16 @@ static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_cod
   }
 }
 
+/* Every packer below converts inside lh_keep_begin .. lh_keep_end (keep.h): every byte the
+ * packer reads stays reachable until packing ends (kept in the codec's arena, or anchored in
+ * the conversion's slot), whatever Lua code runs in between. Lua code can run there: a `__gc`
+ * finalizer at any allocation (JSON text is decoded, tables encoded), and the caller's code
+ * in it may change or empty the request. Tables are read raw, so no metamethod runs. */
 void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
   check_table(L, idx, &root, "PutExternalEvent request");
-  lh_arena_reset(&c->arena);
+  lh_keep_begin(L, c);
   event_fields_out o;
   read_event_fields(L, idx, &root, c, F_NODE + 1, "a PutExternalEvent request", &o);
   if (o.has_node && !o.has_thread) {
@@ -172,12 +178,12 @@ void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_
     req.guid = o.guid;
   }
   if (o.content_idx) {
-    lua_pushliteral(L, "content");
-    lua_rawget(L, idx);
+    lh_keep_field(L, c, idx, LH_KEY_CONTENT);
     lh_path p = lh_path_field(&root, "content", 7);
     lh_value_to_pb(L, -1, c, &content, &p);
-    lua_pop(L, 1); /* still referenced by the request table */
-    if (content.value_case != LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET) req.content = &content;
+    lua_pop(L, 1);
+    if (content.value_case != LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET || content.base.n_unknown_fields)
+      req.content = &content;
   }
   if (o.has_thread) {
     req._thread_run_number_case = LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER;
@@ -190,13 +196,14 @@ void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_
   int written = c->generic_encode ? 0 : lh_write_put_external_event(&req, &c->wire);
   if (written < 0) luaL_error(L, "littlehorse: out of memory");
   if (!written) pack(L, c, &req.base);
+  lh_keep_end(L, c);
 }
 
 void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
   check_table(L, idx, &root, "ExternalEventId");
-  lh_arena_reset(&c->arena);
+  lh_keep_begin(L, c);
   event_fields_out o;
   read_event_fields(L, idx, &root, c, F_GUID + 1, "an ExternalEventId", &o);
   if (!o.guid) {
@@ -208,18 +215,19 @@ void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_c
   id.external_event_def_id = def_id(L, c, o.def_name);
   id.guid = o.guid;
   pack(L, c, &id.base);
+  lh_keep_end(L, c);
 }
 
 void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
   static const char *const names[] = { "name", "seconds_after_put", NULL };
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
-  lh_arena_reset(&c->arena);
+  lh_keep_begin(L, c);
   Littlehorse__PutExternalEventDefRequest req = LITTLEHORSE__PUT_EXTERNAL_EVENT_DEF_REQUEST__INIT;
   Littlehorse__ExternalEventRetentionPolicy policy = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__INIT;
   req.retention_policy = &policy; /* upstream SDKs always send one; empty = keep forever */
   if (lua_type(L, idx) == LUA_TSTRING) {
-    req.name = (char *)lh_check_text(L, idx, &root, 1);
+    req.name = (char *)lh_text_field(L, c, idx, &root, 1);
   } else {
     check_table(L, idx, &root, "PutExternalEventDef request");
     lua_pushnil(L);
@@ -227,7 +235,7 @@ void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp,
       int f = field_index(L, &root, names, "a PutExternalEventDef request");
       lh_path p = lh_path_field(&root, names[f], strlen(names[f]));
       if (f == 0) {
-        req.name = (char *)lh_check_text(L, -1, &p, 1);
+        req.name = (char *)lh_text_field(L, c, lua_gettop(L), &p, 1);
       } else {
         lua_Integer s = lua_isinteger(L, -1) ? (lua_Integer)lua_tointeger(L, -1) : -1;
         if (s <= 0) lh_path_error(L, &p, "expected a positive integer number of seconds");
@@ -242,15 +250,17 @@ void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp,
     }
   }
   pack(L, c, &req.base);
+  lh_keep_end(L, c);
 }
 
 void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
-  lh_arena_reset(&c->arena);
-  const char *name = lua_type(L, idx) == LUA_TSTRING ? lh_check_text(L, idx, &root, 1)
-                                                      : def_id_table(L, idx, &root);
+  lh_keep_begin(L, c);
+  const char *name = lua_type(L, idx) == LUA_TSTRING ? lh_text_field(L, c, idx, &root, 1)
+                                                      : def_id_table(L, c, idx, &root);
   pack(L, c, &def_id(L, c, name)->base);
+  lh_keep_end(L, c);
 }
 
 /* ---- replies ---- */
@@ -290,9 +300,14 @@ int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t
   return 1;
 }
 
-static void push_def_id(lua_State *L, const Littlehorse__ExternalEventDefId *d) {
+/* Strings protobuf-c unpacked are pushed whole (NUL bytes included): lh_arena_pb_strlen. */
+static void push_text(lua_State *L, const lh_arena *a, const char *s) {
+  lua_pushlstring(L, s ? s : "", lh_arena_pb_strlen(a, s));
+}
+
+static void push_def_id(lua_State *L, const lh_arena *a, const Littlehorse__ExternalEventDefId *d) {
   lua_createtable(L, 0, 1);
-  lua_pushstring(L, d ? d->name : "");
+  push_text(L, a, d ? d->name : NULL);
   lua_setfield(L, -2, "name");
 }
 
@@ -308,12 +323,12 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec
   if (ev->id) {
     lua_createtable(L, 0, 3);
     if (ev->id->wf_run_id) {
-      lh_wf_run_id_push(L, ev->id->wf_run_id);
+      lh_wf_run_id_push(L, &c->arena, ev->id->wf_run_id);
       lua_setfield(L, -2, "wf_run_id");
     }
-    push_def_id(L, ev->id->external_event_def_id);
+    push_def_id(L, &c->arena, ev->id->external_event_def_id);
     lua_setfield(L, -2, "external_event_def_id");
-    lua_pushstring(L, ev->id->guid);
+    push_text(L, &c->arena, ev->id->guid);
     lua_setfield(L, -2, "guid");
     lua_setfield(L, -2, "id");
   }
@@ -323,7 +338,7 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec
   }
   const char *kind = lh_value_kind(ev->content);
   if (kind) {
-    lh_value_push(L, ev->content, 0);
+    lh_value_push(L, &c->arena, ev->content, 0);
     lua_setfield(L, -2, "content");
     lua_pushstring(L, kind);
     lua_setfield(L, -2, "content_type");
@@ -349,7 +364,7 @@ int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_c
   if (!d) return 0;
   lua_checkstack(L, 6);
   lua_createtable(L, 0, 3);
-  push_def_id(L, d->id);
+  push_def_id(L, &c->arena, d->id);
   lua_setfield(L, -2, "id");
   if (d->created_at) {
     lh_timestamp_push(L, d->created_at->seconds, d->created_at->nanos);

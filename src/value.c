@@ -5,6 +5,8 @@
 #include "json.h"
 #include "utf8.h"
 #include "timestamp.h"
+#include "keep.h"
+#include "pbwire.h"
 
 const char lh_value_typed_mt_key = 0;
 
@@ -32,18 +34,28 @@ static void *arena_new(lua_State *L, lh_codec *c, size_t n) {
 }
 #define NEW_MSG(L, c, T, init) ({ T *m_ = arena_new((L), (c), sizeof(T)); T v_ = init; *m_ = v_; m_; })
 
+/* Protobuf `string` fields must be valid UTF-8 (the server parses them with protobuf-java). */
+static void check_utf8(lua_State *L, const char *s, size_t n, const lh_path *path) {
+  size_t bad = lh_utf8_check(s, n);
+  if (bad != LH_UTF8_OK)
+    lh_path_error(L, path, "invalid UTF-8 at byte %d (use lh.bytes for binary data)", (int)bad + 1);
+}
+
 const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty) {
   size_t n;
   if (lua_type(L, idx) != LUA_TSTRING)
     lh_path_error(L, path, "expected a string, got %s", luaL_typename(L, idx));
   const char *s = lua_tolstring(L, idx, &n);
   if (nonempty && n == 0) lh_path_error(L, path, "must not be empty");
-  size_t bad = lh_utf8_check(s, n);
-  if (bad != LH_UTF8_OK)
-    lh_path_error(L, path, "invalid UTF-8 at byte %d (use lh.bytes for binary data)", (int)bad + 1);
+  check_utf8(L, s, n, path);
   if (memchr(s, '\0', n))
-    lh_path_error(L, path, "contains a NUL byte, which protobuf strings cannot carry here (use lh.bytes)");
+    lh_path_error(L, path, "contains a NUL byte, which ids and names cannot carry (the server keys on them)");
   return s;
+}
+
+const char *lh_text_field(lua_State *L, lh_codec *c, int idx, const lh_path *path, int nonempty) {
+  lh_check_text(L, idx, path, nonempty);
+  return lh_keep_string(L, c, idx, NULL);
 }
 
 static lua_Integer check_integer(lua_State *L, int idx, const lh_path *path, lua_Integer lo, lua_Integer hi) {
@@ -84,7 +96,7 @@ static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const
   if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "parent chain deeper than %d", LH_VALUE_MAX_DEPTH);
   check_level(L, path, level);
   if (lua_type(L, idx) == LUA_TSTRING) {
-    id->id = (char *)lh_check_text(L, idx, path, 1);
+    id->id = (char *)lh_text_field(L, c, idx, path, 1);
     return id;
   }
   if (!lua_istable(L, idx))
@@ -97,7 +109,7 @@ static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
     if (k && strcmp(k, "id") == 0) {
       lh_path p = lh_path_field(path, "id", 2);
-      id->id = (char *)lh_check_text(L, -1, &p, 1);
+      id->id = (char *)lh_text_field(L, c, lua_gettop(L), &p, 1);
     } else if (k && strcmp(k, "parent_wf_run_id") == 0) {
       lh_path p = lh_path_field(path, "parent_wf_run_id", 16);
       id->parent_wf_run_id = wf_run_id(L, lua_gettop(L), c, &p, depth + 1, level + 1);
@@ -121,30 +133,60 @@ Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, con
 static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth);
 
-/* JSON text for a table (or raw text given to lh.json_obj / lh.json_arr), copied into the
- * arena because the codec's JSON buffer is reused by the next nested value. */
+/* The `str` member. Text may hold NUL bytes (the wire carries them; other SDKs send them), but
+ * protobuf-c keeps `string` fields as C strings and would cut one at its first NUL. Such text
+ * goes into the VariableValue as an unknown field instead, with the member's number (6): its
+ * data is what follows the key on the wire (the length, then the bytes), which protobuf-c's
+ * packer and event_writer.c both write as it is, so the bytes are those the member would have.
+ * The copy is made here, in the arena: it is the rare case. */
+static void set_str(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv, const lh_path *path) {
+  size_t n;
+  if (lua_type(L, idx) != LUA_TSTRING) lh_path_error(L, path, "expected a string, got %s", luaL_typename(L, idx));
+  const char *s = lua_tolstring(L, idx, &n);
+  check_utf8(L, s, n, path);
+  if (!memchr(s, '\0', n)) {
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
+    vv->str = (char *)lh_keep_string(L, c, idx, NULL);
+    return;
+  }
+  ProtobufCMessageUnknownField *u = arena_new(L, c, sizeof *u);
+  u->tag = LH_VALUE_STR_FIELD;
+  u->wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+  u->len = lh_pb_varint_size(n) + n;
+  u->data = arena_new(L, c, u->len); /* allocates no Lua object: s stays valid */
+  memcpy(lh_pb_put_varint(u->data, n), s, n);
+  vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET;
+  vv->base.n_unknown_fields = 1;
+  vv->base.unknown_fields = u;
+}
+
+/* JSON text for a table (or raw text given to lh.json_obj / lh.json_arr). Text made from a
+ * table is copied into the arena (the codec's JSON buffer is reused by the next nested value);
+ * raw text is kept (keep.h). JSON text never holds a NUL byte: the encoder escapes it as
+ * \u0000, and the decoder refuses raw control characters. */
 static char *json_text(lua_State *L, int idx, lh_codec *c, const lh_path *path, char *kind) {
   const char *src;
   size_t n;
   if (lua_type(L, idx) == LUA_TSTRING) {
-    src = lua_tolstring(L, idx, &n);
+    src = lua_tolstring(L, idx, &n); /* the string stays at idx while it is decoded */
     char err[160];
     if (!lh_json_decode(L, src, n, err, sizeof err)) lh_path_error(L, path, "invalid JSON text: %s", err);
     lua_pop(L, 1);
     if (memchr(src, '\0', n)) lh_path_error(L, path, "contains a NUL byte");
+    src = lh_keep_string(L, c, idx, &n);
   } else {
     lh_buf_reset(&c->json);
     lh_json_encode(L, idx, &c->json, path);
-    src = c->json.data;
+    char *text = arena_new(L, c, c->json.len + 1);
+    memcpy(text, c->json.data, c->json.len);
+    text[c->json.len] = '\0';
+    src = text;
     n = c->json.len;
   }
   size_t i = 0;
   while (i < n && (src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r')) i++;
   *kind = i < n ? src[i] : 0;
-  char *text = arena_new(L, c, n + 1);
-  memcpy(text, src, n);
-  text[n] = '\0';
-  return text;
+  return (char *)src;
 }
 
 static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
@@ -177,11 +219,11 @@ static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVa
 static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "expected { seconds = , nanos = }, got %s", luaL_typename(L, idx));
   Google__Protobuf__Timestamp *ts = NEW_MSG(L, c, Google__Protobuf__Timestamp, GOOGLE__PROTOBUF__TIMESTAMP__INIT);
-  lua_getfield(L, idx, "seconds");
+  lh_keep_field(L, c, idx, LH_KEY_SECONDS);
   lh_path ps = lh_path_field(path, "seconds", 7);
   /* 0001-01-01 .. 9999-12-31, the range RFC 3339 and google.protobuf.Timestamp allow */
   ts->seconds = check_integer(L, -1, &ps, -62135596800LL, 253402300799LL);
-  lua_getfield(L, idx, "nanos");
+  lh_keep_field(L, c, idx, LH_KEY_NANOS);
   lh_path pn = lh_path_field(path, "nanos", 5);
   ts->nanos = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pn, 0, 999999999);
   lua_pop(L, 2);
@@ -248,10 +290,10 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
   check_level(L, path, depth + 2);
   Littlehorse__Struct *st = NEW_MSG(L, c, Littlehorse__Struct, LITTLEHORSE__STRUCT__INIT);
   st->struct_def_id = NEW_MSG(L, c, Littlehorse__StructDefId, LITTLEHORSE__STRUCT_DEF_ID__INIT);
-  lua_getfield(L, typed, "name");
+  lh_keep_field(L, c, typed, LH_KEY_NAME);
   lh_path pn = lh_path_field(path, "name", 4);
-  st->struct_def_id->name = (char *)lh_check_text(L, -1, &pn, 1);
-  lua_getfield(L, typed, "version");
+  st->struct_def_id->name = (char *)lh_text_field(L, c, lua_gettop(L), &pn, 1);
+  lh_keep_field(L, c, typed, LH_KEY_VERSION);
   lh_path pver = lh_path_field(path, "version", 7);
   st->struct_def_id->version = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pver, 0, INT32_MAX);
   lua_pop(L, 2);
@@ -267,15 +309,13 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) lh_path_error(L, path, "struct field names must be strings");
     size_t kl;
-    const char *k = lua_tolstring(L, -2, &kl);
+    const char *k = lua_tolstring(L, -2, &kl); /* the key stays on the stack for this field */
     lh_path pf = lh_path_field(path, k, kl);
-    lua_pushvalue(L, -2);
-    lh_check_text(L, -1, &pf, 1);
-    lua_pop(L, 1);
+    lh_check_text(L, -2, &pf, 1);
     check_level(L, &pf, depth + 4);
     Littlehorse__InlineStruct__FieldsEntry *e =
         NEW_MSG(L, c, Littlehorse__InlineStruct__FieldsEntry, LITTLEHORSE__INLINE_STRUCT__FIELDS_ENTRY__INIT);
-    e->key = (char *)k;
+    e->key = (char *)lh_keep_string(L, c, lua_gettop(L) - 1, NULL);
     e->value = NEW_MSG(L, c, Littlehorse__StructField, LITTLEHORSE__STRUCT_FIELD__INIT);
     e->value->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
     value_to_pb(L, lua_gettop(L), c, e->value->value, &pf, depth + 5);
@@ -290,20 +330,19 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
 /* A typed value { type = KIND, value = ... } from the constructors in values.lua. */
 static void typed_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth) {
-  lua_getfield(L, idx, "type");
-  const char *kind = lua_tostring(L, -1);
-  lua_getfield(L, idx, "value");
+  lh_keep_field(L, c, idx, LH_KEY_TYPE);
+  const char *kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lh_keep_field(L, c, idx, LH_KEY_VALUE);
   int v = lua_gettop(L);
   if (!kind) lh_path_error(L, path, "typed value without a type");
   if (strcmp(kind, "BYTES") == 0) {
     if (lua_type(L, v) != LUA_TSTRING) lh_path_error(L, path, "lh.bytes needs a string, got %s", luaL_typename(L, v));
     size_t n;
-    vv->bytes.data = (uint8_t *)lua_tolstring(L, v, &n);
+    vv->bytes.data = (uint8_t *)lh_keep_string(L, c, v, &n);
     vv->bytes.len = n;
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES;
   } else if (strcmp(kind, "STR") == 0) {
-    vv->str = (char *)lh_check_text(L, v, path, 0);
-    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
+    set_str(L, v, c, vv, path);
   } else if (strcmp(kind, "INT") == 0) {
     vv->int_ = (int64_t)check_integer(L, v, path, LUA_MININTEGER, LUA_MAXINTEGER);
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
@@ -375,8 +414,7 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
     vv->double_ = (double)lua_tonumber(L, idx);
     return;
   case LUA_TSTRING:
-    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
-    vv->str = (char *)lh_check_text(L, idx, path, 0);
+    set_str(L, idx, c, vv, path);
     return;
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(L, idx) == NULL) return; /* lh.null / cjson.null: NULL */
@@ -424,13 +462,18 @@ const char *lh_value_kind(const Littlehorse__VariableValue *vv) {
   }
 }
 
-void lh_wf_run_id_push(lua_State *L, const Littlehorse__WfRunId *id) {
+/* A `string` field protobuf-c unpacked into the arena a, whole (NUL bytes included). */
+static void push_text(lua_State *L, const lh_arena *a, const char *s) {
+  lua_pushlstring(L, s ? s : "", lh_arena_pb_strlen(a, s));
+}
+
+void lh_wf_run_id_push(lua_State *L, const lh_arena *a, const Littlehorse__WfRunId *id) {
   lua_checkstack(L, 3);
   lua_createtable(L, 0, 2);
-  lua_pushstring(L, id->id ? id->id : "");
+  push_text(L, a, id->id);
   lua_setfield(L, -2, "id");
   if (id->parent_wf_run_id) {
-    lh_wf_run_id_push(L, id->parent_wf_run_id);
+    lh_wf_run_id_push(L, a, id->parent_wf_run_id);
     lua_setfield(L, -2, "parent_wf_run_id");
   }
 }
@@ -444,9 +487,9 @@ static void push_typed(lua_State *L, const char *kind) {
   lua_setmetatable(L, -2);
 }
 
-static void push_json(lua_State *L, const char *text, const char *kind) {
+static void push_json(lua_State *L, const lh_arena *a, const char *text, const char *kind) {
   char err[160];
-  size_t n = strlen(text);
+  size_t n = lh_arena_pb_strlen(a, text);
   if (lh_json_decode(L, text, n, err, sizeof err)) return;
   /* The real server keeps malformed JSON as sent; hand it back as raw text, typed. */
   push_typed(L, kind);
@@ -456,15 +499,15 @@ static void push_json(lua_State *L, const char *text, const char *kind) {
   lua_setfield(L, -2, "error");
 }
 
-void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_marker) {
+void lh_value_push(lua_State *L, const lh_arena *a, const Littlehorse__VariableValue *vv, int null_marker) {
   lua_checkstack(L, 6);
   if (!vv) { if (null_marker) lua_pushlightuserdata(L, NULL); else lua_pushnil(L); return; }
   switch (vv->value_case) {
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: push_json(L, vv->json_obj, "JSON_OBJ"); return;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: push_json(L, vv->json_arr, "JSON_ARR"); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_OBJ: push_json(L, a, vv->json_obj, "JSON_OBJ"); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_JSON_ARR: push_json(L, a, vv->json_arr, "JSON_ARR"); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: lua_pushnumber(L, vv->double_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: lua_pushboolean(L, vv->bool_); return;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: lua_pushstring(L, vv->str); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: push_text(L, a, vv->str); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: lua_pushinteger(L, (lua_Integer)vv->int_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES:
     /* Top level: a string (content_type says BYTES). Inside a native array, map or struct
@@ -475,7 +518,7 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
     return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_WF_RUN_ID:
     push_typed(L, "WF_RUN_ID");
-    lh_wf_run_id_push(L, vv->wf_run_id);
+    lh_wf_run_id_push(L, a, vv->wf_run_id);
     lua_setfield(L, -2, "value");
     return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_UTC_TIMESTAMP:
@@ -486,7 +529,7 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
     size_t n = vv->array->n_items;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-      lh_value_push(L, vv->array->items[i], 1);
+      lh_value_push(L, a, vv->array->items[i], 1);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "value");
@@ -498,9 +541,9 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
       lua_createtable(L, 2, 0);
-      lh_value_push(L, vv->map->entries[i]->key, 1);
+      lh_value_push(L, a, vv->map->entries[i]->key, 1);
       lua_rawseti(L, -2, 1);
-      lh_value_push(L, vv->map->entries[i]->value, 1);
+      lh_value_push(L, a, vv->map->entries[i]->value, 1);
       lua_rawseti(L, -2, 2);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -511,7 +554,7 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
     push_typed(L, "STRUCT");
     const Littlehorse__Struct *st = vv->struct_;
     if (st->struct_def_id) {
-      lua_pushstring(L, st->struct_def_id->name);
+      push_text(L, a, st->struct_def_id->name);
       lua_setfield(L, -2, "name");
       lua_pushinteger(L, st->struct_def_id->version);
       lua_setfield(L, -2, "version");
@@ -520,8 +563,9 @@ void lh_value_push(lua_State *L, const Littlehorse__VariableValue *vv, int null_
     lua_createtable(L, 0, (int)n);
     for (size_t i = 0; i < n; i++) {
       const Littlehorse__InlineStruct__FieldsEntry *e = st->struct_->fields[i];
-      lh_value_push(L, e->value ? e->value->value : NULL, 1);
-      lua_setfield(L, -2, e->key);
+      push_text(L, a, e->key); /* a field name may hold NUL: never a C-string key */
+      lh_value_push(L, a, e->value ? e->value->value : NULL, 1);
+      lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "value");
     return;

@@ -26,6 +26,11 @@ gRPC modes (Debian's python3-grpcio; generic handlers answer raw bytes, no codeg
   deepjson    answer an ExternalEvent whose content is JSON nested ARG deep
   exit        exit the whole process (no answer, sockets reset) when a call arrives
   slowok      answer a valid ExternalEvent after ARG seconds
+  nul         answer an ExternalEvent (an ExternalEventDef for the *Def calls) with U+0000 in
+              every string field: ids, def name, guid, and content (a native array holding
+              str, JSON text raw and escaped, a struct name and field name, a map key, a
+              WfRunId id)
+  nulgeneric  the same, plus an unknown field in the ExternalEvent (for the generic decoder)
 """
 import os
 import socket
@@ -73,7 +78,44 @@ def external_event(content=b"", extra=b"", id_extra=b""):
     return msg + extra
 
 
-def reply_for(mode, arg):
+def nul_content():
+    """VariableValue{array: [...]} with U+0000 in every string it holds."""
+    def value(member, data):
+        return field_bytes(member, data)
+    struct_field = field_bytes(1, value(6, b"field\x00value"))       # StructField.value
+    fields_entry = field_bytes(1, b"na\x00me") + field_bytes(2, struct_field)
+    struct = (field_bytes(1, field_bytes(1, b"Str\x00uct") + field_varint(2, 3)) +
+              field_bytes(2, field_bytes(1, fields_entry)))           # Struct{def id, InlineStruct}
+    entry = field_bytes(1, value(6, b"key\x00")) + field_bytes(2, value(6, b"\x00val"))
+    items = [
+        value(6, b"a\x00b"),
+        value(6, b"\x00"),
+        value(2, b'{"k":"raw\x00nul"}'),                              # not valid JSON: kept raw
+        value(3, b'["esc\\u0000aped"]'),                             # valid: decoded
+        value(11, struct),
+        value(13, field_bytes(1, entry)),
+        value(9, field_bytes(1, b"w\x00f") + field_bytes(2, field_bytes(1, b"par\x00ent"))),
+        value(8, b"by\x00tes"),
+    ]
+    return field_bytes(12, b"".join(field_bytes(1, item) for item in items))
+
+
+def nul_event(extra=b""):
+    wf = field_bytes(1, b"wf\x00run") + field_bytes(2, field_bytes(1, b"\x00parent"))
+    evid = field_bytes(1, wf) + field_bytes(2, field_bytes(1, b"def\x00name")) + field_bytes(3, b"gu\x00id")
+    ts = field_varint(1, 1700000000)
+    return field_bytes(1, evid) + field_bytes(2, ts) + field_bytes(3, nul_content()) + extra
+
+
+def nul_def():
+    return field_bytes(1, field_bytes(1, b"def\x00name")) + field_bytes(2, field_varint(1, 1700000000))
+
+
+def reply_for(mode, arg, method=""):
+    if mode in ("nul", "nulgeneric"):
+        if method.endswith("Def"):
+            return nul_def()
+        return nul_event(field_varint(60, 1) if mode == "nulgeneric" else b"")
     if mode == "garbage":
         return b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x0f this is not protobuf"
     if mode == "unknown":
@@ -190,7 +232,7 @@ def grpc_server(mode, arg):
     import grpc
     from concurrent import futures
 
-    def handler(request, context):
+    def handler(request, context, method=""):
         log("CALL %d bytes" % len(request))
         if mode == "hang":
             while True:
@@ -199,12 +241,13 @@ def grpc_server(mode, arg):
             os._exit(3)
         if mode == "slowok":
             time.sleep(float(arg or 1))
-        return reply_for(mode, arg)
+        return reply_for(mode, arg, method)
 
     class Generic(grpc.GenericRpcHandler):
         def service(self, details):
             log("METHOD %s" % details.method)
-            return grpc.unary_unary_rpc_method_handler(handler)
+            method = details.method
+            return grpc.unary_unary_rpc_method_handler(lambda req, ctx: handler(req, ctx, method))
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
                          options=[("grpc.max_send_message_length", -1),
