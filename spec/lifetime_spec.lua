@@ -127,6 +127,15 @@ local function drop_ids(r)
   r.wf_run_id, r.external_event_def_name, r.guid = nil, nil, nil
 end
 
+if LH_GC_TORTURE then -- spec/support/gc_torture.lua under spec/support/gc_torture_host.c
+  it("the GC torture run is armed: object allocations inside a call force collections", function()
+    local before = LH_GC_TORTURE.refused()
+    lh.core.encode_put_external_event { wf_run_id = "w", external_event_def_name = "d", content = { a = { 1 } } }
+    local _ = {} -- outside a call: no forced collection
+    assert.is_true(LH_GC_TORTURE.refused() > before)
+  end)
+end
+
 describe("strings the caller drops while a request is converted", function()
   -- Two servers: one that wants a token in the metadata (for the cases about metadata), one
   -- that does not (a call with metadata has headers to read before its request).
@@ -181,6 +190,24 @@ describe("strings the caller drops while a request is converted", function()
         assert.equal(0, calls)
         local ev = stored(id, nil, "TIMESTAMP")
         assert.equal(0, ev.content.seconds)
+      end)
+
+      -- No collection of its own: the GC torture run frees what it drops at the next allocation.
+      it("a metamethod that only empties the request, then allocates: never called", function()
+        local calls = 0
+        local r, id = request(form)
+        local value = setmetatable({ seconds = 0 }, { __index = function()
+          calls = calls + 1
+          drop_ids(r)
+          held = { ("#"):rep(SHORT - 6) .. "000001", ("#"):rep(LONG - 6) .. "000002" }
+          return 0
+        end })
+        r.content = setmetatable({ type = "TIMESTAMP", value = value }, core.typed_mt)
+        scrub()
+        local ok, err = post(form, r, opts())
+        assert(ok, tostring(err))
+        assert.equal(0, calls)
+        stored(id, nil, "TIMESTAMP")
       end)
 
       it("an __index added to the typed-value metatable (read for a missing `value`): never called", function()
@@ -256,14 +283,15 @@ describe("strings the caller drops while a request is converted", function()
           armed = false
           fired = action()
         end
-        local mode = collectgarbage("incremental", 100, 100)
+        local mode = collectgarbage("incremental")
+        local pause, stepmul = collectgarbage("setpause", 100), collectgarbage("setstepmul", 100)
         collectgarbage()
         setmetatable({}, mt)
         scrub()
         local res = table.pack(pcall(call))
         armed = false
-        -- back to the set-up of the run (the GC suites' helper knows theirs)
-        if LH_GC_APPLY then LH_GC_APPLY() else collectgarbage("incremental", 200, 100) end
+        collectgarbage("setpause", pause) -- back to the run's settings (the GC suites have theirs)
+        collectgarbage("setstepmul", stepmul)
         collectgarbage(mode)
         return fired, table.unpack(res, 1, res.n)
       end

@@ -726,9 +726,9 @@ void lh_client_register(lua_State *L) {
 
 /* Push the field `name` of the client options at t, read raw (a plain table: lh.client makes
  * it, see config.lua). */
-static int raw_field(lua_State *L, int t, const char *name) {
+static void raw_field(lua_State *L, int t, const char *name) {
   lua_pushstring(L, name);
-  return lua_rawget(L, t);
+  lua_rawget(L, t);
 }
 
 static char *opt_string(lua_State *L, const char *field, int required) {

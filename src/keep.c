@@ -45,7 +45,8 @@ void lh_keep_end(lua_State *L, lh_codec *c) {
 int lh_keep_field(lua_State *L, lh_codec *c, int t, int key) {
   t = lua_absindex(L, t);
   lua_rawgeti(L, c->keep_slot + 1, key);
-  return lua_rawget(L, t);
+  lua_rawget(L, t); /* returns nothing before 5.3 */
+  return lua_type(L, -1);
 }
 
 const char *lh_keep_string(lua_State *L, lh_codec *c, int idx, size_t *len) {

@@ -38,6 +38,21 @@ describe("on " .. (jit and jit.version or _VERSION), function()
     end
   end)
 
+  it("carries U+0000 in str content and typed values, and keeps long strings through a call", function()
+    local long = string.rep("L", 700) -- anchored rather than copied while the request is packed
+    local content = lh.array { "a\0b", lh.str("\0"), long, lh.struct("s", 1, { [long] = "x\0" }) }
+    local ev = assert(client:put_external_event { wf_run_id = "p6", external_event_def_name = DEF,
+                                                  guid = long, content = content })
+    assert.equal(long, ev.id.guid)
+    local items = ev.content.value
+    assert.equal("a\0b", items[1])
+    assert.equal("\0", items[2])
+    assert.equal(long, items[3])
+    assert.equal("x\0", items[4].value[long])
+    local got = assert(client:get_external_event(ev.id))
+    assert.same(ev.content, got.content)
+  end)
+
   it("returns server errors as nil, err, code and raises misuse naming the field", function()
     local ev, err, code = client:put_external_event { wf_run_id = "p3", external_event_def_name = "missing" }
     assert.is_nil(ev)
