@@ -28,12 +28,11 @@ static int codec_tostring(lua_State *L) {
 }
 
 lh_codec *lh_codec_new(lua_State *L) {
-  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 3);
+  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   lua_newtable(L); /* the closure cache (see push_body) */
   lua_setiuservalue(L, -2, 1);
-  lh_keep_push_tables(L); /* the conversions' anchor table and field names (keep.c) */
-  lua_setiuservalue(L, -3, 3);
+  lh_keep_push_table(L); /* the conversions' scratch table (keep.c) */
   lua_setiuservalue(L, -2, 2);
   lh_arena_init(&c->arena);
   if (luaL_newmetatable(L, LH_CODEC_MT)) {

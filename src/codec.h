@@ -24,7 +24,7 @@ typedef struct lh_codec {
   int generic_decode; /* tests: decode replies with protobuf-c only (see event_reader.c) */
   int generic_encode; /* tests: pack requests with protobuf-c only (see event_writer.c);
                        * both are cleared when the next protected call starts */
-  int keep_slot;    /* during a conversion: the stack slot of its anchor table (keep.h) */
+  int keep_slot;    /* during a conversion: the stack slot of its scratch table (keep.c) */
   int kept;         /* strings anchored there */
   lua_CFunction bodies[LH_CODEC_BODIES]; /* bodies whose closure is cached (lh_codec_protect) */
   int nbodies;

@@ -6,8 +6,8 @@
  * fields from the request, after which a collection frees their strings. So a string whose
  * pointer goes into the message is never referenced where it was found (a table field, a
  * stack slot popped later): lh_keep_string copies it into the codec's arena (short strings,
- * the common case) or anchors it in the codec's anchor table (long ones, not copied), which is
- * on the stack during the conversion. Neither creates a Lua object nor runs a collection step
+ * the common case) or anchors it in the codec's scratch table (long ones, not copied), which
+ * is on the stack during the conversion. Neither creates a Lua object nor runs a collection step
  * (nor does lh_keep_field), so no Lua code runs while a request's own fields are read: only
  * JSON encoding and decoding (lh.json_obj / lh.json_arr text, tables as JSON) can run a
  * finalizer.
@@ -33,9 +33,9 @@
 enum { LH_KEY_CONTENT = 1, LH_KEY_TYPE, LH_KEY_VALUE, LH_KEY_NAME, LH_KEY_VERSION, LH_KEY_SECONDS,
        LH_KEY_NANOS, LH_KEY_COUNT = LH_KEY_NANOS };
 
-/* Push the codec's tables (made once per codec, codec.c): the anchor table, then the table of
- * field-name strings. */
-void lh_keep_push_tables(lua_State *L);
+/* Push a new scratch table for a codec (made once per codec, codec.c): the field-name strings,
+ * and room for anchors. */
+void lh_keep_push_table(lua_State *L);
 
 void lh_keep_begin(lua_State *L, lh_codec *c);
 void lh_keep_end(lua_State *L, lh_codec *c);
@@ -44,6 +44,8 @@ void lh_keep_end(lua_State *L, lh_codec *c);
  * its length in *len (may be NULL). Raises only when out of memory. Runs inside a function
  * whose upvalue 1 is the codec c (every module function). */
 const char *lh_keep_string(lua_State *L, lh_codec *c, int idx, size_t *len);
+/* The same, for the string at idx already read as s, n (lua_tolstring). */
+const char *lh_keep_bytes(lua_State *L, lh_codec *c, int idx, const char *s, size_t n);
 
 /* Push t[key] read raw (key: LH_KEY_*), between lh_keep_begin and lh_keep_end; returns its
  * type. Unlike lua_pushstring + lua_rawget (or lua_getfield, which may call a metamethod),

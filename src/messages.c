@@ -60,14 +60,13 @@ static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {
 /* A guid becomes part of the server's key `<wf>/<def>/<guid>`: refuse what would break it. */
 static char *check_guid(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
   size_t n;
-  const char *g = lh_check_text(L, idx, p, 1);
-  lua_tolstring(L, idx, &n);
+  const char *g = lh_check_text(L, idx, p, 1, &n);
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)g[i];
     if (ch == '/') lh_path_error(L, p, "must not contain '/' (the server keys events as wf/def/guid)");
     if (ch < 0x20 || ch == 0x7f) lh_path_error(L, p, "must not contain control characters");
   }
-  return (char *)lh_keep_string(L, c, idx, NULL);
+  return (char *)lh_keep_bytes(L, c, idx, g, n);
 }
 
 static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const char *name) {

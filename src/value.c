@@ -41,7 +41,7 @@ static void check_utf8(lua_State *L, const char *s, size_t n, const lh_path *pat
     lh_path_error(L, path, "invalid UTF-8 at byte %d (use lh.bytes for binary data)", (int)bad + 1);
 }
 
-const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty) {
+const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty, size_t *len) {
   size_t n;
   if (lua_type(L, idx) != LUA_TSTRING)
     lh_path_error(L, path, "expected a string, got %s", luaL_typename(L, idx));
@@ -50,12 +50,14 @@ const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonemp
   check_utf8(L, s, n, path);
   if (memchr(s, '\0', n))
     lh_path_error(L, path, "contains a NUL byte, which ids and names cannot carry (the server keys on them)");
+  if (len) *len = n;
   return s;
 }
 
 const char *lh_text_field(lua_State *L, lh_codec *c, int idx, const lh_path *path, int nonempty) {
-  lh_check_text(L, idx, path, nonempty);
-  return lh_keep_string(L, c, idx, NULL);
+  size_t n;
+  const char *s = lh_check_text(L, idx, path, nonempty, &n);
+  return lh_keep_bytes(L, c, idx, s, n);
 }
 
 static lua_Integer check_integer(lua_State *L, int idx, const lh_path *path, lua_Integer lo, lua_Integer hi) {
@@ -146,7 +148,7 @@ static void set_str(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
   check_utf8(L, s, n, path);
   if (!memchr(s, '\0', n)) {
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_STR;
-    vv->str = (char *)lh_keep_string(L, c, idx, NULL);
+    vv->str = (char *)lh_keep_bytes(L, c, idx, s, n);
     return;
   }
   ProtobufCMessageUnknownField *u = arena_new(L, c, sizeof *u);
@@ -311,11 +313,11 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
     size_t kl;
     const char *k = lua_tolstring(L, -2, &kl); /* the key stays on the stack for this field */
     lh_path pf = lh_path_field(path, k, kl);
-    lh_check_text(L, -2, &pf, 1);
+    lh_check_text(L, -2, &pf, 1, NULL);
     check_level(L, &pf, depth + 4);
     Littlehorse__InlineStruct__FieldsEntry *e =
         NEW_MSG(L, c, Littlehorse__InlineStruct__FieldsEntry, LITTLEHORSE__INLINE_STRUCT__FIELDS_ENTRY__INIT);
-    e->key = (char *)lh_keep_string(L, c, lua_gettop(L) - 1, NULL);
+    e->key = (char *)lh_keep_bytes(L, c, lua_gettop(L) - 1, k, kl);
     e->value = NEW_MSG(L, c, Littlehorse__StructField, LITTLEHORSE__STRUCT_FIELD__INIT);
     e->value->value = NEW_MSG(L, c, Littlehorse__VariableValue, LITTLEHORSE__VARIABLE_VALUE__INIT);
     value_to_pb(L, lua_gettop(L), c, e->value->value, &pf, depth + 5);

@@ -38,9 +38,9 @@ void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
 Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path);
 
 /* Validate a Lua string for a protobuf `string` field that is an id or a name (valid UTF-8,
- * no NUL byte, and non-empty if nonempty is set); returns it (not kept) or raises naming the
- * path. */
-const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty);
+ * no NUL byte, and non-empty if nonempty is set); returns it (not kept), its length in *len
+ * (may be NULL), or raises naming the path. */
+const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty, size_t *len);
 /* lh_check_text, then the string kept until lh_keep_end (keep.h). */
 const char *lh_text_field(lua_State *L, lh_codec *c, int idx, const lh_path *path, int nonempty);
 
