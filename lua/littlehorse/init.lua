@@ -120,7 +120,7 @@ local raw_put = methods.put_external_event -- the retry helpers wrap it below
 --- client:put_external_event(req [, { timeout =, retry = true | { ... } }])
 -- Without `retry` this is the plain call; with it, see lua/littlehorse/retry.lua.
 function methods.put_external_event(self, req, opts)
-  if opts ~= nil and type(opts) == "table" and opts.retry then
+  if type(opts) == "table" and rawget(opts, "retry") then -- options are read raw, as in C
     return retry.put(self, raw_put, req, opts)
   end
   return raw_put(self, req, opts)
