@@ -7,7 +7,7 @@
 #define FIRST_ANCHOR (LH_KEY_COUNT + 1)
 
 static const char *const key_names[LH_KEY_COUNT] = {
-  "content", "type", "value", "name", "version", "seconds", "nanos",
+  "type", "value", "name", "version", "seconds", "nanos",
 };
 
 void lh_keep_push_table(lua_State *L) {

@@ -30,8 +30,8 @@
 #define LH_KEEP_COPY_MAX 512
 
 /* Field names read raw from request tables and typed values (lh_keep_field). */
-enum { LH_KEY_CONTENT = 1, LH_KEY_TYPE, LH_KEY_VALUE, LH_KEY_NAME, LH_KEY_VERSION, LH_KEY_SECONDS,
-       LH_KEY_NANOS, LH_KEY_COUNT = LH_KEY_NANOS };
+enum { LH_KEY_TYPE = 1, LH_KEY_VALUE, LH_KEY_NAME, LH_KEY_VERSION, LH_KEY_SECONDS, LH_KEY_NANOS,
+       LH_KEY_COUNT = LH_KEY_NANOS };
 
 /* Push a new scratch table for a codec (made once per codec, codec.c): the field-name strings,
  * and room for anchors. */

@@ -107,7 +107,7 @@ typedef struct event_fields_out {
   Littlehorse__WfRunId *wf_run_id;
   const char *def_name;
   char *guid;
-  int content_idx;
+  int content_idx;    /* the stack slot holding the content (converted after the ids) */
   int has_thread, has_node;
   int32_t thread, node;
 } event_fields_out;
@@ -116,6 +116,8 @@ static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_cod
                               int nfields, const char *what, event_fields_out *o) {
   memset(o, 0, sizeof *o);
   lua_checkstack(L, 6);
+  lua_pushnil(L); /* the content, if any */
+  int content = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int f = field_index(L, root, event_fields, what);
@@ -136,7 +138,11 @@ static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_cod
       o->def_name = def_id_table(L, c, v, &p);
       break;
     case F_GUID: o->guid = check_guid(L, c, v, &p); break;
-    case F_CONTENT: o->content_idx = 1; break; /* converted below, in a fixed order */
+    case F_CONTENT: /* converted by the caller, after the ids, in a fixed order */
+      lua_pushvalue(L, v);
+      lua_replace(L, content);
+      o->content_idx = content;
+      break;
     case F_THREAD: o->has_thread = 1; o->thread = check_int32(L, v, &p); break;
     case F_NODE: o->has_node = 1; o->node = check_int32(L, v, &p); break;
     }
@@ -177,10 +183,8 @@ void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_
     req.guid = o.guid;
   }
   if (o.content_idx) {
-    lh_keep_field(L, c, idx, LH_KEY_CONTENT);
     lh_path p = lh_path_field(&root, "content", 7);
-    lh_value_to_pb(L, -1, c, &content, &p);
-    lua_pop(L, 1);
+    lh_value_to_pb(L, o.content_idx, c, &content, &p);
     if (content.value_case != LITTLEHORSE__VARIABLE_VALUE__VALUE__NOT_SET || content.base.n_unknown_fields)
       req.content = &content;
   }
