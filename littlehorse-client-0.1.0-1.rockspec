@@ -33,6 +33,8 @@ build = {
       libraries = { "grpc", "gpr", "protobuf-c", "curl", "pthread", "dl" },
     },
     ["littlehorse"] = "lua/littlehorse/init.lua",
+    ["littlehorse.client"] = "lua/littlehorse/client.lua",
+    ["littlehorse.misuse"] = "lua/littlehorse/misuse.lua",
     ["littlehorse.values"] = "lua/littlehorse/values.lua",
     ["littlehorse.retry"] = "lua/littlehorse/retry.lua",
     ["littlehorse.resty"] = "lua/littlehorse/resty.lua",

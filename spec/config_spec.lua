@@ -75,11 +75,14 @@ local function load(env, opts_src, home, extra)
   return out
 end
 
--- the error message of a failing load
+-- the error message of a failing load, without its position, which must be the line of the
+-- child's pcall(config.load, ...) (line 6): misuse is blamed on the caller's line
 local function load_error(env, opts_src, home)
   local out = load(env, opts_src, home)
   assert(out.error, "expected an error, got a config: " .. tostring(out.string))
-  return out.error
+  local msg = out.error:match("^[^\n]-:6: (.*)$")
+  assert(msg, "not blamed on the caller's line: " .. out.error)
+  return msg
 end
 
 local FAKE_CERT = "-----BEGIN CERTIFICATE-----\nMIIBfakecertdata\n-----END CERTIFICATE-----\n"
@@ -351,6 +354,7 @@ describe("config: errors", function()
     env_error("LHC_API_PORT", "70000", "expected a port number 1-65535")
     env_error("LHC_API_PORT", "0", "expected a port number 1-65535")
     env_error("LHC_API_HOST", "a b", "expected a host name or address (no spaces or slashes)")
+    env_error("LHC_API_HOST", "h:2023", "a host name without a port; set LHC_API_PORT=2023 for the port")
     env_error("LHC_TENANT_ID", "t\195\169", "must be printable ASCII (it is sent as a gRPC header)")
     env_error("LHC_GRPC_KEEPALIVE_TIME_MS", "soon", "expected a positive number of milliseconds")
     env_error("LHC_GRPC_KEEPALIVE_TIMEOUT_MS", "-5", "expected a positive number of milliseconds")
@@ -362,11 +366,18 @@ describe("config: errors", function()
     local function opt_error(src, msg)
       assert.equal("bad argument #1 to 'client' (" .. msg .. ")", load_error({}, src))
     end
-    opt_error('{ hots = "x" }', "hots: unknown option")
+    opt_error('{ hots = "x" }', "hots: unknown option (did you mean host?)")
+    opt_error('{ tiemout = 1 }', "tiemout: unknown option (did you mean timeout?)")
+    opt_error('{ [1] = "x" }', "options are named host, port, target, protocol, tenant, ca_cert, client_cert, "
+              .. "client_key, server_name, oauth, token, keepalive_time_ms, keepalive_timeout_ms, max_receive_size, "
+              .. "max_send_size, lb_policy, timeout or config_file, got a number key")
     opt_error('"localhost"', "table of options expected, got string")
-    opt_error('{ port = 0 }', "port: expected a port number 1-65535")
-    opt_error('{ port = "2023" }', "port: expected a port number 1-65535")
-    opt_error('{ port = 1.5 }', "port: expected a port number 1-65535")
+    opt_error('{ port = 0 }', "port: expected a port number 1-65535, got 0")
+    opt_error('{ port = "2023" }', "port: expected a port number 1-65535, got string")
+    opt_error('{ port = 1.5 }', "port: expected a port number 1-65535, got 1.5")
+    opt_error('{ host = "h:2023" }', 'host: "h:2023" includes a port; give port = 2023, or target = "h:2023"')
+    opt_error('{ host = "[::1]:2023" }', 'host: "[::1]:2023" includes a port; give port = 2023, or target = "[::1]:2023"')
+    opt_error('{ max_send_size = "1MB" }', "max_send_size: expected a number of bytes, 1-2147483647, got string")
     opt_error('{ host = "" }', "host: must not be empty")
     opt_error('{ host = 1 }', "host: expected a string, got number")
     opt_error('{ target = "x:1", host = "y" }', "target: give either target or host and port, not both")
@@ -376,13 +387,13 @@ describe("config: errors", function()
     opt_error('{ timeout = 0 }', "timeout: expected a positive number of seconds")
     opt_error('{ timeout = "1" }', "timeout: expected a positive number of seconds")
     opt_error('{ lb_policy = "random" }', 'lb_policy: expected "pick_first" or "round_robin"')
-    opt_error('{ keepalive_time_ms = 0 }', "keepalive_time_ms: expected a positive number of milliseconds")
-    opt_error('{ max_receive_size = -2 }', "max_receive_size: expected a number of bytes (1-2147483647, or -1 for unlimited)")
+    opt_error('{ keepalive_time_ms = 0 }', "keepalive_time_ms: expected a positive number of milliseconds, got 0")
+    opt_error('{ max_receive_size = -2 }', "max_receive_size: expected a number of bytes (1-2147483647, or -1 for unlimited), got -2")
     opt_error('{ token = 5 }', "token: expected a string or a function, got number")
     opt_error('{ token = "" }', "token: must be a non-empty printable ASCII string")
     opt_error('{ token = "a", oauth = {} }', "token: give either token or oauth, not both")
     opt_error('{ oauth = "x" }', "oauth: expected a table { client_id =, client_secret =, token_url = }, got string")
-    opt_error('{ oauth = { client_id = "i", client_secret = "s", token_url = "http://h/t", scope = "x" } }', "oauth: scope: unknown option")
+    opt_error('{ oauth = { client_id = "i", client_secret = "s", token_url = "http://h/t", scope = "x" } }', "oauth: scope: unknown option (expected client_id, client_secret, token_url, ca_cert or timeout)")
     opt_error('{ oauth = { client_secret = "s", token_url = "http://h/t" } }', "oauth.client_id: expected a string, got nil")
     opt_error('{ oauth = { client_id = "i", token_url = "http://h/t" } }', "oauth: client_secret: expected a non-empty string")
     opt_error('{ oauth = { client_id = "i", client_secret = "s", token_url = "ftp://h/t" } }', "oauth.token_url: expected an http:// or https:// URL")

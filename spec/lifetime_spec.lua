@@ -134,6 +134,17 @@ if LH_GC_TORTURE then -- spec/support/gc_torture.lua under spec/support/gc_tortu
     local _ = {} -- outside a call: no forced collection
     assert.is_true(LH_GC_TORTURE.refused() > before)
   end)
+
+  it("the GC torture run covers the client's calls (the C methods the littlehorse client binds)", function()
+    local c = lh.client { host = "127.0.0.1", port = 1, timeout = 0.5, config_file = false }
+    local before = LH_GC_TORTURE.refused()
+    c:put_external_event { wf_run_id = "w", external_event_def_name = "d", content = { a = { 1 } } }
+    assert.is_true(LH_GC_TORTURE.refused() > before)
+    before = LH_GC_TORTURE.refused()
+    c:get_external_event_def_async("d"):wait(1)
+    assert.is_true(LH_GC_TORTURE.refused() > before)
+    c:close()
+  end)
 end
 
 describe("strings the caller drops while a request is converted", function()

@@ -242,8 +242,8 @@ describe("value mapping through the dev server", function()
         assert.is_false(ok)
         assert.matches("bad argument #1 to 'timestamp' %(" .. pattern, err)
       end
-      bad("2024-02-30T00:00:00Z", "not an RFC 3339")
-      bad("2023-02-29T00:00:00Z", "not an RFC 3339")
+      bad("2024-02-30T00:00:00Z", "no such date: 2024%-02%-30")
+      bad("2023-02-29T00:00:00Z", "no such date: 2023%-02%-29")
       bad("2024-13-01T00:00:00Z", "not an RFC 3339")
       bad("2024-01-01T24:00:00Z", "not an RFC 3339")
       bad("2024-01-01T00:00:00", "not an RFC 3339") -- no offset

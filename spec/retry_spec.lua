@@ -22,7 +22,7 @@ end)
 describe("retry policy options", function()
   it("refuses unknown options, bad values, and codes that are never retried", function()
     local p = lh.retry.policy
-    assert.has_error(function() p { attempt = 3 } end, "bad retry option attempt: unknown option")
+    assert.has_error(function() p { attempt = 3 } end, "bad retry option attempt: unknown option (did you mean attempts?)")
     assert.has_error(function() p { attempts = 0 } end, "bad retry option attempts: expected an integer >= 1")
     assert.has_error(function() p { deadline = -1 } end, "bad retry option deadline: expected a positive number")
     assert.has_error(function() p { multiplier = 0.5 } end, "bad retry option multiplier: must be >= 1")
@@ -147,8 +147,9 @@ describe("retrying put_external_event", function()
     local clock, real_now = 1000, core.now
     local deadline = clock + 0.5
     local events = {}
-    local client = { timeout = function() return 5 end }
-    local function put(_, _, opts)
+    -- the client's retry loop (littlehorse.retry, not API), driven here with a fake attempt
+    local retry = require "littlehorse.retry"
+    local function put(_, opts)
       -- an attempt may wait at most until the deadline (0.001 s is the floor of a timeout)
       events[#events + 1] = { "attempt", clock, opts.timeout }
       clock = clock + 0.01
@@ -158,9 +159,9 @@ describe("retrying put_external_event", function()
     local ok, e = pcall(function()
       for _, backoff in ipairs { 0.05, 0.13, 0.3 } do
         clock, events = 1000, {}
-        local ev, err = lh.retry.put(client, put, { wf_run_id = "w", external_event_def_name = DEF },
-          { retry = { attempts = 1000, initial_backoff = backoff, max_backoff = backoff, deadline = 0.5,
-                      sleep = function(d) events[#events + 1] = { "sleep", clock, d }; clock = clock + d end } })
+        local ev, err = retry.put(put, nil, { wf_run_id = "w", external_event_def_name = DEF }, {},
+          { attempts = 1000, initial_backoff = backoff, max_backoff = backoff, deadline = 0.5,
+            sleep = function(d) events[#events + 1] = { "sleep", clock, d }; clock = clock + d end }, 5)
         assert.is_nil(ev)
         assert.is_true(err.attempts >= 2, "attempts " .. err.attempts)
         for _, ev_ in ipairs(events) do

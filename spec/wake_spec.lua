@@ -32,7 +32,7 @@ local function dead_pid() return tonumber(out("sh -c 'echo $$'")) end
 -- stopping it (as a worker killed with -9 does), leaving lhwake.<its pid>.sock behind.
 local function leave_stale_socket(dir)
   local cmd = string.format("lua5.4 -e %s", q(string.format(
-    "package.cpath = %q; local c = require 'littlehorse.core'; print(assert(c.wake_start(%q))); os.exit(0, false)",
+    "package.cpath = %q; local c = require 'littlehorse.core'; print(assert(c._wake_start(%q))); os.exit(0, false)",
     package.cpath, dir)))
   local path = out(cmd)
   assert(path:match("lhwake%.%d+%.sock$"), path)
@@ -47,25 +47,25 @@ describe("wake socket directory", function()
     assert(sh("chmod 755 " .. q(base)))
   end)
   after_each(function()
-    core.wake_stop()
+    core._wake_stop()
     sh("rm -rf " .. q(base))
   end)
 
   it("makes a missing directory 0700, its socket 0600, and removes the socket on stop", function()
     local dir = base .. "/wake"
-    local path = assert(core.wake_start(dir))
+    local path = assert(core._wake_start(dir))
     assert.equal(dir .. "/lhwake." .. out("echo $PPID") .. ".sock", path)
     assert.equal("700 " .. EUID, mode_owner(dir))
     assert.equal("600 " .. EUID, mode_owner(path))
-    assert.equal(path, core.wake_start(dir)) -- one per process
-    core.wake_stop()
+    assert.equal(path, core._wake_start(dir)) -- one per process
+    core._wake_stop()
     assert.is_false(exists(path))
   end)
 
   as_root("refuses a directory that another user made first (nobody), and leaves it alone", function()
     local dir = base .. "/wake"
     assert(sh("mkdir -m 700 " .. q(dir) .. " && chown nobody " .. q(dir)))
-    local path, err, kind = core.wake_start(dir)
+    local path, err, kind = core._wake_start(dir)
     assert.is_nil(path)
     assert.equal("unsafe", kind)
     assert.matches("owned by uid 65534, not by this process's user %(uid 0%)", err)
@@ -76,7 +76,7 @@ describe("wake socket directory", function()
   it("refuses a symbolic link, even to a private directory of ours", function()
     local real, link = base .. "/real", base .. "/wake"
     assert(sh("mkdir -m 700 " .. q(real) .. " && ln -s " .. q(real) .. " " .. q(link)))
-    local path, err, kind = core.wake_start(link)
+    local path, err, kind = core._wake_start(link)
     assert.is_nil(path)
     assert.equal("unsafe", kind)
     assert.matches("is a symbolic link", err)
@@ -86,7 +86,7 @@ describe("wake socket directory", function()
   it("refuses a directory of ours that others can write", function()
     local dir = base .. "/wake"
     assert(sh("mkdir " .. q(dir) .. " && chmod 777 " .. q(dir)))
-    local path, err, kind = core.wake_start(dir)
+    local path, err, kind = core._wake_start(dir)
     assert.is_nil(path)
     assert.equal("unsafe", kind)
     assert.matches("writable by other users %(mode 777%)", err)
@@ -95,7 +95,7 @@ describe("wake socket directory", function()
   as_root("refuses a directory under a parent another user owns (they could swap it)", function()
     local parent = base .. "/theirs"
     assert(sh("mkdir -m 755 " .. q(parent) .. " && chown nobody " .. q(parent)))
-    local path, err, kind = core.wake_start(parent .. "/wake")
+    local path, err, kind = core._wake_start(parent .. "/wake")
     assert.is_nil(path)
     assert.equal("unsafe", kind)
     assert.matches("above the wake directory%) is owned by uid 65534", err)
@@ -104,13 +104,13 @@ describe("wake socket directory", function()
 
   it("accepts a private directory under a sticky, world-writable parent (as /tmp is)", function()
     assert(sh("mkdir -m 1777 " .. q(base .. "/tmp")))
-    assert(core.wake_start(base .. "/tmp/wake"))
+    assert(core._wake_start(base .. "/tmp/wake"))
   end)
 
   it("defaults to a directory per user under $TMPDIR", function()
     assert(sh("mkdir -m 1777 " .. q(base .. "/tmp")))
     local got = out(string.format("TMPDIR=%s lua5.4 -e %s", q(base .. "/tmp"), q(string.format(
-      "package.cpath = %q; local c = require 'littlehorse.core'; print(c.wake_start()); c.wake_stop()", package.cpath))))
+      "package.cpath = %q; local c = require 'littlehorse.core'; print(c._wake_start()); c._wake_stop()", package.cpath))))
     assert.matches("^" .. (base .. "/tmp/littlehorse-wake-" .. EUID):gsub("%p", "%%%0") .. "/lhwake%.%d+%.sock$", got)
     assert.equal("700 " .. EUID, mode_owner(base .. "/tmp/littlehorse-wake-" .. EUID))
   end)
@@ -130,7 +130,7 @@ describe("wake socket directory", function()
       foreign = leave_stale_socket(dir)
       assert(sh("chown -h nobody " .. q(foreign)))
     end
-    assert(core.wake_start(dir))
+    assert(core._wake_start(dir))
     assert.is_false(exists(stale))
     assert.is_true(exists(plain))
     assert.is_true(exists(live))

@@ -103,13 +103,13 @@ static const void *known_mt(lua_State *L, int call) {
 static int inherited(pid_t made_in) { return made_in != lh_runtime_pid(); }
 
 static void refuse_inherited(lua_State *L, const char *what, pid_t made_in) {
-  luaL_error(L, "littlehorse: this %s was made in process %d and cannot be used in forked "
-                "process %d; make clients after the fork", what, (int)made_in, (int)getpid());
+  lh_misuse(L, "littlehorse: this %s was made in process %d and cannot be used in forked "
+               "process %d; make clients after the fork", what, (int)made_in, (int)getpid());
 }
 
 static lh_client *check_client(lua_State *L) {
   lh_client *cl = check_self(L, known_mt(L, 0), LH_CLIENT_MT);
-  if (cl->closed) luaL_error(L, "littlehorse: this client is closed");
+  if (cl->closed) lh_misuse(L, "littlehorse: this client is closed");
   if (inherited(cl->pid)) refuse_inherited(L, "client", cl->pid);
   return cl;
 }
@@ -146,7 +146,23 @@ static int option_name(lua_State *L, int k) {
   if (strcmp(s, "reply") == 0) return OPT_REPLY;
   if (strcmp(s, "on_done") == 0) return OPT_ON_DONE;
   if (strcmp(s, "metadata") == 0) return OPT_METADATA;
-  return OPT_OTHER; /* left to the Lua layer (retry) */
+  return OPT_OTHER;
+}
+
+/* The key at -2 of the options table at idx is not a call option: raise, naming the nearest
+ * valid one (a typo such as `timout` would otherwise be ignored in silence). `retry` gets
+ * its own message: the Lua client's put_external_event and post_event take it, and never
+ * pass it on to the C call. */
+static void unknown_call_opt(lua_State *L, int idx, const lh_path *root, int async) {
+  static const char *const sync_names[] = { "timeout", "metadata", "reply", NULL };
+  static const char *const async_names[] = { "timeout", "metadata", "reply", "on_done", NULL };
+  if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "retry") == 0) {
+    lh_path pr = lh_path_field(root, "retry", 5);
+    lh_path_error(L, &pr, "%s does not retry: the littlehorse client's put_external_event and "
+                  "post_event do", async ? "an async call" : "this call");
+  }
+  /* every key before this one was valid, so the first unknown key is this one */
+  lh_check_keys(L, idx, root, async ? async_names : sync_names, "call option");
 }
 
 static void check_header(lua_State *L, const lh_path *pm) {
@@ -166,9 +182,9 @@ static void check_header(lua_State *L, const lh_path *pm) {
 
 /* Read and check the options at index 3, raw (lua_next: no metamethod runs, and nothing is
  * allocated, so no finalizer runs either: the caller's code cannot run between the start of
- * a call and the conversion of its request). Leaves on the stack the on_done function and
- * the headers, as (name, value) pairs. Misuse raises here, before anything is allocated for
- * the call. */
+ * a call and the conversion of its request). Every key must be a call option. Leaves on the
+ * stack the on_done function and the headers, as (name, value) pairs. Misuse raises here,
+ * before anything is allocated for the call. */
 static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async, call_opts *o) {
   lh_path root = lh_path_root(async ? r->async_method : r->method, 2);
   o->timeout = cl->timeout;
@@ -208,6 +224,8 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
       lua_pushvalue(L, -1);
       lua_replace(L, md);
       break;
+    default:
+      unknown_call_opt(L, 3, &root, async);
     }
     lua_pop(L, 1);
   }
@@ -256,9 +274,17 @@ static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call
 /* Push the outcome of a finished call: reply | nil, err, code (true for the reply when the
  * caller said reply = false: a post whose stored event nobody reads skips its decoding, a
  * fifth of a call's CPU in bench/). */
-static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_codec *c, int no_reply) {
-  if (res->status != GRPC_STATUS_OK)
-    return lh_error_push(L, res->status, c->message.data, c->message.len, r->name, res->retry_delay);
+static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_codec *c, int no_reply,
+                        const char *target) {
+  if (res->status != GRPC_STATUS_OK) {
+    int n = lh_error_push(L, res->status, c->message.data, c->message.len, r->name, res->retry_delay);
+    /* "which server?" is the first question about these two; the others are the server's answer */
+    if (target && (res->status == GRPC_STATUS_UNAVAILABLE || res->status == GRPC_STATUS_DEADLINE_EXCEEDED)) {
+      lua_pushstring(L, target);
+      lua_setfield(L, -3, "target");
+    }
+    return n;
+  }
   if (no_reply) {
     lua_pushboolean(L, 1);
     return 1;
@@ -276,7 +302,10 @@ static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_codec *c) {
   char msg[160];
   int n = snprintf(msg, sizeof msg, "the request is %zu bytes, larger than the %zu-byte limit (max_send_size); nothing was sent",
                    c->wire.len, cl->max_send);
-  return lh_error_push(L, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, (size_t)n, r->name, -1);
+  lh_error_push(L, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, (size_t)n, r->name, -1);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -3, "sent"); /* refused here: another attempt cannot help */
+  return 3;
 }
 
 /* What every call does first: check the client, read the options, pack the request into the
@@ -307,7 +336,7 @@ static int do_call(lua_State *L, method_id m) {
   add_headers(L, cl, &o, &st);
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
   lh_call_unary(&st, cl->channel, cl->cq, cl->method[m], lh_deadline_in(o.timeout), c->wire.data, c->wire.len, &res);
-  return push_outcome(L, r, &res, c, o.no_reply);
+  return push_outcome(L, r, &res, c, o.no_reply, cl->target);
 }
 
 /* Each method checks its client first (so a wrong self is named as usual), then runs its body
@@ -422,7 +451,10 @@ static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
   h->p = NULL;
   lh_pending_release(p);
   int top = lua_gettop(L);
-  int n = push_outcome(L, &rpcs[h->method], &res, c, h->no_reply);
+  lua_getiuservalue(L, hidx, HV_CLIENT);
+  const lh_client *cl = lua_touserdata(L, -1); /* anchored by the handle */
+  int n = push_outcome(L, &rpcs[h->method], &res, c, h->no_reply, cl ? cl->target : NULL);
+  lua_remove(L, top + 1);
   /* Keep one value, no wrapper table: the reply, or the error object (its code is err.code). */
   lua_pushvalue(L, n == 1 ? top + 1 : top + 2);
   lua_setiuservalue(L, hidx, HV_RESULTS);
@@ -596,7 +628,7 @@ static int client_in_flight(lua_State *L) {
   if (cl->engine && !cl->closed) {
     lh_engine_poll(cl->engine, 0, NULL, 0); /* inline mode: take in what has finished */
     pthread_mutex_lock(&cl->engine->mu);
-    n = cl->engine->nlive;
+    n = cl->engine->nlive + cl->engine->ndone; /* finished, not yet collected: poll() will */
     pthread_mutex_unlock(&cl->engine->mu);
   }
   lua_pushinteger(L, (lua_Integer)n);
@@ -772,9 +804,11 @@ static const char *opt_text(lua_State *L, int t, const char *field) {
   return s;
 }
 
-/* core.client{ target =, tenant =, timeout =, tls = { ca_pem =, cert_pem =, key_pem =,
- *   server_name = }, keepalive_time_ms =, keepalive_timeout_ms =, lb_policy =,
- *   max_receive_size =, max_send_size = } (the table lh.client builds: docs/config.md) */
+/* core.client{ target =, timeout =, max_send_size =, tenant =, tls = { ca_pem =, cert_pem =,
+ *   key_pem =, server_name = }, keepalive_time_ms =, keepalive_timeout_ms =, lb_policy =,
+ *   max_receive_size = } (what lh.client passes, from littlehorse.config: docs/api.md).
+ * Holds no defaults: target, timeout and max_send_size are required, and an absent channel
+ * setting is gRPC's own default. Checks what it stores (types and ranges), nothing more. */
 int lh_client_new(lua_State *L) {
   lh_codec *c = lh_codec_get(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -791,10 +825,13 @@ int lh_client_new(lua_State *L) {
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_ANCHORS);
 
-  cl->timeout = LH_DEFAULT_TIMEOUT;
-  raw_field(L, 1, "timeout");
+  static const char *const names[] = { "target", "tenant", "timeout", "max_send_size", "tls",
+    "keepalive_time_ms", "keepalive_timeout_ms", "lb_policy", "max_receive_size", NULL };
+  static const char *const tls_names[] = { "ca_pem", "cert_pem", "key_pem", "server_name", NULL };
   lh_path root = lh_path_root("client", 1), p = lh_path_field(&root, "timeout", 7);
-  if (!lua_isnil(L, -1)) cl->timeout = check_timeout(L, lua_gettop(L), &p);
+  lh_check_keys(L, 1, &root, names, "option");
+  raw_field(L, 1, "timeout");
+  cl->timeout = check_timeout(L, lua_gettop(L), &p); /* required: the defaults live in littlehorse.config */
   lua_pop(L, 1);
   cl->target = opt_string(L, "target", 1);
   cl->tenant = opt_string(L, "tenant", 0);
@@ -809,7 +846,9 @@ int lh_client_new(lua_State *L) {
   o.keepalive_time_ms = (int)opt_int(L, 1, "keepalive_time_ms", 1, INT32_MAX, 0);
   o.keepalive_timeout_ms = (int)opt_int(L, 1, "keepalive_timeout_ms", 1, INT32_MAX, 0);
   o.max_receive_size = (int)opt_int(L, 1, "max_receive_size", -1, INT32_MAX, 0);
-  cl->max_send = (size_t)opt_int(L, 1, "max_send_size", 1, INT32_MAX, 4 * 1024 * 1024);
+  lua_Integer max_send = opt_int(L, 1, "max_send_size", 1, INT32_MAX, 0);
+  if (max_send == 0) luaL_argerror(L, 1, "max_send_size: required (a number of bytes)");
+  cl->max_send = (size_t)max_send;
   raw_field(L, 1, "lb_policy");
   if (!lua_isnil(L, -1)) {
     const char *lb = lua_tostring(L, -1);
@@ -823,6 +862,8 @@ int lh_client_new(lua_State *L) {
   if (!lua_isnil(L, -1)) {
     int t = lua_gettop(L);
     if (!lua_istable(L, t)) luaL_argerror(L, 1, "tls: expected a table");
+    lh_path pt = lh_path_field(&root, "tls", 3);
+    lh_check_keys(L, t, &pt, tls_names, "option");
     o.tls = 1;
     o.ca_pem = opt_text(L, t, "ca_pem");
     o.cert_pem = opt_text(L, t, "cert_pem");

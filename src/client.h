@@ -6,11 +6,10 @@
 #include "compat.h"
 
 #define LH_CLIENT_MT "littlehorse.client"
-#define LH_DEFAULT_TIMEOUT 10.0
 
 /* Register the metatable; its methods get the codec (on the stack top) as upvalue 1. */
 void lh_client_register(lua_State *L);
-/* core.client{ target =, tenant =, timeout = } */
+/* core.client{ target =, timeout =, max_send_size =, ... } (see client.c) */
 int lh_client_new(lua_State *L);
 /* core.channel_count() */
 int lh_client_channel_count(lua_State *L);

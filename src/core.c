@@ -19,6 +19,7 @@
 #include "value.h"
 #include "http.h"
 #include "wake.h"
+#include "path.h"
 #include <dlfcn.h>
 
 /* core.encode_put_external_event(request [, "generic"]) -> wire bytes (what
@@ -131,6 +132,13 @@ static int versions(lua_State *L) {
   return 3;
 }
 
+/* core._misuse(message): raise message blamed on the caller's line, past the library's own
+ * Lua files (see lh_where): how the Lua layer reports misuse, as the C side does. Not API. */
+static int misuse(lua_State *L) {
+  const char *msg = luaL_checkstring(L, 1);
+  return lh_misuse(L, "%s", msg);
+}
+
 static const luaL_Reg functions[] = {
   { "client", lh_client_new },
   { "json_encode", json_encode },
@@ -145,9 +153,11 @@ static const luaL_Reg functions[] = {
   { "timestamp", make_timestamp },
   { "versions", versions },
   { "channel_count", lh_client_channel_count },
-  { "http_post", lh_http_lua_post },
-  { "wake_start", lh_wake_lua_start },
-  { "wake_stop", lh_wake_lua_stop },
+  /* not API: for littlehorse.oauth, littlehorse.resty and the Lua layer's misuse errors */
+  { "_http_post", lh_http_lua_post },
+  { "_wake_start", lh_wake_lua_start },
+  { "_wake_stop", lh_wake_lua_stop },
+  { "_misuse", misuse },
   { NULL, NULL },
 };
 
@@ -184,10 +194,6 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lua_setfield(L, -2, "timestamp_mt");
   luaL_getmetatable(L, LH_ERROR_MT);
   lua_setfield(L, -2, "error_mt");
-  luaL_getmetatable(L, LH_CLIENT_MT);
-  lua_getfield(L, -1, "__index");
-  lua_setfield(L, -3, "client_methods"); /* the Lua layer adds post_event and retries here */
-  lua_pop(L, 1);
   lua_pushstring(L, LH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -18,10 +18,12 @@ static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "status");
   lua_getfield(L, 1, "message");
   lua_getfield(L, 1, "method");
-  const char *method = lua_tostring(L, -1);
+  lua_getfield(L, 1, "target");
+  const char *method = lua_tostring(L, -2), *target = lua_tostring(L, -1);
   lua_pushfstring(L, "%s%s%s (%d): %s", method ? method : "", method ? ": " : "",
-                  luaL_optstring(L, -4, "UNKNOWN"), (int)luaL_optinteger(L, -3, 2),
-                  luaL_optstring(L, -2, ""));
+                  luaL_optstring(L, -5, "UNKNOWN"), (int)luaL_optinteger(L, -4, 2),
+                  luaL_optstring(L, -3, ""));
+  if (target) lua_pushfstring(L, "%s (target %s)", lua_tostring(L, -1), target);
   return 1;
 }
 

@@ -1,6 +1,8 @@
 /* Error objects for expected runtime failures: `nil, err, code`, where err is a table with
  * code (the gRPC status name), status (its number), message, method, and retry_delay (seconds,
- * from a google.rpc.RetryInfo detail, when the server sent one); tostring(err) reads well. */
+ * from a google.rpc.RetryInfo detail, when the server sent one); the client adds target (to
+ * UNAVAILABLE and DEADLINE_EXCEEDED) and sent = false (a call refused before sending).
+ * tostring(err) reads well: "PutExternalEvent: UNAVAILABLE (14): <message> (target h:2023)". */
 #ifndef LH_ERROR_H
 #define LH_ERROR_H
 

@@ -29,6 +29,8 @@ static int field_index(lua_State *L, const lh_path *root, const char *const name
     for (int i = 0; names[i]; i++)
       if (strcmp(k, names[i]) == 0) return i;
     lh_path p = lh_path_field(root, k, strlen(k));
+    const char *near = lh_nearest(k, strlen(k), names);
+    if (near) return lh_path_error(L, &p, "unknown field of %s (did you mean %s?)", what, near);
     return lh_path_error(L, &p, "unknown field of %s", what);
   }
   return lh_path_error(L, root, "%s fields are named by strings, got a %s key", what, luaL_typename(L, -2));
@@ -36,7 +38,8 @@ static int field_index(lua_State *L, const lh_path *root, const char *const name
 
 static void check_table(lua_State *L, int idx, const lh_path *root, const char *what) {
   if (!lua_istable(L, idx))
-    lh_path_error(L, root, "expected a %s table, got %s", what, luaL_typename(L, idx));
+    lh_path_error(L, root, "expected %s %s table, got %s", strchr("AEIOU", what[0]) ? "an" : "a", what,
+                  luaL_typename(L, idx));
 }
 
 static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {

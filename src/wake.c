@@ -238,7 +238,7 @@ static void remove_stale(const char *dir) {
   closedir(d); /* closes dfd */
 }
 
-/* core.wake_start([dir]) -> socket path | nil, err, kind ("unsafe": the directory was refused
+/* core._wake_start([dir]) -> socket path | nil, err, kind ("unsafe": the directory was refused
  * for who owns or can change it; "failed": anything else). */
 int lh_wake_lua_start(lua_State *L) {
   const char *given = luaL_optstring(L, 1, NULL);

@@ -10,13 +10,13 @@
 
 #include "compat.h"
 
-/* core.wake_start([dir]) -> socket path | nil, err, kind. Idempotent per process. dir (default
+/* core._wake_start([dir]) -> socket path | nil, err, kind. Idempotent per process. dir (default
  * ($TMPDIR or /tmp)/littlehorse-wake-<euid>) is made 0700 if missing, and used only if it is
  * private to this process's user (wake.c says exactly what that means); otherwise kind is
  * "unsafe" and nothing in it is touched ("failed" for any other error). Removes stale
  * lhwake.<pid>.sock sockets of its user whose process is gone and nobody listens on. */
 int lh_wake_lua_start(lua_State *L);
-/* core.wake_stop(): stop the thread, close its sockets, unlink the socket file. */
+/* core._wake_stop(): stop the thread, close its sockets, unlink the socket file. */
 int lh_wake_lua_stop(lua_State *L);
 
 #endif

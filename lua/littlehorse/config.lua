@@ -6,6 +6,8 @@
 -- Precedence, per setting: explicit option > environment variable > properties file > default.
 -- See docs/config.md for the keys, the options and the table this returns. Runs on Lua 5.1,
 -- LuaJIT and 5.2-5.4 (no integer-only features).
+local misuse = require "littlehorse.misuse"
+
 local M = {}
 
 M.DEFAULTS = {
@@ -16,6 +18,7 @@ M.DEFAULTS = {
   keepalive_time_ms = 45000,
   keepalive_timeout_ms = 5000,
   lb_policy = "pick_first",
+  max_send_size = 4 * 1024 * 1024, -- bytes: the server's default inbound limit
 }
 M.MIN_KEEPALIVE_TIME_MS = 15000 -- the server answers pings more frequent than this with GOAWAY
 M.PROTOCOLS = { PLAINTEXT = true, TLS = true }
@@ -41,13 +44,12 @@ M.KEYS = {
 -- Values never shown in messages.
 local SECRET = { LHC_OAUTH_CLIENT_SECRET = true, ["oauth.client_secret"] = true, token = true }
 
-local OPTIONS = {
-  host = true, port = true, target = true, protocol = true, tenant = true, ca_cert = true,
-  client_cert = true, client_key = true, server_name = true, oauth = true, token = true,
-  keepalive_time_ms = true, keepalive_timeout_ms = true, max_receive_size = true,
-  max_send_size = true, lb_policy = true, timeout = true, config_file = true,
+local OPTIONS = misuse.names {
+  "host", "port", "target", "protocol", "tenant", "ca_cert", "client_cert", "client_key", "server_name",
+  "oauth", "token", "keepalive_time_ms", "keepalive_timeout_ms", "max_receive_size", "max_send_size",
+  "lb_policy", "timeout", "config_file",
 }
-local OAUTH_OPTIONS = { client_id = true, client_secret = true, token_url = true, ca_cert = true, timeout = true }
+local OAUTH_OPTIONS = misuse.names { "client_id", "client_secret", "token_url", "ca_cert", "timeout" }
 
 --- The default properties file: $HOME/.config/littlehorse.config (nil without HOME).
 function M.default_config_file()
@@ -195,8 +197,12 @@ local function integer_value(s, lo, hi, what)
   if s.src.kind ~= "option" then
     v = tostring(v):match("^%s*([+-]?%d+)%s*$")
     v = v and tonumber(v)
+  elseif type(v) ~= "number" then
+    bad(s, "expected " .. what .. ", got " .. type(v))
   end
-  if not is_integral(v) or v < lo or (hi and v > hi) then bad(s, "expected " .. what) end
+  if not is_integral(v) or v < lo or (hi and v > hi) then
+    bad(s, "expected " .. what .. (s.src.kind == "option" and ", got " .. tostring(v) or ""))
+  end
   return to_int(v)
 end
 
@@ -217,6 +223,15 @@ end
 local function host_value(s)
   local v = string_value(s)
   if v:find("[%s/]") then bad(s, "expected a host name or address (no spaces or slashes)") end
+  -- "h:2023" or "[::1]:2023": a port where only a host goes (an IPv6 literal has two colons)
+  local port = v:match("^[^:]*:(%d*)$") or v:match("^%[.*%]:(%d*)$")
+  if port then
+    if s.src.kind == "option" then
+      bad(s, string.format("%q includes a port; give port = %s, or target = %q", v,
+                           port ~= "" and port or "<port>", v))
+    end
+    bad(s, "a host name without a port; set LHC_API_PORT" .. (port ~= "" and "=" .. port or "") .. " for the port")
+  end
   return v
 end
 
@@ -256,13 +271,12 @@ end
 
 ---------------------------------------------------------------------------------------------
 
---- config.load(opts [, level]) -> cfg
--- Raises on any bad setting; `level` is as for error() (1, the default, blames the caller of
--- load; lh.client passes 2 to blame its own caller).
-function M.load(opts, level)
+--- config.load(opts) -> cfg
+-- Raises on any bad setting, blamed on the line that called into the library.
+function M.load(opts)
   local ok, res = pcall(M._load, opts)
   if ok then return res end
-  if getmetatable(res) == Raise then error(res.msg, (level or 1) + 1) end
+  if getmetatable(res) == Raise then misuse.raise(res.msg) end
   error(res, 0)
 end
 
@@ -276,7 +290,7 @@ function M._load(opts)
     raise("bad argument #1 to 'client' (table of options expected, got " .. type(opts) .. ")")
   end
   for k in pairs(opts) do
-    if not OPTIONS[k] then raise(string.format("bad argument #1 to 'client' (%s: unknown option)", tostring(k))) end
+    if not OPTIONS.set[k] then raise("bad argument #1 to 'client' (" .. misuse.unknown(k, OPTIONS, "option") .. ")") end
   end
   local warnings = {}
   local function warn(msg) warnings[#warnings + 1] = "littlehorse: " .. msg end
@@ -435,11 +449,10 @@ function M._load(opts)
   end
   record("max_receive_size", mrs)
   if opts.max_send_size ~= nil then
-    local v = opts.max_send_size
-    if type(v) ~= "number" or v ~= math.floor(v) or v < 1 or v > 2147483647 then
-      raise("bad argument #1 to 'client' (max_send_size: expected a number of bytes, 1-2147483647)")
-    end
-    cfg.max_send_size = v
+    cfg.max_send_size = integer_value(opt_setting("max_send_size", opts.max_send_size), 1, 2147483647,
+                                      "a number of bytes, 1-2147483647")
+  else
+    cfg.max_send_size = M.DEFAULTS.max_send_size
   end
 
   -- 5. Authentication: token (static or function) or OAuth client credentials.
@@ -465,7 +478,7 @@ function M._load(opts)
     if o ~= false then
       if type(o) ~= "table" then bad(s, "expected a table { client_id =, client_secret =, token_url = }, got " .. type(o)) end
       for k in pairs(o) do
-        if not OAUTH_OPTIONS[k] then bad(s, tostring(k) .. ": unknown option") end
+        if not OAUTH_OPTIONS.set[k] then bad(s, misuse.unknown(k, OAUTH_OPTIONS, "option")) end
       end
       local id = string_value(opt_setting("oauth.client_id", o.client_id))
       local secret = o.client_secret

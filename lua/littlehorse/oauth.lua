@@ -178,7 +178,7 @@ function M.client_credentials(o)
   end
 
   local function fetch()
-    local post = http_post or core.http_post
+    local post = http_post or core._http_post
     if not post then return fail("this build of littlehorse.core has no HTTP client (libcurl)") end
     local ok, status, body = pcall(post, token_url, "grant_type=client_credentials",
                                    { user = user, password = password, timeout = timeout, ca_file = ca_file })

@@ -14,6 +14,8 @@
 -- call require("littlehorse.resty").shutdown() from exit_worker_by_lua.
 local core = require "littlehorse.core"
 
+-- Public: strategy, wake_dir, pool_size, shutdown(). The functions with a leading underscore
+-- are for the littlehorse client and are not API.
 local M = {
   strategy = "wake",   -- "wake" (cosocket wake-ups) or "sleep" (ngx.sleep polling)
   wake_dir = nil,      -- default: ($TMPDIR or /tmp) .. "/littlehorse-wake-<euid>" (see wake_socket_path)
@@ -28,20 +30,20 @@ local YIELDABLE = {
 local function ngx_api() return rawget(_G, "ngx") end
 
 --- True inside an nginx phase where cosockets and ngx.sleep work.
-function M.can_yield()
+function M._can_yield()
   local ngx = ngx_api()
   return type(ngx) == "table" and ngx.get_phase ~= nil and YIELDABLE[ngx.get_phase()] == true
 end
 
 --- True in nginx's init phase (init_by_lua, the master process): no gRPC there.
-function M.in_master()
+function M._in_master()
   local ngx = ngx_api()
   return type(ngx) == "table" and ngx.get_phase ~= nil and ngx.get_phase() == "init"
 end
 
 local clients = setmetatable({}, { __mode = "k" }) -- this worker's clients, for shutdown()
 
-function M.track(client)
+function M._track(client)
   if ngx_api() then clients[client] = true end
   return client
 end
@@ -57,7 +59,7 @@ local wake_path, wake_failed
 -- unlink their files. Either failure falls back to ngx.sleep polling and says so once.
 local function wake_socket_path()
   if wake_path or wake_failed then return wake_path end
-  local path, err, kind = core.wake_start(M.wake_dir)
+  local path, err, kind = core._wake_start(M.wake_dir)
   if path then
     wake_path = path
   else
@@ -107,7 +109,7 @@ local function wake_wait(handle, path, limit)
 end
 
 --- Wait for an async call handle without blocking the worker; returns its results.
-function M.await(handle, limit)
+function M._await(handle, limit)
   if not handle:done() then
     local path = M.strategy == "wake" and wake_socket_path()
     local done = path and wake_wait(handle, path, limit)
@@ -121,20 +123,20 @@ function M.await(handle, limit)
 end
 
 --- Start `start(client, req, opts)` (an *_async method) and await it.
-function M.call(client, start, req, opts)
+function M._call(client, start, req, opts)
   -- wake-ups come from the client's completion thread, which fd() starts (idempotent)
   if M.strategy == "wake" and wake_socket_path() then client:fd() end
   local handle, err, code = start(client, req, opts)
   if not handle then return nil, err, code end -- refused before sending (size, no token)
   local timeout = (type(opts) == "table" and opts.timeout) or client:timeout()
-  return M.await(handle, timeout + 1) -- gRPC's deadline fires first and reports itself
+  return M._await(handle, timeout + 1) -- gRPC's deadline fires first and reports itself
 end
 
 --- For exit_worker_by_lua: close this worker's clients (cancelling calls in flight), stop the
 -- wake thread and remove its socket file.
 function M.shutdown()
   for client in pairs(clients) do client:close() end
-  core.wake_stop()
+  core._wake_stop()
   wake_path, wake_failed = nil, nil
 end
 

@@ -6,6 +6,7 @@
 -- ALREADY_EXISTS; that means "stored", so the stored event is fetched and returned as success.
 local core = require "littlehorse.core"
 local resty = require "littlehorse.resty"
+local misuse = require "littlehorse.misuse"
 
 local M = {}
 
@@ -37,12 +38,12 @@ end
 --- The sleep to use when the caller gives none: ngx.sleep (never under 1 ms) inside OpenResty
 -- phases that may yield (so the nginx worker keeps serving), else a plain C sleep.
 function M.default_sleep()
-  if resty.can_yield() and ngx.sleep then return ngx_sleep_at_least_1ms end
+  if resty._can_yield() and ngx.sleep then return ngx_sleep_at_least_1ms end
   return core.sleep
 end
 
 local function bad(name, msg)
-  error(string.format("bad retry option %s: %s", name, msg), 4)
+  misuse.raise(string.format("bad retry option %s: %s", name, msg))
 end
 
 local function positive(opts, name, allow_zero)
@@ -54,15 +55,19 @@ local function positive(opts, name, allow_zero)
   return v
 end
 
-local KNOWN = { attempts = 1, initial_backoff = 1, max_backoff = 1, multiplier = 1, deadline = 1,
-                per_attempt_timeout = 1, retry_on = 1, sleep = 1, on_retry = 1 }
+local OPTIONS = misuse.names { "attempts", "initial_backoff", "max_backoff", "multiplier", "deadline",
+                               "per_attempt_timeout", "retry_on", "sleep", "on_retry" }
+-- Every gRPC status name but OK, for retry_on.
+local STATUS = {}
+for code = 1, 16 do STATUS[#STATUS + 1] = core.status_name(code) end
+STATUS = misuse.names(STATUS)
 
 --- Normalise `retry = true | { ... }` into a policy table; raises on bad options.
 function M.policy(opts)
   if opts == true or opts == nil then opts = {} end
-  if type(opts) ~= "table" then bad("retry", "expected true or a table") end
+  if type(opts) ~= "table" then bad("retry", "expected true, false or a table, got " .. type(opts)) end
   for k in pairs(opts) do
-    if not KNOWN[k] then bad(tostring(k), "unknown option") end
+    if not OPTIONS.set[k] then misuse.raise("bad retry option " .. misuse.unknown(k, OPTIONS, "option")) end
   end
   local p = {
     attempts = opts.attempts or M.DEFAULTS.attempts,
@@ -83,9 +88,14 @@ function M.policy(opts)
   if opts.retry_on ~= nil then
     if type(opts.retry_on) ~= "table" then bad("retry_on", "expected a list of status names") end
     local set = {}
-    for _, code in ipairs(opts.retry_on) do
+    for k, code in pairs(opts.retry_on) do
+      if type(k) ~= "number" then bad("retry_on", "expected a list of status names, got a " .. type(k) .. " key") end
+      if not STATUS.set[code] then
+        local near = type(code) == "string" and misuse.nearest(code:upper(), STATUS.list)
+        bad("retry_on", string.format("%s is not a gRPC status name%s", type(code) == "string" and code or "a " .. type(code),
+                                      near and " (did you mean " .. near .. "?)" or " like \"UNAVAILABLE\""))
+      end
       if M.NEVER[code] then bad("retry_on", code .. " is never retried: another attempt cannot change it") end
-      if type(code) ~= "string" or code:upper() ~= code then bad("retry_on", "expected gRPC status names like \"UNAVAILABLE\"") end
       set[code] = true
     end
     p.retry_on = set
@@ -99,39 +109,40 @@ local function backoff(p, attempt)
   return cap * math.random()
 end
 
---- Post with retries. `put` is the raw C method; `opts.retry` the policy options; other opts
--- (timeout) apply per attempt. Returns event, info | nil, err, code where info is
+--- Post with retries: put(req, opts) and get(id, opts) make one attempt each (the client
+-- adds its token and the nginx wait). `opts` are the call options every attempt takes, with
+-- its own timeout (per_attempt_timeout, else opts.timeout, else `timeout`, the client's);
+-- `retry_opts` the policy options. Returns event, info | nil, err, code where info is
 -- { attempts = n, duplicate = bool, guid = g } and err.attempts says how many were made.
-function M.put(client, put, req, opts)
-  local p = M.policy(opts.retry)
-  if type(req) ~= "table" then put(client, req) end -- let the C side raise its usual misuse error
+-- A request the client refused before sending (err.sent == false) is never retried.
+function M.put(put, get, req, opts, retry_opts, timeout)
+  local p = M.policy(retry_opts)
+  if type(req) ~= "table" then put(req, opts) end -- the C side raises its usual misuse error
   local r = {}
   for k, v in pairs(req) do r[k] = v end
   if r.guid == nil then r.guid = M.new_guid() end
   local sleep = p.sleep or M.default_sleep()
-  local per_attempt = p.per_attempt_timeout or opts.timeout or client:timeout()
+  local per_attempt = p.per_attempt_timeout or opts.timeout or timeout
   local deadline = core.now() + p.deadline
-  -- every attempt takes the caller's call options (metadata, reply), with its own timeout
   local call_opts = {}
-  for k, v in pairs(opts) do if k ~= "retry" then call_opts[k] = v end end
+  for k, v in pairs(opts) do call_opts[k] = v end
   local attempt = 0
   while true do
     attempt = attempt + 1
     call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
-    local ev, err, code = put(client, r, call_opts)
+    local ev, err, code = put(r, call_opts)
     if ev then return ev, { attempts = attempt, duplicate = false, guid = r.guid } end
     if code == "ALREADY_EXISTS" and opts.reply == false then
       return true, { attempts = attempt, duplicate = true, guid = r.guid } -- stored; not read
     elseif code == "ALREADY_EXISTS" then
       -- Stored by an earlier attempt (or an earlier run with the same guid): fetch it.
       call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
-      ev, err, code = client:get_external_event({ wf_run_id = r.wf_run_id, guid = r.guid,
-        external_event_def_name = r.external_event_def_name, external_event_def_id = r.external_event_def_id },
-        call_opts)
+      ev, err, code = get({ wf_run_id = r.wf_run_id, guid = r.guid, external_event_def_name = r.external_event_def_name,
+                            external_event_def_id = r.external_event_def_id }, call_opts)
       if ev then return ev, { attempts = attempt, duplicate = true, guid = r.guid } end
     end
     err.attempts = attempt
-    if not p.retry_on[code] or attempt >= p.attempts then return nil, err, code end
+    if not p.retry_on[code] or err.sent == false or attempt >= p.attempts then return nil, err, code end
     local delay = err.retry_delay or backoff(p, attempt)
     if core.now() + delay >= deadline then return nil, err, code end
     if p.on_retry then p.on_retry(err, attempt, delay) end

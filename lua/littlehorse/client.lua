@@ -1,0 +1,322 @@
+-- littlehorse.client: the client lh.client() returns (docs/api.md). Not a module of its own
+-- API: use it through require("littlehorse").client.
+--
+-- A Lua object around a littlehorse.core client, the C object that converts requests and
+-- replies, makes the calls and runs the async engine. The C object is used as it is:
+-- requiring littlehorse changes nothing about core clients. Every RPC method reads top to
+-- bottom:
+--   1. options: misuse raises (the C side checks the call options and the request, read raw;
+--      this layer reads `retry` and `on_done` raw too, so it sees what the C side sees);
+--   2. retry, for posts that ask for it (littlehorse.retry), around each attempt, which is
+--   3. auth: the client's token as the `authorization` header, refreshed once when the
+--      server answers UNAUTHENTICATED;
+--   4. the call: inside an nginx phase that can yield, async with the request's coroutine
+--      waiting on a cosocket (littlehorse.resty); elsewhere the blocking C call.
+-- Async forms share step 3: a call of a client with a token returns a handle that sends the
+-- call once more with a fresh token if the first answer is UNAUTHENTICATED (AuthCall below).
+--
+-- Adding an RPC: its row in src/client.c's rpcs table (conversion) and one entry in RPCS.
+local core = require "littlehorse.core"
+local config = require "littlehorse.config"
+local resty = require "littlehorse.resty"
+local retry = require "littlehorse.retry"
+local misuse = require "littlehorse.misuse"
+
+local type, pairs, rawget = type, pairs, rawget
+local can_yield = resty._can_yield
+
+-- The RPCs. name: the method (and name_async); rpc: the RPC, as errors name it; retry: the
+-- blocking form takes the `retry` option (exactly-once posting, littlehorse.retry).
+local RPCS = {
+  { name = "put_external_event", rpc = "PutExternalEvent", retry = true },
+  { name = "get_external_event", rpc = "GetExternalEvent" },
+  { name = "put_external_event_def", rpc = "PutExternalEventDef" },
+  { name = "get_external_event_def", rpc = "GetExternalEventDef" },
+}
+local RPC = {}
+for _, r in ipairs(RPCS) do
+  r.async = r.name .. "_async"
+  RPC[r.name] = r
+end
+
+-- The C client's methods (the __index of its metatable), bound to each RPC row as r.sync and
+-- r.start when the first client of this Lua state is made (no gRPC work before that).
+local C
+
+local function bind_c_methods(c)
+  C = getmetatable(c).__index
+  for _, r in ipairs(RPCS) do r.sync, r.start = C[r.name], C[r.async] end
+end
+
+local Client = {}
+local Client_mt = { __index = Client, __name = "littlehorse.client" }
+
+local function bad_self(self, method)
+  misuse.bad(method, 1, string.format("littlehorse.client expected, got %s; call it as client:%s(...)",
+                                      type(self), method))
+end
+
+-- The C client of self, checked.
+local function core_of(self, method)
+  local c = type(self) == "table" and self._core
+  if not c then bad_self(self, method) end
+  return c
+end
+
+---------------------------------------------------------------------------------------------
+-- 3. Auth
+
+-- opts with the client's `authorization` header added (a fresh token when needed): returns
+-- opts, header | nil, err, code when no token can be had. Options that are not a table, or
+-- metadata that is not one, go to the C side unchanged, which raises.
+local function authorize(auth, r, opts)
+  local header, why = auth:token()
+  if not header then
+    local _, err, code = core.new_error("UNAUTHENTICATED", "no access token: " .. tostring(why), r.rpc)
+    err.sent = false
+    return nil, err, code
+  end
+  if opts ~= nil and type(opts) ~= "table" then return opts, header end
+  local o = {}
+  if opts then for k, v in pairs(opts) do o[k] = v end end
+  local md = o.metadata
+  if md == nil or type(md) == "table" then
+    local with_token = {}
+    if md then for k, v in pairs(md) do with_token[k] = v end end
+    with_token.authorization = header
+    o.metadata = with_token
+  end
+  return o, header
+end
+
+-- 4. One call, blocking the caller (or, in nginx, only the request's coroutine).
+local function send(c, r, req, opts)
+  if can_yield() then return resty._call(c, r.start, req, opts) end
+  return r.sync(c, req, opts)
+end
+
+-- 3 + 4: one attempt, with the client's token when it has one.
+local function attempt(self, c, r, req, opts)
+  local auth = self._auth
+  if not auth then return send(c, r, req, opts) end
+  local o, header, code = authorize(auth, r, opts)
+  if not o then return nil, header, code end
+  local v, err
+  v, err, code = send(c, r, req, o)
+  if code ~= "UNAUTHENTICATED" then return v, err, code end
+  auth:invalidate(header) -- expired or revoked early: one more try with a fresh token
+  o, header, code = authorize(auth, r, opts)
+  if not o then return nil, header, code end
+  return send(c, r, req, o)
+end
+
+---------------------------------------------------------------------------------------------
+-- 2. Retry (posts only)
+
+local function without_retry(opts)
+  local o = {}
+  for k, v in pairs(opts) do if k ~= "retry" then o[k] = v end end
+  return o
+end
+
+local function put_with_retry(self, c, req, opts)
+  local policy = rawget(opts, "retry")
+  opts = without_retry(opts)
+  if policy == false then return attempt(self, c, RPC.put_external_event, req, opts) end
+  return retry.put(function(rq, o) return attempt(self, c, RPC.put_external_event, rq, o) end,
+                   function(id, o) return attempt(self, c, RPC.get_external_event, id, o) end,
+                   req, opts, policy, C.timeout(c))
+end
+
+---------------------------------------------------------------------------------------------
+-- Async calls of a client with a token: the handle
+
+-- Like a littlehorse.call handle (same methods), for a client with a token: when the server
+-- answers UNAUTHENTICATED, the token is refreshed and the call sent once more; the handle
+-- then reports the second call's results. With an on_done callback this happens inside
+-- client:poll(), and done() turns true once the callback has run.
+local AuthCall = {}
+local AuthCall_mt = { __index = AuthCall, __name = "littlehorse.call" }
+AuthCall_mt.__tostring = function(h) return tostring(h._h) end
+AuthCall_mt.__close = function(h) h:close() end
+
+local function settle(h, a, b, c)
+  h._done, h._r1, h._r2, h._r3 = true, a, b, c
+  return a, b, c
+end
+
+-- Start (or restart) h's call with a fresh token; with_callback: the C handle delivers to
+-- h's callback in poll(). Returns true, or settles h with the failure and returns false.
+local function start(h, with_callback)
+  local o, header, code = authorize(h._auth, h._rpc, h._opts)
+  if not o then settle(h, nil, header, code); return false end
+  if type(o) == "table" then o.on_done = with_callback and h._callback or nil end
+  local ch, err
+  ch, err, code = h._rpc.start(h._core, h._req, o)
+  if not ch then settle(h, nil, err, code); return false end
+  h._h, h._header = ch, header
+  return true
+end
+
+-- The first answer was UNAUTHENTICATED: send again once, unless the caller gave up on it.
+local function again(h, code)
+  if code ~= "UNAUTHENTICATED" or h._again or h._cancelled or h._closed then return false end
+  h._again = true
+  h._auth:invalidate(h._header)
+  return true
+end
+
+local function auth_async(self, c, r, req, opts)
+  local h = setmetatable({ _auth = self._auth, _core = c, _rpc = r, _req = req, _opts = opts }, AuthCall_mt)
+  local on_done = type(opts) == "table" and rawget(opts, "on_done") or nil
+  if type(on_done) == "function" then
+    h._callback = function(a, b, code)
+      if again(h, code) then
+        if start(h, true) then return end -- delivered to this callback again
+        a, b, code = h._r1, h._r2, h._r3
+      end
+      settle(h, a, b, code)
+      return on_done(a, b, code)
+    end
+  end
+  local o, header, code = authorize(self._auth, r, opts)
+  if not o then return nil, header, code end
+  if h._callback then o.on_done = h._callback end
+  local ch, err
+  ch, err, code = r.start(c, req, o)
+  if not ch then return nil, err, code end
+  h._h, h._header = ch, header
+  return h
+end
+
+function AuthCall:wait(seconds)
+  if self._done then return self._r1, self._r2, self._r3 end
+  local deadline = type(seconds) == "number" and seconds >= 0 and core.now() + seconds
+  while true do
+    local a, b, code = self._h:wait(deadline and math.max(0, deadline - core.now()) or seconds)
+    if a == false then return false end
+    if not again(self, code) then return settle(self, a, b, code) end
+    if not start(self, false) then return self._r1, self._r2, self._r3 end -- the caller takes it
+  end
+end
+
+function AuthCall:done()
+  if self._done or self._closed then return true end
+  if self._callback then return false end -- until poll() delivers it
+  if not self._h:done() then return false end
+  return self:wait(0) ~= false and self._done == true
+end
+
+function AuthCall:cancel()
+  self._cancelled = true
+  return self._h:cancel()
+end
+
+function AuthCall:close()
+  self._closed = true
+  return self._h:close()
+end
+
+function AuthCall:id()
+  return self._h:id()
+end
+
+---------------------------------------------------------------------------------------------
+-- The client's methods
+
+-- client:<rpc>(req [, opts]) and client:<rpc>_async(req [, opts]) for every row of RPCS.
+for _, r in ipairs(RPCS) do
+  local name, async = r.name, r.async
+  Client[name] = function(self, req, opts)
+    local c = type(self) == "table" and self._core or bad_self(self, name)
+    -- call options are read raw, as the C side reads them: a retry behind __index is not seen
+    if opts ~= nil and r.retry and type(opts) == "table" and rawget(opts, "retry") ~= nil then
+      return put_with_retry(self, c, req, opts)
+    end
+    return attempt(self, c, r, req, opts)
+  end
+  Client[async] = function(self, req, opts)
+    local c = type(self) == "table" and self._core or bad_self(self, async)
+    if not self._auth then return r.start(c, req, opts) end
+    return auth_async(self, c, r, req, opts)
+  end
+end
+
+local POST_OPTIONS = misuse.names { "guid", "thread_run_number", "node_run_position", "timeout", "metadata",
+                                    "reply", "retry" }
+-- Which post_event argument a put_external_event request field came from.
+local POST_ARG = { wf_run_id = 1, external_event_def_name = 2, content = 3 }
+
+-- A misuse error of the put_external_event call post_event made, as post_event's own.
+local function as_post_event_error(e)
+  if type(e) ~= "string" then return e end
+  local pos, n, body = e:match("^(.-)bad argument #(%d) to 'put_external_event' %((.*)%)$")
+  if not pos then return e end
+  local argn = n == "1" and POST_ARG[body:match("^[%w_]+")] or 4
+  return pos .. "bad argument #" .. argn .. " to 'post_event' (" .. body .. ")"
+end
+
+local NO_OPTIONS = {}
+
+--- client:post_event(wf_run_id, def_name, content [, opts]): put_external_event with
+-- retries by default (retry = false: one plain attempt).
+function Client:post_event(wf_run_id, def_name, content, opts)
+  local c = core_of(self, "post_event")
+  if opts == nil then
+    opts = NO_OPTIONS
+  elseif type(opts) ~= "table" then
+    misuse.bad("post_event", 4, "table of options expected, got " .. type(opts))
+  else
+    misuse.check_keys(opts, POST_OPTIONS, "post_event", 4, "option")
+  end
+  local req = { wf_run_id = wf_run_id, external_event_def_name = def_name, content = content,
+                guid = opts.guid, thread_run_number = opts.thread_run_number,
+                node_run_position = opts.node_run_position }
+  local call_opts = { timeout = opts.timeout, metadata = opts.metadata, reply = opts.reply,
+                      retry = opts.retry == nil or opts.retry }
+  local ok, ev, info, code = pcall(put_with_retry, self, c, req, call_opts)
+  if not ok then error(as_post_event_error(ev), 0) end
+  return ev, info, code
+end
+
+function Client:poll(seconds) return C.poll(core_of(self, "poll"), seconds) end
+function Client:fd() return C.fd(core_of(self, "fd")) end
+function Client:in_flight() return C.in_flight(core_of(self, "in_flight")) end
+function Client:target() return C.target(core_of(self, "target")) end
+function Client:timeout() return C.timeout(core_of(self, "timeout")) end
+function Client:is_closed() return C.is_closed(core_of(self, "is_closed")) end
+function Client:close() return C.close(core_of(self, "close")) end
+
+Client_mt.__tostring = function(self) return tostring(self._core) end
+Client_mt.__close = function(self) return C.close(self._core) end
+
+---------------------------------------------------------------------------------------------
+
+local M = { Client = Client, AuthCall = AuthCall }
+
+local function log_warning(w)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.log and ngx.WARN then ngx.log(ngx.WARN, w)
+  elseif warn then warn(w) end
+end
+
+--- lh.client(opts) -> client: settings from opts, the LHC_* environment, the properties file
+-- and the defaults (littlehorse.config; docs/config.md). Warnings (a clamped keepalive,
+-- ignored certificate settings) go to ngx.log(ngx.WARN) under OpenResty, else to warn().
+function M.new(opts)
+  if resty._in_master() then
+    misuse.raise("littlehorse: no clients in init_by_lua (the nginx master): gRPC must not start before " ..
+                 "nginx forks its workers. Make clients in init_worker_by_lua, or lazily in a handler.")
+  end
+  local cfg = config.load(opts)
+  for _, w in ipairs(cfg.warnings) do log_warning(w) end
+  local c = core.client {
+    target = cfg.target, timeout = cfg.timeout, max_send_size = cfg.max_send_size, tenant = cfg.tenant,
+    tls = cfg.tls, keepalive_time_ms = cfg.keepalive_time_ms, keepalive_timeout_ms = cfg.keepalive_timeout_ms,
+    lb_policy = cfg.lb_policy, max_receive_size = cfg.max_receive_size,
+  }
+  if not C then bind_c_methods(c) end
+  return resty._track(setmetatable({ _core = c, _auth = cfg.auth or false }, Client_mt))
+end
+
+return M
