@@ -397,6 +397,18 @@ describe("lh-put-event", function()
       assert.equal(4, r.status)
     end)
 
+    it("2 for an event too large to send (refused before sending: RESOURCE_EXHAUSTED), tried once", function()
+      local big = os.tmpname()
+      spit(big, string.rep("x", 5 * 1024 * 1024))
+      local r = post { "--wf-run-id", wf(), "--event", DEF, "--bytes-file", big, "--retries", "3" }
+      os.remove(big)
+      assert.equal(2, r.status, r.err)
+      assert.equal("", r.out)
+      assert.matches("RESOURCE_EXHAUSTED %(8%): the request is %d+ bytes, larger than the 4194304%-byte limit "
+                     .. "%(max_send_size%); nothing was sent %(1 attempt; guid %x+%)", r.err)
+      assert.is_nil(r.err:find("rerun with", 1, true))
+    end)
+
     it("3 when the server rejects the event (unknown ExternalEventDef), without retrying", function()
       local r = post { "--wf-run-id", wf(), "--event", "no-such-def", "--json", "{}", "--retries", "5" }
       assert.equal(3, r.status)

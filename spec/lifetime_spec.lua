@@ -1,4 +1,4 @@
--- The lifetime rules of README "Lua code during a call": conversion never keeps a pointer to
+-- The lifetime rules of docs/api.md "Lua code during a call": conversion never keeps a pointer to
 -- the caller's strings that the caller's own code could free, whatever Lua code runs while a
 -- request is converted. Lua code can run there in two ways:
 --   * a metamethod: requests, typed values and call options are read raw, so none is called

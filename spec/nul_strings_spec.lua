@@ -1,4 +1,4 @@
--- U+0000 in strings (README "Value mapping"; docs/guarantees.md). It is valid UTF-8 and the wire
+-- U+0000 in strings (docs/values.md; docs/guarantees.md). It is valid UTF-8 and the wire
 -- carries it; other SDKs send it. Replies: every string field comes back whole, through the
 -- direct reader (src/event_reader.c) and through the generic protobuf-c decoder (messages.c,
 -- value.c), never cut at the NUL. Requests: `str` content may hold NUL (whole on the wire,

@@ -51,16 +51,14 @@ end
 local Client = {}
 local Client_mt = { __index = Client, __name = "littlehorse.client" }
 
+-- Each client's C client. Looking self up here, rather than reading self._core, finds a wrong
+-- self (a number, nil, a request passed with '.' instead of ':') without raising, and without
+-- a call to type() on every call (a C function call: bench/instructions.sh counts it).
+local CORE = setmetatable({}, { __mode = "k" })
+
 local function bad_self(self, method)
   misuse.bad(method, 1, string.format("littlehorse.client expected, got %s; call it as client:%s(...)",
                                       type(self), method))
-end
-
--- The C client of self, checked.
-local function core_of(self, method)
-  local c = type(self) == "table" and self._core
-  if not c then bad_self(self, method) end
-  return c
 end
 
 ---------------------------------------------------------------------------------------------
@@ -228,7 +226,7 @@ end
 for _, r in ipairs(RPCS) do
   local name, async = r.name, r.async
   Client[name] = function(self, req, opts)
-    local c = type(self) == "table" and self._core or bad_self(self, name)
+    local c = CORE[self] or bad_self(self, name)
     -- call options are read raw, as the C side reads them: a retry behind __index is not seen
     if opts ~= nil and r.retry and type(opts) == "table" and rawget(opts, "retry") ~= nil then
       return put_with_retry(self, c, req, opts)
@@ -236,7 +234,7 @@ for _, r in ipairs(RPCS) do
     return attempt(self, c, r, req, opts)
   end
   Client[async] = function(self, req, opts)
-    local c = type(self) == "table" and self._core or bad_self(self, async)
+    local c = CORE[self] or bad_self(self, async)
     if not self._auth then return r.start(c, req, opts) end
     return auth_async(self, c, r, req, opts)
   end
@@ -261,7 +259,7 @@ local NO_OPTIONS = {}
 --- client:post_event(wf_run_id, def_name, content [, opts]): put_external_event with
 -- retries by default (retry = false: one plain attempt).
 function Client:post_event(wf_run_id, def_name, content, opts)
-  local c = core_of(self, "post_event")
+  local c = CORE[self] or bad_self(self, "post_event")
   if opts == nil then
     opts = NO_OPTIONS
   elseif type(opts) ~= "table" then
@@ -279,16 +277,16 @@ function Client:post_event(wf_run_id, def_name, content, opts)
   return ev, info, code
 end
 
-function Client:poll(seconds) return C.poll(core_of(self, "poll"), seconds) end
-function Client:fd() return C.fd(core_of(self, "fd")) end
-function Client:in_flight() return C.in_flight(core_of(self, "in_flight")) end
-function Client:target() return C.target(core_of(self, "target")) end
-function Client:timeout() return C.timeout(core_of(self, "timeout")) end
-function Client:is_closed() return C.is_closed(core_of(self, "is_closed")) end
-function Client:close() return C.close(core_of(self, "close")) end
+function Client:poll(seconds) return C.poll(CORE[self] or bad_self(self, "poll"), seconds) end
+function Client:fd() return C.fd(CORE[self] or bad_self(self, "fd")) end
+function Client:in_flight() return C.in_flight(CORE[self] or bad_self(self, "in_flight")) end
+function Client:target() return C.target(CORE[self] or bad_self(self, "target")) end
+function Client:timeout() return C.timeout(CORE[self] or bad_self(self, "timeout")) end
+function Client:is_closed() return C.is_closed(CORE[self] or bad_self(self, "is_closed")) end
+function Client:close() return C.close(CORE[self] or bad_self(self, "close")) end
 
-Client_mt.__tostring = function(self) return tostring(self._core) end
-Client_mt.__close = function(self) return C.close(self._core) end
+Client_mt.__tostring = function(self) return tostring(CORE[self]) end
+Client_mt.__close = function(self) return C.close(CORE[self]) end
 
 ---------------------------------------------------------------------------------------------
 
@@ -316,7 +314,9 @@ function M.new(opts)
     lb_policy = cfg.lb_policy, max_receive_size = cfg.max_receive_size,
   }
   if not C then bind_c_methods(c) end
-  return resty._track(setmetatable({ _core = c, _auth = cfg.auth or false }, Client_mt))
+  local self = setmetatable({ _core = c, _auth = cfg.auth or false }, Client_mt)
+  CORE[self] = c
+  return resty._track(self)
 end
 
 return M

@@ -20,9 +20,9 @@ M.DEFAULTS = {
   lb_policy = "pick_first",
   max_send_size = 4 * 1024 * 1024, -- bytes: the server's default inbound limit
 }
-M.MIN_KEEPALIVE_TIME_MS = 15000 -- the server answers pings more frequent than this with GOAWAY
-M.PROTOCOLS = { PLAINTEXT = true, TLS = true }
-M.LB_POLICIES = { pick_first = true, round_robin = true }
+local MIN_KEEPALIVE_TIME_MS = 15000 -- the server answers pings more frequent than this with GOAWAY
+local PROTOCOLS = { PLAINTEXT = true, TLS = true }
+local LB_POLICIES = { pick_first = true, round_robin = true }
 
 -- The keys honoured, and the option each one corresponds to.
 M.KEYS = {
@@ -245,7 +245,7 @@ end
 
 local function protocol_value(s)
   local v = s.raw
-  if type(v) ~= "string" or not M.PROTOCOLS[v] then
+  if type(v) ~= "string" or not PROTOCOLS[v] then
     if s.src.kind == "option" then bad(s, 'expected "PLAINTEXT" or "TLS", got ' .. (type(v) == "string" and string.format("%q", v) or type(v))) end
     bad(s, "expected PLAINTEXT or TLS")
   end
@@ -271,20 +271,13 @@ end
 
 ---------------------------------------------------------------------------------------------
 
---- config.load(opts) -> cfg
--- Raises on any bad setting, blamed on the line that called into the library.
-function M.load(opts)
-  local ok, res = pcall(M._load, opts)
-  if ok then return res end
-  if getmetatable(res) == Raise then misuse.raise(res.msg) end
-  error(res, 0)
-end
-
 local function opt_setting(name, value)
   return { option = name, key = name, raw = value, src = { kind = "option" } }
 end
 
-function M._load(opts)
+local config_mt
+
+local function load_settings(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     raise("bad argument #1 to 'client' (table of options expected, got " .. type(opts) .. ")")
@@ -387,7 +380,7 @@ function M._load(opts)
 
   if opts.lb_policy ~= nil then
     local s = opt_setting("lb_policy", opts.lb_policy)
-    if type(opts.lb_policy) ~= "string" or not M.LB_POLICIES[opts.lb_policy] then
+    if type(opts.lb_policy) ~= "string" or not LB_POLICIES[opts.lb_policy] then
       bad(s, 'expected "pick_first" or "round_robin"')
     end
     cfg.lb_policy = opts.lb_policy
@@ -429,11 +422,11 @@ function M._load(opts)
   -- 4. Keepalive and message size.
   local kts = setting("keepalive_time_ms", "LHC_GRPC_KEEPALIVE_TIME_MS")
   local kt = kts and integer_value(kts, 1, nil, "a positive number of milliseconds") or M.DEFAULTS.keepalive_time_ms
-  if kt < M.MIN_KEEPALIVE_TIME_MS then
+  if kt < MIN_KEEPALIVE_TIME_MS then
     warn(string.format("%s=%d is below the server's minimum ping interval; using %d ms (the server "
                        .. "closes connections that ping more often than every 15 s)",
-                       kts.key, kt, M.MIN_KEEPALIVE_TIME_MS))
-    kt = M.MIN_KEEPALIVE_TIME_MS
+                       kts.key, kt, MIN_KEEPALIVE_TIME_MS))
+    kt = MIN_KEEPALIVE_TIME_MS
   end
   cfg.keepalive_time_ms = kt
   record("keepalive_time_ms", kts)
@@ -527,11 +520,11 @@ function M._load(opts)
     end
   end
 
-  return setmetatable(cfg, M.config_mt)
+  return setmetatable(cfg, config_mt)
 end
 
 -- tostring(cfg): the settings without secrets or PEM text.
-M.config_mt = {
+config_mt = {
   __tostring = function(cfg)
     local parts = { "target=" .. tostring(cfg.target), "protocol=" .. tostring(cfg.protocol) }
     if cfg.tenant then parts[#parts + 1] = "tenant=" .. cfg.tenant end
@@ -544,5 +537,14 @@ M.config_mt = {
     return "littlehorse.config{ " .. table.concat(parts, ", ") .. " }"
   end,
 }
+
+--- config.load(opts) -> cfg
+-- Raises on any bad setting, blamed on the line that called into the library.
+function M.load(opts)
+  local ok, res = pcall(load_settings, opts)
+  if ok then return res end
+  if getmetatable(res) == Raise then misuse.raise(res.msg) end
+  error(res, 0)
+end
 
 return M

@@ -117,7 +117,12 @@ end
 -- A request the client refused before sending (err.sent == false) is never retried.
 function M.put(put, get, req, opts, retry_opts, timeout)
   local p = M.policy(retry_opts)
-  if type(req) ~= "table" then put(req, opts) end -- the C side raises its usual misuse error
+  -- a request or a timeout the C side would refuse: let it raise its usual misuse error
+  -- (before anything is sent), rather than retry with a timeout made up here
+  local t = opts.timeout
+  if type(req) ~= "table" or (t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 1e9))) then
+    put(req, opts)
+  end
   local r = {}
   for k, v in pairs(req) do r[k] = v end
   if r.guid == nil then r.guid = M.new_guid() end
