@@ -1,4 +1,4 @@
--- Conformance against the official codec: every row of the README's "Value mapping" table,
+-- Conformance against the official codec: every row of the "Value mapping" table (docs/values.md),
 -- in both directions, checked by an independent peer built on the official npm package
 -- `littlehorse-client` 0.14.0 (spec/conformance/server.js: its nice-grpc service definition
 -- and generated ts-proto codec, pinned by spec/conformance/package-lock.json).

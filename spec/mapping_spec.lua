@@ -1,4 +1,4 @@
--- The README's "Value mapping", row by row, through a real dev server and back: what each
+-- The "Value mapping" (docs/values.md), row by row, through a real dev server and back: what each
 -- Lua value, marker and constructor becomes, how the reply represents it (content_type,
 -- timestamps with RFC 3339 tostring, typed tables, lh.null, lh.array_mt), that a reply can
 -- be posted again unchanged, and the error (naming the path) for everything that has no

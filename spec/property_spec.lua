@@ -5,7 +5,7 @@
 -- characters, nested JSON arrays and objects with lh.null, lh.empty_array and lh.array_mt
 -- markers, and every constructor including native arrays, maps and structs. Each value is
 -- compared strictly (types, integer vs float, float bits, metatables) with the documented
--- reply form of what was sent (README "Value mapping"), and posted again from the reply.
+-- reply form of what was sent (docs/values.md), and posted again from the reply.
 local lh = require "littlehorse"
 local devserver = require "devserver"
 local same = dofile("fuzz/checks.lua").same

@@ -1,4 +1,4 @@
-/* Lua value <-> littlehorse.VariableValue: the mapping table in README.md, row by row.
+/* Lua value <-> littlehorse.VariableValue: the mapping table in docs/values.md, row by row.
  *
  * Plain Lua values map by type (nil, boolean, integer, float, string, table as JSON). Values a
  * plain Lua value cannot express (bytes, a forced int/double/str, native ARRAY/MAP/STRUCT,

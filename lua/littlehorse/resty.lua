@@ -9,7 +9,7 @@
 -- If the wake socket cannot be used, the wait falls back to an ngx.sleep poll (about 1 ms
 -- of added latency per call), and says so once in the error log.
 --
--- Rules (see README "OpenResty"): never make clients in init_by_lua (the master: gRPC must not
+-- Rules (see docs/openresty.md): never make clients in init_by_lua (the master: gRPC must not
 -- be initialised before nginx forks); make them in init_worker_by_lua or lazily in handlers;
 -- call require("littlehorse.resty").shutdown() from exit_worker_by_lua.
 local core = require "littlehorse.core"

@@ -1,7 +1,7 @@
 -- Constructors for VariableValue kinds that a plain Lua value cannot express.
 -- Each returns a "typed" table { type = KIND, value = ... } (metatable core.typed_mt) that the
 -- C converter maps to exactly that VariableValue member; replies use the same shapes, so a
--- value read back from the server can be posted again unchanged. See README "Value mapping".
+-- value read back from the server can be posted again unchanged. See docs/values.md.
 local core = require "littlehorse.core"
 local misuse = require "littlehorse.misuse"
 
