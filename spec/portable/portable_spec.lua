@@ -73,6 +73,20 @@ describe("on " .. (jit and jit.version or _VERSION), function()
     assert.equal(1, ev.content)
   end)
 
+  it("post_event: retries by default; misuse names post_event, the nearest option and the caller's line", function()
+    local ev, info = client:post_event("p6", DEF, { n = 1 }, { guid = "p6-1" })
+    assert.equal(1, info.attempts)
+    assert.equal(1, ev.content.n)
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, msg = pcall(function() client:post_event("p6", DEF, 1, { giud = "x" }) end)
+    assert.is_false(ok)
+    assert.equal("spec/portable/portable_spec.lua:" .. line
+                 .. ": bad argument #4 to 'post_event' (giud: unknown option (did you mean guid?))", msg)
+    ok, msg = pcall(function() client:put_external_event({ wf_run_id = "p6", external_event_def_name = DEF }, { timout = 1 }) end)
+    assert.is_false(ok)
+    assert.matches("timout: unknown call option %(did you mean timeout%?%)", msg)
+  end)
+
   it("runs async calls and delivers them through poll()", function()
     local done = 0
     local handles = {}
