@@ -5,7 +5,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <protobuf-c/protobuf-c.h>
 #include "compat.h"
 #include "codec.h"
 
@@ -15,9 +14,5 @@ enum { LH_READ_GENERIC = 0, LH_READ_DONE = 1 };
  * LH_READ_GENERIC when the bytes are not in the canonical shape (the caller then uses the
  * generic protobuf-c decoder, which also decides whether they are valid at all). */
 int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_codec *c);
-
-/* messages.c: 1 if the bytes are well-formed wire format for d with message nesting no
- * deeper than protobuf-c can unpack safely, counting from `depth`. */
-int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth);
 
 #endif

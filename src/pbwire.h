@@ -1,10 +1,15 @@
-/* Protobuf wire primitives shared by the hand-written readers and writers (messages.c's depth
- * check, event_reader.c, event_writer.c). */
+/* The hand-written protobuf wire helpers, in one place: varints for the direct reader and
+ * writer (event_reader.c, event_writer.c), and the depth check every reply passes before
+ * protobuf-c unpacks it (messages.c, event_reader.c). */
 #ifndef LH_PBWIRE_H
 #define LH_PBWIRE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+/* Messages nested deeper than this are refused (lh_pb_depth_ok). */
+#define LH_PB_MAX_DEPTH 128
 
 /* Read a varint at *pp (not past end) into *out; returns how many bytes it took (*pp moves
  * past them), or 0 when the bytes end first or it runs past 10 bytes. */
@@ -36,5 +41,9 @@ static inline uint8_t *lh_pb_put_varint(uint8_t *p, uint64_t v) {
   *p++ = (uint8_t)v;
   return p;
 }
+
+/* 1 if p[0..len) is well-formed wire format for d with message nesting no deeper than
+ * LH_PB_MAX_DEPTH, counting from `depth` (1 for a whole reply); 0 otherwise. */
+int lh_pb_depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len, int depth);
 
 #endif
