@@ -1,5 +1,5 @@
 /* A bump allocator for the protobuf-c messages of one conversion (request or reply). It is
- * owned by the codec and reset before each use, so a Lua error raised half-way through a
+ * owned by the context and reset before each use, so a Lua error raised half-way through a
  * conversion leaks nothing, and steady-state calls allocate nothing. */
 #ifndef LH_ARENA_H
 #define LH_ARENA_H

@@ -1,4 +1,4 @@
-/* A growable byte buffer. Owned by a longer-lived object (the codec), so a Lua error that
+/* A growable byte buffer. Owned by a longer-lived object (the context), so a Lua error that
  * unwinds through a conversion leaves nothing behind: the next use just resets it. */
 #ifndef LH_BUFFER_H
 #define LH_BUFFER_H

@@ -14,7 +14,7 @@
 #include "async.h"
 #include "call.h"
 #include "channel.h"
-#include "codec.h"
+#include "context.h"
 #include "error.h"
 #include "messages.h"
 #include "path.h"
@@ -30,8 +30,8 @@ typedef struct rpc {
   const char *method;  /* the Lua method, for misuse errors: "put_external_event" */
   const char *async_method;
   const char *path;
-  void (*pack)(lua_State *L, int idx, const lh_path *root, lh_codec *c);
-  int (*push)(lua_State *L, const char *bytes, size_t len, lh_codec *c);
+  void (*pack)(lua_State *L, int idx, const lh_path *root, lh_context *c);
+  int (*push)(lua_State *L, const char *bytes, size_t len, lh_context *c);
 } rpc;
 
 static const rpc rpcs[M_COUNT] = {
@@ -41,12 +41,12 @@ static const rpc rpcs[M_COUNT] = {
   { "GetExternalEventDef", "get_external_event_def", "get_external_event_def_async", SERVICE "GetExternalEventDef", lh_pack_external_event_def_id, lh_push_external_event_def },
 };
 
-/* User values of a client: 1 the codec (keeps gRPC alive while we live), 2 the anchor table
+/* User values of a client: 1 the context (keeps gRPC alive while we live), 2 the anchor table
  * of async calls that have an on_done callback: slot (a luaL_ref) -> handle. Integer slots,
  * reused through luaL_ref's free list, keep that table's array part dense; keys that came and
  * went (pending pointers, as before) made it rehash every few dozen calls (bench/: a tenth of
  * a call's cost). */
-enum { UV_CODEC = 1, UV_ANCHORS = 2, CLIENT_NUV = 2 };
+enum { UV_CONTEXT = 1, UV_ANCHORS = 2, CLIENT_NUV = 2 };
 /* User values of a handle: 1 its client, 2 the cached results, 3 its on_done callback. */
 enum { HV_CLIENT = 1, HV_RESULTS = 2, HV_ON_DONE = 3, HANDLE_NUV = 3 };
 
@@ -75,7 +75,7 @@ typedef struct lh_handle {
   int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
 } lh_handle;
 
-/* luaL_checkudata, faster: the metatable is compared with the one this state's codec
+/* luaL_checkudata, faster: the metatable is compared with the one this state's context
  * recorded at registration, instead of looked up by name in the registry on every call
  * (a measurable share of a call). Anything else goes to luaL_checkudata, which raises. */
 static void *check_self(lua_State *L, const void *mt, const char *tname) {
@@ -87,10 +87,10 @@ static void *check_self(lua_State *L, const void *mt, const char *tname) {
   return luaL_checkudata(L, 1, tname);
 }
 
-/* The recorded metatables, when the running function has the codec as upvalue 1 (the
+/* The recorded metatables, when the running function has the context as upvalue 1 (the
  * metamethods __gc, __close and __tostring have no upvalues). */
 static const void *known_mt(lua_State *L, int call) {
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   return c ? (call ? c->call_mt : c->client_mt) : NULL;
 }
 
@@ -274,7 +274,7 @@ static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call
 /* Push the outcome of a finished call: reply | nil, err, code (true for the reply when the
  * caller said reply = false: a post whose stored event nobody reads skips its decoding, a
  * fifth of a call's CPU in bench/). */
-static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_codec *c, int no_reply,
+static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_context *c, int no_reply,
                         const char *target) {
   if (res->status != GRPC_STATUS_OK) {
     int n = lh_error_push(L, res->status, c->message.data, c->message.len, r->name, res->retry_delay);
@@ -298,7 +298,7 @@ static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_code
 
 /* A request over the size limit never leaves: the server would refuse it anyway (gRPC's
  * default 4 MiB inbound limit), after the bytes had crossed the network. */
-static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_codec *c) {
+static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_context *c) {
   char msg[160];
   int n = snprintf(msg, sizeof msg, "the request is %zu bytes, larger than the %zu-byte limit (max_send_size); nothing was sent",
                    c->wire.len, cl->max_send);
@@ -309,11 +309,11 @@ static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_codec *c) {
 }
 
 /* What every call does first: check the client, read the options, pack the request into the
- * codec's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
+ * context's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
  * request is over max_send_size. */
 static int begin_call(lua_State *L, method_id m, int async, lh_client **clp, call_opts *o) {
   lh_client *cl = *clp = check_client(L);
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   const rpc *r = &rpcs[m];
   lh_path req_root = lh_path_root(async ? r->async_method : r->method, 1);
   read_call_opts(L, cl, r, async, o);
@@ -329,7 +329,7 @@ static int do_call(lua_State *L, method_id m) {
   call_opts o;
   int refused = begin_call(L, m, 0, &cl, &o);
   if (refused) return refused;
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   const rpc *r = &rpcs[m];
   lh_call_state st;
   lh_call_init(&st);
@@ -340,7 +340,7 @@ static int do_call(lua_State *L, method_id m) {
 }
 
 /* Each method checks its client first (so a wrong self is named as usual), then runs its body
- * under lh_codec_protect. */
+ * under lh_context_protect. */
 static void client_teardown(lh_client *cl);
 
 /* A method is running: close() (from a __gc inside it) must not free what it is using. */
@@ -357,7 +357,7 @@ static void client_leave(void *ud) {
   static int name(lua_State *L) {                                       \
     lh_client *cl_ = check_client(L);                                   \
     cl_->busy++;                                                        \
-    return lh_codec_protect_then(L, name##_body, client_leave, cl_);    \
+    return lh_context_protect_then(L, name##_body, client_leave, cl_);    \
   }
 
 METHOD(put_external_event, do_call(L, M_PUT_EVENT))
@@ -382,7 +382,7 @@ static int do_call_async(lua_State *L, method_id m) {
   call_opts o;
   int refused = begin_call(L, m, 1, &cl, &o);
   if (refused) return refused;
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   lh_engine *e = client_engine(L, cl);
   /* Inline mode: now and then reap finished calls nobody waits for (fire and forget), so
    * their memory does not wait for the next wait()/poll(). */
@@ -444,7 +444,7 @@ static void unanchor(lua_State *L, int hidx, lh_handle *h) {
 
 /* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
 static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   lh_pending *p = h->p;
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
   lh_call_finish(&p->st, p->ok, &res);
@@ -493,7 +493,7 @@ static int handle_wait_body(lua_State *L) {
 
 static int handle_wait(lua_State *L) {
   check_handle(L);
-  return lh_codec_protect(L, handle_wait_body);
+  return lh_context_protect(L, handle_wait_body);
 }
 
 static int handle_done(lua_State *L) {
@@ -608,7 +608,7 @@ static int client_poll_body(lua_State *L) {
 static int client_poll(lua_State *L) {
   lh_client *cl = check_client(L);
   cl->busy++;
-  return lh_codec_protect_then(L, client_poll_body, client_leave, cl);
+  return lh_context_protect_then(L, client_poll_body, client_leave, cl);
 }
 
 /* client:fd() -> a file descriptor that is readable while finished calls wait for poll().
@@ -727,7 +727,7 @@ static const luaL_Reg handle_methods[] = {
 
 static void new_type(lua_State *L, const char *name, const luaL_Reg *meths, lua_CFunction close,
                      lua_CFunction tostring) {
-  /* codec on the stack top */
+  /* context on the stack top */
   if (luaL_newmetatable(L, name)) {
     lua_newtable(L);
     lua_pushvalue(L, -3);
@@ -746,7 +746,7 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *meths, lua_
 }
 
 void lh_client_register(lua_State *L) {
-  lh_codec *c = lua_touserdata(L, -1); /* codec on the stack top */
+  lh_context *c = lua_touserdata(L, -1); /* context on the stack top */
   new_type(L, LH_CLIENT_MT, methods, client_close, client_tostring);
   new_type(L, LH_CALL_MT, handle_methods, handle_close, handle_tostring);
   luaL_getmetatable(L, LH_CLIENT_MT);
@@ -810,7 +810,7 @@ static const char *opt_text(lua_State *L, int t, const char *field) {
  * Holds no defaults: target, timeout and max_send_size are required, and an absent channel
  * setting is gRPC's own default. Checks what it stores (types and ranges), nothing more. */
 int lh_client_new(lua_State *L) {
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   /* The userdata comes first and stays "closed" until fully made: an error raised while
    * reading the options leaves an object whose __gc frees what was read so far. */
@@ -821,7 +821,7 @@ int lh_client_new(lua_State *L) {
   luaL_getmetatable(L, LH_CLIENT_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setiuservalue(L, -2, UV_CODEC);
+  lua_setiuservalue(L, -2, UV_CONTEXT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_ANCHORS);
 
@@ -872,7 +872,7 @@ int lh_client_new(lua_State *L) {
     if (!o.cert_pem != !o.key_pem) luaL_argerror(L, 1, "tls: cert_pem and key_pem go together");
   }
 
-  lh_codec_hold_grpc(L, c); /* lazily initialises gRPC; raises after a bad fork */
+  lh_context_hold_grpc(L, c); /* lazily initialises gRPC; raises after a bad fork */
 
   const char *paths[M_COUNT];
   for (int m = 0; m < M_COUNT; m++) paths[m] = rpcs[m].path;

@@ -7,7 +7,7 @@
 
 #define LH_CLIENT_MT "littlehorse.client"
 
-/* Register the metatable; its methods get the codec (on the stack top) as upvalue 1. */
+/* Register the metatable; its methods get the context (on the stack top) as upvalue 1. */
 void lh_client_register(lua_State *L);
 /* core.client{ target =, timeout =, max_send_size =, ... } (see client.c) */
 int lh_client_new(lua_State *L);

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE 1 /* dladdr, RTLD_NODELETE */
 /* luaopen_littlehorse_core: registers the types and functions, nothing else. Every function
- * gets this state's codec as upvalue 1 (see codec.h); no gRPC work happens here, so the
+ * gets this state's context as upvalue 1 (see context.h); no gRPC work happens here, so the
  * module may be required before a fork. */
 #include <errno.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include "compat.h"
 #include "version.h"
-#include "codec.h"
+#include "context.h"
 #include "client.h"
 #include "error.h"
 #include "json.h"
@@ -25,7 +25,7 @@
 /* core.encode_put_external_event(request [, "generic"]) -> wire bytes (what
  * put_external_event sends; "generic": packed by protobuf-c, for the spec that compares) */
 static int encode_put_external_event_body(lua_State *L) {
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   lh_path root = lh_path_root("encode_put_external_event", 1);
   static const char *const modes[] = { "direct", "generic", NULL };
   c->generic_encode = luaL_checkoption(L, 2, "direct", modes) == 1; /* reset by the next call */
@@ -36,7 +36,7 @@ static int encode_put_external_event_body(lua_State *L) {
 }
 
 static int encode_put_external_event(lua_State *L) {
-  return lh_codec_protect(L, encode_put_external_event_body);
+  return lh_context_protect(L, encode_put_external_event_body);
 }
 
 /* core.decode_external_event(bytes [, "generic"]) -> table | nil, message
@@ -45,7 +45,7 @@ static int decode_external_event_body(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   static const char *const modes[] = { "direct", "generic", NULL };
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   c->generic_decode = luaL_checkoption(L, 2, "direct", modes) == 1; /* reset by the next call */
   if (lh_push_external_event(L, s, n, c)) return 1;
   lua_pushnil(L);
@@ -54,10 +54,10 @@ static int decode_external_event_body(lua_State *L) {
 }
 
 static int decode_external_event(lua_State *L) {
-  return lh_codec_protect(L, decode_external_event_body);
+  return lh_context_protect(L, decode_external_event_body);
 }
 
-static int json_encode(lua_State *L) { return lh_codec_protect(L, lh_json_lua_encode); }
+static int json_encode(lua_State *L) { return lh_context_protect(L, lh_json_lua_encode); }
 
 /* core.sleep(seconds): a plain blocking sleep, for hosts with no event loop of their own. */
 static int core_sleep(lua_State *L) {
@@ -178,7 +178,7 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lh_value_register(L);
 
   luaL_newlibtable(L, functions);
-  lh_codec_new(L);
+  lh_context_new(L);
   lh_client_register(L);
   luaL_setfuncs(L, functions, 1);
 

@@ -137,7 +137,7 @@ static int read_timestamp(const span *s, int64_t *seconds, int32_t *nanos) {
   return 1;
 }
 
-int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_codec *c) {
+int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_context *c) {
   const uint8_t *p = bytes, *end = bytes + len;
   span id = { 0 }, created = { 0 }, content = { 0 };
   int seen_thread = 0, seen_node = 0, seen_claimed = 0;

@@ -9,7 +9,7 @@
 #include "json.h"
 #include "numfmt.h"
 #include "utf8.h"
-#include "codec.h"
+#include "context.h"
 #include "timestamp.h"
 #include "value.h"
 
@@ -902,7 +902,7 @@ int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t
 /* ---------------------------------------------------------------- Lua functions */
 
 int lh_json_lua_encode(lua_State *L) {
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   lh_path root = lh_path_root("json_encode", 1);
   luaL_checkany(L, 1);
   lh_buf_reset(&c->json);

@@ -42,7 +42,7 @@ void lh_json_encode(lua_State *L, int idx, lh_buf *out, const lh_path *path);
  * errors raise. */
 int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
 
-/* lua_CFunctions with the codec as upvalue 1 (lh_codec_get(L)->json is the scratch buffer):
+/* lua_CFunctions with the context as upvalue 1 (lh_context_get(L)->json is the scratch buffer):
  *   json_encode(v) -> string       raises on misuse ("bad argument #1 to 'json_encode' (...)")
  *   json_decode(s) -> value | nil, err */
 int lh_json_lua_encode(lua_State *L);

@@ -1,7 +1,7 @@
 #include <string.h>
 #include "keep.h"
 
-/* The codec's user value that holds its scratch table (codec.c): the field-name strings at
+/* The context's user value that holds its scratch table (context.c): the field-name strings at
  * 1..LH_KEY_COUNT, then the anchored strings of the conversion under way. */
 #define SCRATCH_UV 2
 #define FIRST_ANCHOR (LH_KEY_COUNT + 1)
@@ -19,7 +19,7 @@ void lh_keep_push_table(lua_State *L) {
 }
 
 /* Drop the anchored strings: no allocation, so no Lua code runs. */
-static void release(lua_State *L, lh_codec *c) {
+static void release(lua_State *L, lh_context *c) {
   for (int i = c->kept; i > 0; i--) {
     lua_pushnil(L);
     lua_rawseti(L, c->keep_slot, LH_KEY_COUNT + i);
@@ -27,7 +27,7 @@ static void release(lua_State *L, lh_codec *c) {
   c->kept = 0;
 }
 
-void lh_keep_begin(lua_State *L, lh_codec *c) {
+void lh_keep_begin(lua_State *L, lh_context *c) {
   lh_arena_reset(&c->arena);
   if (!lua_checkstack(L, 2)) luaL_error(L, "littlehorse: out of memory");
   lua_getiuservalue(L, lua_upvalueindex(1), SCRATCH_UV);
@@ -35,20 +35,20 @@ void lh_keep_begin(lua_State *L, lh_codec *c) {
   if (c->kept) release(L, c); /* what a conversion that raised left there */
 }
 
-void lh_keep_end(lua_State *L, lh_codec *c) {
+void lh_keep_end(lua_State *L, lh_context *c) {
   if (c->kept) release(L, c);
   lua_settop(L, c->keep_slot - 1);
   c->keep_slot = 0;
 }
 
-int lh_keep_field(lua_State *L, lh_codec *c, int t, int key) {
+int lh_keep_field(lua_State *L, lh_context *c, int t, int key) {
   t = lua_absindex(L, t);
   lua_rawgeti(L, c->keep_slot, key);
   lua_rawget(L, t); /* returns nothing before 5.3 */
   return lua_type(L, -1);
 }
 
-const char *lh_keep_bytes(lua_State *L, lh_codec *c, int idx, const char *s, size_t n) {
+const char *lh_keep_bytes(lua_State *L, lh_context *c, int idx, const char *s, size_t n) {
   if (n <= LH_KEEP_COPY_MAX) {
     char *copy = lh_arena_alloc(&c->arena, n + 1);
     if (!copy) luaL_error(L, "littlehorse: out of memory");
@@ -64,7 +64,7 @@ const char *lh_keep_bytes(lua_State *L, lh_codec *c, int idx, const char *s, siz
   return s;
 }
 
-const char *lh_keep_string(lua_State *L, lh_codec *c, int idx, size_t *len) {
+const char *lh_keep_string(lua_State *L, lh_context *c, int idx, size_t *len) {
   size_t n;
   const char *s = lua_tolstring(L, idx, &n);
   if (len) *len = n;

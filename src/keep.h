@@ -5,8 +5,8 @@
  * `__gc` finalizer at any allocation (JSON decoding and encoding allocate), and it may remove
  * fields from the request, after which a collection frees their strings. So a string whose
  * pointer goes into the message is never referenced where it was found (a table field, a
- * stack slot popped later): lh_keep_string copies it into the codec's arena (short strings,
- * the common case) or anchors it in the codec's scratch table (long ones, not copied), which
+ * stack slot popped later): lh_keep_string copies it into the context's arena (short strings,
+ * the common case) or anchors it in the context's scratch table (long ones, not copied), which
  * is on the stack during the conversion. Neither creates a Lua object nor runs a collection step
  * (nor does lh_keep_field), so no Lua code runs while a request's own fields are read: only
  * JSON encoding and decoding (lh.json_obj / lh.json_arr text, tables as JSON) can run a
@@ -23,7 +23,7 @@
 #define LH_KEEP_H
 
 #include "compat.h"
-#include "codec.h"
+#include "context.h"
 
 /* Strings up to this length are copied; longer ones are anchored (a copy of a few hundred
  * bytes costs about what anchoring costs). */
@@ -33,23 +33,23 @@
 enum { LH_KEY_TYPE = 1, LH_KEY_VALUE, LH_KEY_NAME, LH_KEY_VERSION, LH_KEY_SECONDS, LH_KEY_NANOS,
        LH_KEY_COUNT = LH_KEY_NANOS };
 
-/* Push a new scratch table for a codec (made once per codec, codec.c): the field-name strings,
+/* Push a new scratch table for a context (made once per context, context.c): the field-name strings,
  * and room for anchors. */
 void lh_keep_push_table(lua_State *L);
 
-void lh_keep_begin(lua_State *L, lh_codec *c);
-void lh_keep_end(lua_State *L, lh_codec *c);
+void lh_keep_begin(lua_State *L, lh_context *c);
+void lh_keep_end(lua_State *L, lh_context *c);
 
 /* The string at idx (which must be a string), valid and NUL-terminated until lh_keep_end;
  * its length in *len (may be NULL). Raises only when out of memory. Runs inside a function
- * whose upvalue 1 is the codec c (every module function). */
-const char *lh_keep_string(lua_State *L, lh_codec *c, int idx, size_t *len);
+ * whose upvalue 1 is the context c (every module function). */
+const char *lh_keep_string(lua_State *L, lh_context *c, int idx, size_t *len);
 /* The same, for the string at idx already read as s, n (lua_tolstring). */
-const char *lh_keep_bytes(lua_State *L, lh_codec *c, int idx, const char *s, size_t n);
+const char *lh_keep_bytes(lua_State *L, lh_context *c, int idx, const char *s, size_t n);
 
 /* Push t[key] read raw (key: LH_KEY_*), between lh_keep_begin and lh_keep_end; returns its
  * type. Unlike lua_pushstring + lua_rawget (or lua_getfield, which may call a metamethod),
  * this runs no collection step, so no finalizer runs while a request's own fields are read. */
-int lh_keep_field(lua_State *L, lh_codec *c, int t, int key);
+int lh_keep_field(lua_State *L, lh_context *c, int t, int key);
 
 #endif

@@ -9,13 +9,13 @@
 #include "timestamp.h"
 #include "service.pb-c.h"
 
-static void *arena_new(lua_State *L, lh_codec *c, size_t n) {
+static void *arena_new(lua_State *L, lh_context *c, size_t n) {
   void *p = lh_arena_alloc(&c->arena, n);
   if (!p) luaL_error(L, "littlehorse: out of memory");
   return p;
 }
 
-static void pack(lua_State *L, lh_codec *c, const ProtobufCMessage *m) {
+static void pack(lua_State *L, lh_context *c, const ProtobufCMessage *m) {
   size_t n = protobuf_c_message_get_packed_size(m);
   lh_buf_reset(&c->wire);
   if (!lh_buf_reserve(&c->wire, n ? n : 1)) luaL_error(L, "littlehorse: out of memory");
@@ -61,7 +61,7 @@ static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {
 }
 
 /* A guid becomes part of the server's key `<wf>/<def>/<guid>`: refuse what would break it. */
-static char *check_guid(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
+static char *check_guid(lua_State *L, lh_context *c, int idx, const lh_path *p) {
   size_t n;
   const char *g = lh_check_text(L, idx, p, 1, &n);
   for (size_t i = 0; i < n; i++) {
@@ -72,7 +72,7 @@ static char *check_guid(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
   return (char *)lh_keep_bytes(L, c, idx, g, n);
 }
 
-static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const char *name) {
+static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_context *c, const char *name) {
   Littlehorse__ExternalEventDefId *d = arena_new(L, c, sizeof *d);
   Littlehorse__ExternalEventDefId init = LITTLEHORSE__EXTERNAL_EVENT_DEF_ID__INIT;
   *d = init;
@@ -81,7 +81,7 @@ static Littlehorse__ExternalEventDefId *def_id(lua_State *L, lh_codec *c, const 
 }
 
 /* external_event_def_id = { name = "..." } */
-static const char *def_id_table(lua_State *L, lh_codec *c, int idx, const lh_path *p) {
+static const char *def_id_table(lua_State *L, lh_context *c, int idx, const lh_path *p) {
   static const char *const names[] = { "name", NULL };
   check_table(L, idx, p, "ExternalEventDefId");
   const char *name = NULL;
@@ -115,7 +115,7 @@ typedef struct event_fields_out {
   int32_t thread, node;
 } event_fields_out;
 
-static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_codec *c,
+static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_context *c,
                               int nfields, const char *what, event_fields_out *o) {
   memset(o, 0, sizeof *o);
   lua_checkstack(L, 6);
@@ -162,11 +162,11 @@ static void read_event_fields(lua_State *L, int idx, const lh_path *root, lh_cod
 }
 
 /* Every packer below converts inside lh_keep_begin .. lh_keep_end (keep.h): every byte the
- * packer reads stays reachable until packing ends (kept in the codec's arena, or anchored in
+ * packer reads stays reachable until packing ends (kept in the context's arena, or anchored in
  * the conversion's slot), whatever Lua code runs in between. Lua code can run there: a `__gc`
  * finalizer at any allocation (JSON text is decoded, tables encoded), and the caller's code
  * in it may change or empty the request. Tables are read raw, so no metamethod runs. */
-void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
   check_table(L, idx, &root, "PutExternalEvent request");
@@ -205,7 +205,7 @@ void lh_pack_put_external_event(lua_State *L, int idx, const lh_path *rootp, lh_
   lh_keep_end(L, c);
 }
 
-void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
   check_table(L, idx, &root, "ExternalEventId");
@@ -224,7 +224,7 @@ void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_c
   lh_keep_end(L, c);
 }
 
-void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
   static const char *const names[] = { "name", "seconds_after_put", NULL };
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
@@ -259,7 +259,7 @@ void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp,
   lh_keep_end(L, c);
 }
 
-void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, lh_codec *c) {
+void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
   idx = lua_absindex(L, idx);
   lh_path root = *rootp;
   lh_keep_begin(L, c);
@@ -282,7 +282,7 @@ static void push_def_id(lua_State *L, const lh_arena *a, const Littlehorse__Exte
   lua_setfield(L, -2, "name");
 }
 
-int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_context *c) {
   if (!c->generic_decode && lh_read_external_event(L, (const uint8_t *)bytes, len, c) == LH_READ_DONE) return 1;
   if (!lh_pb_depth_ok(&littlehorse__external_event__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
@@ -327,7 +327,7 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_codec
   return 1;
 }
 
-int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_codec *c) {
+int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_context *c) {
   if (!lh_pb_depth_ok(&littlehorse__external_event_def__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
   lh_arena_reset(&c->arena);
   Littlehorse__ExternalEventDef *d =

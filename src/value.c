@@ -27,7 +27,7 @@ void lh_value_register(lua_State *L) {
   lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
-static void *arena_new(lua_State *L, lh_codec *c, size_t n) {
+static void *arena_new(lua_State *L, lh_context *c, size_t n) {
   void *p = lh_arena_alloc(&c->arena, n);
   if (!p) luaL_error(L, "littlehorse: out of memory");
   return p;
@@ -54,7 +54,7 @@ const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonemp
   return s;
 }
 
-const char *lh_text_field(lua_State *L, lh_codec *c, int idx, const lh_path *path, int nonempty) {
+const char *lh_text_field(lua_State *L, lh_context *c, int idx, const lh_path *path, int nonempty) {
   size_t n;
   const char *s = lh_check_text(L, idx, path, nonempty, &n);
   return lh_keep_bytes(L, c, idx, s, n);
@@ -92,7 +92,7 @@ static void check_level(lua_State *L, const lh_path *path, int level) {
 }
 
 /* depth: ancestors so far; level: this WfRunId's message level (see check_level) */
-static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const lh_path *path, int depth,
+static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_context *c, const lh_path *path, int depth,
                                        int level) {
   Littlehorse__WfRunId *id = NEW_MSG(L, c, Littlehorse__WfRunId, LITTLEHORSE__WF_RUN_ID__INIT);
   if (depth > LH_VALUE_MAX_DEPTH) lh_path_error(L, path, "parent chain deeper than %d", LH_VALUE_MAX_DEPTH);
@@ -128,11 +128,11 @@ static Littlehorse__WfRunId *wf_run_id(lua_State *L, int idx, lh_codec *c, const
   return id;
 }
 
-Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
+Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_context *c, const lh_path *path) {
   return wf_run_id(L, lua_absindex(L, idx), c, path, 0, 1);
 }
 
-static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void value_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth);
 
 /* The `str` member. Text may hold NUL bytes (the wire carries them; other SDKs send them), but
@@ -141,7 +141,7 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
  * data is what follows the key on the wire (the length, then the bytes), which protobuf-c's
  * packer and event_writer.c both write as it is, so the bytes are those the member would have.
  * The copy is made here, in the arena: it is the rare case. */
-static void set_str(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv, const lh_path *path) {
+static void set_str(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv, const lh_path *path) {
   size_t n;
   if (lua_type(L, idx) != LUA_TSTRING) lh_path_error(L, path, "expected a string, got %s", luaL_typename(L, idx));
   const char *s = lua_tolstring(L, idx, &n);
@@ -163,10 +163,10 @@ static void set_str(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
 }
 
 /* JSON text for a table (or raw text given to lh.json_obj / lh.json_arr). Text made from a
- * table is copied into the arena (the codec's JSON buffer is reused by the next nested value);
+ * table is copied into the arena (the context's JSON buffer is reused by the next nested value);
  * raw text is kept (keep.h). JSON text never holds a NUL byte: the encoder escapes it as
  * \u0000, and the decoder refuses raw control characters. */
-static char *json_text(lua_State *L, int idx, lh_codec *c, const lh_path *path, char *kind) {
+static char *json_text(lua_State *L, int idx, lh_context *c, const lh_path *path, char *kind) {
   const char *src;
   size_t n;
   if (lua_type(L, idx) == LUA_TSTRING) {
@@ -191,7 +191,7 @@ static char *json_text(lua_State *L, int idx, lh_codec *c, const lh_path *path, 
   return (char *)src;
 }
 
-static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void set_json(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                      const lh_path *path, int want /* 0, '{' or '[' */) {
   char kind;
   if (want == '[' && lua_type(L, idx) == LUA_TTABLE) {
@@ -218,7 +218,7 @@ static void set_json(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVa
   }
 }
 
-static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_codec *c, const lh_path *path) {
+static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_context *c, const lh_path *path) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "expected { seconds = , nanos = }, got %s", luaL_typename(L, idx));
   Google__Protobuf__Timestamp *ts = NEW_MSG(L, c, Google__Protobuf__Timestamp, GOOGLE__PROTOBUF__TIMESTAMP__INIT);
   lh_keep_field(L, c, idx, LH_KEY_SECONDS);
@@ -232,7 +232,7 @@ static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_codec *c
   return ts;
 }
 
-static void set_array(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void set_array(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                       const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.array needs a table, got %s", luaL_typename(L, idx));
   size_t n = lua_rawlen(L, idx);
@@ -253,7 +253,7 @@ static void set_array(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableV
   vv->array = arr;
 }
 
-static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void set_map(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                     const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.map needs a list of {key, value} pairs, got %s", luaL_typename(L, idx));
   size_t n = lua_rawlen(L, idx);
@@ -285,7 +285,7 @@ static void set_map(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableVal
   vv->map = map;
 }
 
-static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void set_struct(lua_State *L, int typed, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                        const lh_path *path, int depth) {
   if (!lua_istable(L, idx)) lh_path_error(L, path, "lh.struct needs a table of fields, got %s", luaL_typename(L, idx));
   /* VariableValue > Struct > StructDefId, InlineStruct > FieldsEntry > StructField > value */
@@ -330,7 +330,7 @@ static void set_struct(lua_State *L, int typed, int idx, lh_codec *c, Littlehors
 }
 
 /* A typed value { type = KIND, value = ... } from the constructors in values.lua. */
-static void typed_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void typed_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth) {
   lh_keep_field(L, c, idx, LH_KEY_TYPE);
   const char *kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
@@ -394,7 +394,7 @@ static int table_kind(lua_State *L, int idx) {
 }
 
 /* depth: the message level of vv (see check_level) */
-static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+static void value_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                         const lh_path *path, int depth) {
   check_level(L, path, depth);
   switch (lua_type(L, idx)) {
@@ -438,7 +438,7 @@ static void value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__Variabl
   }
 }
 
-void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+void lh_value_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                     const lh_path *path) {
   value_to_pb(L, lua_absindex(L, idx), c, vv, path, 1);
 }

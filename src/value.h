@@ -9,7 +9,7 @@
 #define LH_VALUE_H
 
 #include "compat.h"
-#include "codec.h"
+#include "context.h"
 #include "path.h"
 #include "type_definition.pb-c.h"
 
@@ -29,20 +29,20 @@ void lh_value_push_typed_mt(lua_State *L);
 
 /* Fill *vv from the Lua value at idx (nil and lh.null leave it unset, i.e. NULL; a `str` with
  * NUL bytes is carried as an unknown field, see set_str). Runs inside a conversion begun with
- * lh_keep_begin (keep.h): nested messages come from the codec's arena, strings are kept until
+ * lh_keep_begin (keep.h): nested messages come from the context's arena, strings are kept until
  * lh_keep_end. Tables are read raw (no metamethod runs). Misuse raises, naming the path. */
-void lh_value_to_pb(lua_State *L, int idx, lh_codec *c, Littlehorse__VariableValue *vv,
+void lh_value_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__VariableValue *vv,
                     const lh_path *path);
 
 /* A WfRunId from a string ("id") or a table { id = , parent_wf_run_id = <same> }. */
-Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_codec *c, const lh_path *path);
+Littlehorse__WfRunId *lh_wf_run_id_to_pb(lua_State *L, int idx, lh_context *c, const lh_path *path);
 
 /* Validate a Lua string for a protobuf `string` field that is an id or a name (valid UTF-8,
  * no NUL byte, and non-empty if nonempty is set); returns it (not kept), its length in *len
  * (may be NULL), or raises naming the path. */
 const char *lh_check_text(lua_State *L, int idx, const lh_path *path, int nonempty, size_t *len);
 /* lh_check_text, then the string kept until lh_keep_end (keep.h). */
-const char *lh_text_field(lua_State *L, lh_codec *c, int idx, const lh_path *path, int nonempty);
+const char *lh_text_field(lua_State *L, lh_context *c, int idx, const lh_path *path, int nonempty);
 
 /* Push the Lua value of vv, which protobuf-c unpacked into the arena a (strings are pushed
  * whole, NUL bytes included: lh_arena_pb_strlen): nil when unset (or lh.null when null_marker

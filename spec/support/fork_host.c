@@ -80,7 +80,7 @@ static int child(lua_State *L, int round) {
   ok &= check(L, "child: close() and collectgarbage() leave gRPC alone",
               "h:close(); threaded:close(); h, th, client, threaded = nil, nil, nil, nil\n"
               "collectgarbage(); collectgarbage(); return true", NULL);
-  if (round % 2) lua_close(L); /* the codec's __gc: no grpc_shutdown in the child */
+  if (round % 2) lua_close(L); /* the context's __gc: no grpc_shutdown in the child */
   return ok;
 }
 

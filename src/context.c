@@ -1,13 +1,13 @@
 #include <string.h>
-#include "codec.h"
+#include "context.h"
 #include "runtime.h"
 #include "keep.h"
 
-/* Runs when the Lua state closes (the codec is an upvalue of every module function, so it
+/* Runs when the Lua state closes (the context is an upvalue of every module function, so it
  * outlives every client of the state): frees the scratch space and drops the state's
  * reference on gRPC, which lets gRPC stop its threads once no state in the process uses it. */
-static int codec_gc(lua_State *L) {
-  lh_codec *c = luaL_checkudata(L, 1, LH_CODEC_MT);
+static int context_gc(lua_State *L) {
+  lh_context *c = luaL_checkudata(L, 1, LH_CONTEXT_MT);
   lh_buf_free(&c->json);
   lh_buf_free(&c->wire);
   lh_buf_free(&c->reply);
@@ -22,42 +22,42 @@ static int codec_gc(lua_State *L) {
   return 0;
 }
 
-static int codec_tostring(lua_State *L) {
-  lua_pushfstring(L, LH_CODEC_MT ": %p", lua_touserdata(L, 1));
+static int context_tostring(lua_State *L) {
+  lua_pushfstring(L, LH_CONTEXT_MT ": %p", lua_touserdata(L, 1));
   return 1;
 }
 
-lh_codec *lh_codec_new(lua_State *L) {
-  lh_codec *c = lua_newuserdatauv(L, sizeof *c, 2);
+lh_context *lh_context_new(lua_State *L) {
+  lh_context *c = lua_newuserdatauv(L, sizeof *c, 2);
   memset(c, 0, sizeof *c);
   lua_newtable(L); /* the closure cache (see push_body) */
   lua_setiuservalue(L, -2, 1);
   lh_keep_push_table(L); /* the conversions' scratch table (keep.c) */
   lua_setiuservalue(L, -2, 2);
   lh_arena_init(&c->arena);
-  if (luaL_newmetatable(L, LH_CODEC_MT)) {
-    lua_pushcfunction(L, codec_gc);
+  if (luaL_newmetatable(L, LH_CONTEXT_MT)) {
+    lua_pushcfunction(L, context_gc);
     lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, codec_gc);
+    lua_pushcfunction(L, context_gc);
     lua_setfield(L, -2, "__close");
 #endif
-    lua_pushcfunction(L, codec_tostring);
+    lua_pushcfunction(L, context_tostring);
     lua_setfield(L, -2, "__tostring");
   }
   lua_setmetatable(L, -2);
   return c;
 }
 
-int lh_codec_protect(lua_State *L, lua_CFunction body) {
-  return lh_codec_protect_then(L, body, NULL, NULL);
+int lh_context_protect(lua_State *L, lua_CFunction body) {
+  return lh_context_protect_then(L, body, NULL, NULL);
 }
 
-/* Push body as a closure over this state's codec (upvalue 1 of the running function). Each
- * body's closure is made once and kept in the codec's user value: making it per call was a
- * measurable share of a call's cost (an allocation, and garbage). The cache holds the codec
+/* Push body as a closure over this state's context (upvalue 1 of the running function). Each
+ * body's closure is made once and kept in the context's user value: making it per call would be
+ * a measurable share of a call's cost (an allocation, and garbage). The cache holds the context
  * through the closures, a cycle the collector handles. */
-static void push_body(lua_State *L, lh_codec *c, lua_CFunction body) {
+static void push_body(lua_State *L, lh_context *c, lua_CFunction body) {
   int i = 0;
   while (i < c->nbodies && c->bodies[i] != body) i++;
   lua_getiuservalue(L, lua_upvalueindex(1), 1);
@@ -68,7 +68,7 @@ static void push_body(lua_State *L, lh_codec *c, lua_CFunction body) {
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, body, 1);
-  if (i < LH_CODEC_BODIES) {
+  if (i < LH_CONTEXT_BODIES) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, i + 1);
     c->bodies[i] = body;
@@ -77,11 +77,11 @@ static void push_body(lua_State *L, lh_codec *c, lua_CFunction body) {
   lua_remove(L, -2);
 }
 
-int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud) {
+int lh_context_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud) {
   int n = lua_gettop(L);
-  lh_codec *c = lh_codec_get(L);
+  lh_context *c = lh_context_get(L);
   if (c->busy) {
-    c = lh_codec_new(L); /* nested: private scratch, collected with its buffers */
+    c = lh_context_new(L); /* nested: private scratch, collected with its buffers */
     lua_pushcclosure(L, body, 1);
   } else {
     push_body(L, c, body);
@@ -96,7 +96,7 @@ int lh_codec_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *
   return lua_gettop(L);
 }
 
-void lh_codec_hold_grpc(lua_State *L, lh_codec *c) {
+void lh_context_hold_grpc(lua_State *L, lh_context *c) {
   if (c->grpc_held && c->grpc_pid == (long)lh_runtime_pid()) return;
   lh_runtime_acquire(L); /* raises if gRPC was initialised before a fork */
   c->grpc_held = 1;
