@@ -21,7 +21,7 @@ build = {
     ["littlehorse.core"] = {
       sources = {
         "src/arena.c", "src/async.c", "src/buffer.c", "src/call.c", "src/channel.c", "src/client.c", "src/compat.c", "src/context.c", "src/core.c",
-        "src/error.c", "src/event_reader.c", "src/event_writer.c", "src/http.c", "src/json.c", "src/keep.c", "src/messages.c", "src/numfmt.c", "src/path.c", "src/pbwire.c", "src/runtime.c",
+        "src/error.c", "src/event_reader.c", "src/event_writer.c", "src/handle.c", "src/http.c", "src/json.c", "src/keep.c", "src/messages.c", "src/numfmt.c", "src/object.c", "src/path.c", "src/pbwire.c", "src/rpc.c", "src/runtime.c",
         "src/timestamp.c", "src/utf8.c", "src/value.c", "src/wake.c",
         "src/gen/common_enums.pb-c.c", "src/gen/external_event.pb-c.c",
         "src/gen/google/protobuf/any.pb-c.c", "src/gen/google/protobuf/duration.pb-c.c", "src/gen/google/protobuf/empty.pb-c.c",

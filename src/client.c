@@ -1,8 +1,9 @@
-/* The client userdata ("littlehorse.client") and the call handle ("littlehorse.call").
+/* The client userdata ("littlehorse.client").
  *
  * A client owns one gRPC channel, a pluck queue for blocking calls, and (made on first use)
- * an async engine (async.c) for calls in flight. Blocking and async calls share the request
- * conversion (messages.c) and the reply/status handling (push_outcome) below. */
+ * an async engine (async.c) for calls in flight, each one held by a call handle (handle.c).
+ * Blocking and async calls share the request conversion (messages.c) and the reply/status
+ * handling (lh_rpc_push_outcome, rpc.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,111 +17,18 @@
 #include "channel.h"
 #include "context.h"
 #include "error.h"
-#include "messages.h"
+#include "handle.h"
+#include "object.h"
 #include "path.h"
+#include "rpc.h"
 #include "runtime.h"
 
-#define SERVICE "/littlehorse.LittleHorse/"
-#define LH_CALL_MT "littlehorse.call"
-
-typedef enum { M_PUT_EVENT, M_GET_EVENT, M_PUT_DEF, M_GET_DEF, M_COUNT } method_id;
-
-typedef struct rpc {
-  const char *name;    /* the RPC, for error objects: "PutExternalEvent" */
-  const char *method;  /* the Lua method, for misuse errors: "put_external_event" */
-  const char *async_method;
-  const char *path;
-  void (*pack)(lua_State *L, int idx, const lh_path *root, lh_context *c);
-  int (*push)(lua_State *L, const char *bytes, size_t len, lh_context *c);
-} rpc;
-
-static const rpc rpcs[M_COUNT] = {
-  { "PutExternalEvent", "put_external_event", "put_external_event_async", SERVICE "PutExternalEvent", lh_pack_put_external_event, lh_push_external_event },
-  { "GetExternalEvent", "get_external_event", "get_external_event_async", SERVICE "GetExternalEvent", lh_pack_external_event_id, lh_push_external_event },
-  { "PutExternalEventDef", "put_external_event_def", "put_external_event_def_async", SERVICE "PutExternalEventDef", lh_pack_put_external_event_def, lh_push_external_event_def },
-  { "GetExternalEventDef", "get_external_event_def", "get_external_event_def_async", SERVICE "GetExternalEventDef", lh_pack_external_event_def_id, lh_push_external_event_def },
-};
-
-/* User values of a client: 1 the context (keeps gRPC alive while we live), 2 the anchor table
- * of async calls that have an on_done callback: slot (a luaL_ref) -> handle. Integer slots,
- * reused through luaL_ref's free list, keep that table's array part dense; keys that came and
- * went (pending pointers, as before) made it rehash every few dozen calls (bench/: a tenth of
- * a call's cost). */
-enum { UV_CONTEXT = 1, UV_ANCHORS = 2, CLIENT_NUV = 2 };
-/* User values of a handle: 1 its client, 2 the cached results, 3 its on_done callback. */
-enum { HV_CLIENT = 1, HV_RESULTS = 2, HV_ON_DONE = 3, HANDLE_NUV = 3 };
-
-typedef struct lh_client {
-  lh_channel *shared;           /* the (possibly shared) channel this client holds */
-  grpc_channel *channel;        /* shared->channel */
-  size_t max_send;              /* requests larger than this are refused before sending */
-  grpc_completion_queue *cq;    /* pluck queue for this client's blocking calls */
-  lh_engine *engine;            /* async calls; NULL until the first one */
-  void *method[M_COUNT];        /* registered call handles */
-  double timeout;               /* default per-call deadline, seconds */
-  char *target;
-  char *tenant;
-  grpc_slice tenant_key, tenant_value; /* the `tenantid` header, made once (when tenant is set) */
-  pid_t pid;                    /* the process that made the channel */
-  int closed;
-  int busy;                     /* methods running on this client (a __gc may nest one) */
-  int close_deferred;           /* close() came from a __gc during a method: finish it after */
-} lh_client;
-
-typedef struct lh_handle {
-  lh_pending *p;                /* NULL once the outcome is cached (or the handle closed) */
-  pid_t pid;                    /* the process that started the call */
-  int method;
-  int no_reply;                 /* the call's reply = false */
-  int nresults;                 /* 0 until settled; then 1 (the reply) or 3 (nil, err, code) */
-} lh_handle;
-
-/* luaL_checkudata, faster: the metatable is compared with the one this state's context
- * recorded at registration, instead of looked up by name in the registry on every call
- * (a measurable share of a call). Anything else goes to luaL_checkudata, which raises. */
-static void *check_self(lua_State *L, const void *mt, const char *tname) {
-  if (mt && lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    int same = lua_topointer(L, -1) == mt;
-    lua_pop(L, 1);
-    if (same) return lua_touserdata(L, 1);
-  }
-  return luaL_checkudata(L, 1, tname);
-}
-
-/* The recorded metatables, when the running function has the context as upvalue 1 (the
- * metamethods __gc, __close and __tostring have no upvalues). */
-static const void *known_mt(lua_State *L, int call) {
-  lh_context *c = lh_context_get(L);
-  return c ? (call ? c->call_mt : c->client_mt) : NULL;
-}
-
-/* After fork(): a client or call handle made in the parent belongs to the parent's gRPC,
- * whose file descriptors, epoll set and connections the child shares. Polling them would
- * take the parent's events, cancelling a call would write to the parent's connection, and
- * the parent's threads (which hold its locks) are not in the child. So in a child every
- * method refuses before touching anything of gRPC's, and close()/__gc abandon the object:
- * what it holds is left as it is, never torn down. */
-static int inherited(pid_t made_in) { return made_in != lh_runtime_pid(); }
-
-static void refuse_inherited(lua_State *L, const char *what, pid_t made_in) {
-  lh_misuse(L, "littlehorse: this %s was made in process %d and cannot be used in forked "
-               "process %d; make clients after the fork", what, (int)made_in, (int)getpid());
-}
-
 static lh_client *check_client(lua_State *L) {
-  lh_client *cl = check_self(L, known_mt(L, 0), LH_CLIENT_MT);
+  lh_context *c = lh_context_get(L);
+  lh_client *cl = lh_object_check(L, c ? c->client_mt : NULL, LH_CLIENT_MT);
   if (cl->closed) lh_misuse(L, "littlehorse: this client is closed");
-  if (inherited(cl->pid)) refuse_inherited(L, "client", cl->pid);
+  if (lh_object_inherited(cl->pid)) lh_object_refuse_inherited(L, "client", cl->pid);
   return cl;
-}
-
-/* A timeout in seconds at idx, named by path in errors. */
-static double check_timeout(lua_State *L, int idx, const lh_path *path) {
-  if (lua_type(L, idx) != LUA_TNUMBER)
-    lh_path_error(L, path, "expected a number of seconds, got %s", luaL_typename(L, idx));
-  double t = (double)lua_tonumber(L, idx);
-  if (!(t > 0) || !isfinite(t) || t > 1e9) lh_path_error(L, path, "must be a positive number of seconds");
-  return t;
 }
 
 /* ---- call options: { timeout =, metadata = { key = value }, on_done = fn, reply = } ---- */
@@ -185,7 +93,7 @@ static void check_header(lua_State *L, const lh_path *pm) {
  * a call and the conversion of its request). Every key must be a call option. Leaves on the
  * stack the on_done function and the headers, as (name, value) pairs. Misuse raises here,
  * before anything is allocated for the call. */
-static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async, call_opts *o) {
+static void read_call_opts(lua_State *L, lh_client *cl, const lh_rpc *r, int async, call_opts *o) {
   lh_path root = lh_path_root(async ? r->async_method : r->method, 2);
   o->timeout = cl->timeout;
   o->nheaders = 0;
@@ -203,7 +111,7 @@ static void read_call_opts(lua_State *L, lh_client *cl, const rpc *r, int async,
     switch (option_name(L, -2)) {
     case OPT_TIMEOUT: {
       lh_path pt = lh_path_field(&root, "timeout", 7);
-      o->timeout = check_timeout(L, lua_gettop(L), &pt);
+      o->timeout = lh_check_seconds(L, lua_gettop(L), &pt);
       break;
     }
     case OPT_REPLY: {
@@ -271,34 +179,9 @@ static void add_headers(lua_State *L, lh_client *cl, const call_opts *o, lh_call
   }
 }
 
-/* Push the outcome of a finished call: reply | nil, err, code (true for the reply when the
- * caller said reply = false: a post whose stored event nobody reads skips its decoding, a
- * fifth of a call's CPU in bench/). */
-static int push_outcome(lua_State *L, const rpc *r, lh_call_result *res, lh_context *c, int no_reply,
-                        const char *target) {
-  if (res->status != GRPC_STATUS_OK) {
-    int n = lh_error_push(L, res->status, c->message.data, c->message.len, r->name, res->retry_delay);
-    /* "which server?" is the first question about these two; the others are the server's answer */
-    if (target && (res->status == GRPC_STATUS_UNAVAILABLE || res->status == GRPC_STATUS_DEADLINE_EXCEEDED)) {
-      lua_pushstring(L, target);
-      lua_setfield(L, -3, "target");
-    }
-    return n;
-  }
-  if (no_reply) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (!r->push(L, c->reply.data, c->reply.len, c)) {
-    const char *msg = "the server's reply is not a valid message";
-    return lh_error_push(L, GRPC_STATUS_INTERNAL, msg, strlen(msg), r->name, -1);
-  }
-  return 1;
-}
-
 /* A request over the size limit never leaves: the server would refuse it anyway (gRPC's
  * default 4 MiB inbound limit), after the bytes had crossed the network. */
-static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_context *c) {
+static int too_large(lua_State *L, lh_client *cl, const lh_rpc *r, lh_context *c) {
   char msg[160];
   int n = snprintf(msg, sizeof msg, "the request is %zu bytes, larger than the %zu-byte limit (max_send_size); nothing was sent",
                    c->wire.len, cl->max_send);
@@ -311,10 +194,10 @@ static int too_large(lua_State *L, lh_client *cl, const rpc *r, lh_context *c) {
 /* What every call does first: check the client, read the options, pack the request into the
  * context's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
  * request is over max_send_size. */
-static int begin_call(lua_State *L, method_id m, int async, lh_client **clp, call_opts *o) {
+static int begin_call(lua_State *L, lh_rpc_id m, int async, lh_client **clp, call_opts *o) {
   lh_client *cl = *clp = check_client(L);
   lh_context *c = lh_context_get(L);
-  const rpc *r = &rpcs[m];
+  const lh_rpc *r = &lh_rpcs[m];
   lh_path req_root = lh_path_root(async ? r->async_method : r->method, 1);
   read_call_opts(L, cl, r, async, o);
   r->pack(L, 2, &req_root, c);
@@ -324,19 +207,19 @@ static int begin_call(lua_State *L, method_id m, int async, lh_client **clp, cal
 /* ---- blocking calls ---- */
 
 /* client:<rpc>(request [, { timeout =, metadata = }]) -> reply | nil, err, code */
-static int do_call(lua_State *L, method_id m) {
+static int do_call(lua_State *L, lh_rpc_id m) {
   lh_client *cl;
   call_opts o;
   int refused = begin_call(L, m, 0, &cl, &o);
   if (refused) return refused;
   lh_context *c = lh_context_get(L);
-  const rpc *r = &rpcs[m];
+  const lh_rpc *r = &lh_rpcs[m];
   lh_call_state st;
   lh_call_init(&st);
   add_headers(L, cl, &o, &st);
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
   lh_call_unary(&st, cl->channel, cl->cq, cl->method[m], lh_deadline_in(o.timeout), c->wire.data, c->wire.len, &res);
-  return push_outcome(L, r, &res, c, o.no_reply, cl->target);
+  return lh_rpc_push_outcome(L, r, &res, c, o.no_reply, cl->target);
 }
 
 /* Each method checks its client first (so a wrong self is named as usual), then runs its body
@@ -360,10 +243,10 @@ static void client_leave(void *ud) {
     return lh_context_protect_then(L, name##_body, client_leave, cl_);    \
   }
 
-METHOD(put_external_event, do_call(L, M_PUT_EVENT))
-METHOD(get_external_event, do_call(L, M_GET_EVENT))
-METHOD(put_external_event_def, do_call(L, M_PUT_DEF))
-METHOD(get_external_event_def, do_call(L, M_GET_DEF))
+METHOD(put_external_event, do_call(L, LH_RPC_PUT_EVENT))
+METHOD(get_external_event, do_call(L, LH_RPC_GET_EVENT))
+METHOD(put_external_event_def, do_call(L, LH_RPC_PUT_DEF))
+METHOD(get_external_event_def, do_call(L, LH_RPC_GET_DEF))
 
 /* ---- async calls ---- */
 
@@ -376,7 +259,7 @@ static lh_engine *client_engine(lua_State *L, lh_client *cl) {
 }
 
 /* client:put_external_event_async(request [, { timeout =, metadata =, on_done = fn }]) -> handle */
-static int do_call_async(lua_State *L, method_id m) {
+static int do_call_async(lua_State *L, lh_rpc_id m) {
   lua_settop(L, 3); /* options (or nil) stay at 3, whatever is pushed later */
   lh_client *cl;
   call_opts o;
@@ -388,16 +271,7 @@ static int do_call_async(lua_State *L, method_id m) {
    * their memory does not wait for the next wait()/poll(). */
   if (!e->threaded && (++e->starts & 63) == 0) lh_engine_poll(e, 0, NULL, 0);
 
-  lh_handle *h = lua_newuserdatauv(L, sizeof *h, HANDLE_NUV);
-  h->p = NULL;
-  h->pid = cl->pid;
-  h->method = m;
-  h->no_reply = o.no_reply;
-  h->nresults = 0;
-  luaL_getmetatable(L, LH_CALL_MT);
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, HV_CLIENT);
+  lh_handle *h = lh_handle_push(L, 1, m, o.no_reply, cl->pid);
   lh_pending *p = lh_pending_new(e);
   if (!p) return luaL_error(L, "littlehorse: out of memory");
   h->p = p;
@@ -407,10 +281,9 @@ static int do_call_async(lua_State *L, method_id m) {
                      c->wire.data, c->wire.len, p))
     lh_engine_fail_start(p); /* completes at once with INTERNAL */
   if (o.on_done) {
-    lua_pushvalue(L, o.on_done);
-    lua_setiuservalue(L, -2, HV_ON_DONE);
+    lh_handle_set_on_done(L, -1, o.on_done);
     /* anchor: a handle with a callback lives until client:poll() delivers it */
-    lua_getiuservalue(L, 1, UV_ANCHORS);
+    lua_getiuservalue(L, 1, LH_CLIENT_UV_ANCHORS);
     lua_pushvalue(L, -2);
     p->anchor = luaL_ref(L, -2);
     lua_pop(L, 1);
@@ -418,131 +291,10 @@ static int do_call_async(lua_State *L, method_id m) {
   return 1;
 }
 
-METHOD(put_external_event_async, do_call_async(L, M_PUT_EVENT))
-METHOD(get_external_event_async, do_call_async(L, M_GET_EVENT))
-METHOD(put_external_event_def_async, do_call_async(L, M_PUT_DEF))
-METHOD(get_external_event_def_async, do_call_async(L, M_GET_DEF))
-
-static lh_handle *check_handle(lua_State *L) {
-  lh_handle *h = check_self(L, known_mt(L, 1), LH_CALL_MT);
-  if (inherited(h->pid)) refuse_inherited(L, "call handle", h->pid);
-  return h;
-}
-
-/* A handle is anchored (it has an on_done callback, and poll() has yet to deliver it) while
- * its call's pending names a slot; the slot is cleared before the pending is let go. */
-static int anchored(const lh_handle *h) { return h->p && h->p->anchor; }
-
-/* The anchored handle at hidx will not be delivered by poll() after all (closed, or its
- * results taken by wait()): give its slot back to the client. */
-static void unanchor(lua_State *L, int hidx, lh_handle *h) {
-  lua_getiuservalue(L, hidx, HV_CLIENT);
-  if (lua_getiuservalue(L, -1, UV_ANCHORS) == LUA_TTABLE) luaL_unref(L, -1, h->p->anchor);
-  lua_pop(L, 2);
-  h->p->anchor = 0;
-}
-
-/* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
-static void handle_settle(lua_State *L, int hidx, lh_handle *h) {
-  lh_context *c = lh_context_get(L);
-  lh_pending *p = h->p;
-  lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
-  lh_call_finish(&p->st, p->ok, &res);
-  h->p = NULL;
-  lh_pending_release(p);
-  int top = lua_gettop(L);
-  lua_getiuservalue(L, hidx, HV_CLIENT);
-  const lh_client *cl = lua_touserdata(L, -1); /* anchored by the handle */
-  int n = push_outcome(L, &rpcs[h->method], &res, c, h->no_reply, cl ? cl->target : NULL);
-  lua_remove(L, top + 1);
-  /* Keep one value, no wrapper table: the reply, or the error object (its code is err.code). */
-  lua_pushvalue(L, n == 1 ? top + 1 : top + 2);
-  lua_setiuservalue(L, hidx, HV_RESULTS);
-  h->nresults = n;
-  lua_settop(L, top);
-}
-
-static int push_results(lua_State *L, int hidx) {
-  lh_handle *h = lua_touserdata(L, hidx);
-  if (h->nresults == 1) {
-    lua_getiuservalue(L, hidx, HV_RESULTS);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_getiuservalue(L, hidx, HV_RESULTS);
-  lua_getfield(L, -1, "code");
-  return 3;
-}
-
-/* handle:wait([timeout]) -> the call's results | false (still in flight after timeout) */
-static int handle_wait_body(lua_State *L) {
-  lh_handle *h = check_handle(L);
-  double timeout = -1;
-  if (!lua_isnoneornil(L, 2)) {
-    lh_path root = lh_path_root("wait", 1);
-    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : check_timeout(L, 2, &root);
-  }
-  if (h->p) {
-    if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
-    if (anchored(h)) unanchor(L, 1, h); /* the caller takes the results: no callback */
-    handle_settle(L, 1, h);
-  }
-  if (!h->nresults) return luaL_error(L, "littlehorse: this call handle is closed");
-  return push_results(L, 1);
-}
-
-static int handle_wait(lua_State *L) {
-  check_handle(L);
-  return lh_context_protect(L, handle_wait_body);
-}
-
-static int handle_done(lua_State *L) {
-  lh_handle *h = check_handle(L);
-  lua_pushboolean(L, h->p == NULL || lh_pending_wait(h->p, 0));
-  return 1;
-}
-
-/* handle:id() -> the call's process-unique id (for wake-ups, see wake.h); nil once settled */
-static int handle_id(lua_State *L) {
-  lh_handle *h = check_handle(L);
-  if (h->p) lua_pushnumber(L, (lua_Number)h->p->id); /* < 2^53 in any realistic process */
-  else lua_pushnil(L);
-  return 1;
-}
-
-static int handle_cancel(lua_State *L) {
-  lh_handle *h = check_handle(L);
-  if (h->p) lh_pending_cancel(h->p);
-  return 0;
-}
-
-/* Idempotent; __gc and __close share it. Never blocks: a call still in flight is cancelled
- * and its memory is freed by the engine when the cancellation completes. */
-static int handle_close(lua_State *L) {
-  lh_handle *h = luaL_checkudata(L, 1, LH_CALL_MT);
-  if (inherited(h->pid)) { /* a forked child abandons it: its pending is the parent's */
-    h->p = NULL;
-    return 0;
-  }
-  if (anchored(h)) unanchor(L, 1, h); /* a __gc never sees one: anchored means reachable */
-  if (h->p) {
-    lh_pending_release(h->p);
-    h->p = NULL;
-  }
-  return 0;
-}
-
-static int handle_tostring(lua_State *L) {
-  lh_handle *h = luaL_checkudata(L, 1, LH_CALL_MT);
-  if (inherited(h->pid)) {
-    lua_pushfstring(L, LH_CALL_MT ": %p (%s, made in process %d: unusable in this forked process)",
-                    (void *)h, rpcs[h->method].name, (int)h->pid);
-    return 1;
-  }
-  const char *state = h->p ? (lh_pending_wait(h->p, 0) ? "done" : "in flight") : "settled";
-  lua_pushfstring(L, LH_CALL_MT ": %p (%s, %s)", (void *)h, rpcs[h->method].name, state);
-  return 1;
-}
+METHOD(put_external_event_async, do_call_async(L, LH_RPC_PUT_EVENT))
+METHOD(get_external_event_async, do_call_async(L, LH_RPC_GET_EVENT))
+METHOD(put_external_event_def_async, do_call_async(L, LH_RPC_PUT_DEF))
+METHOD(get_external_event_def_async, do_call_async(L, LH_RPC_GET_DEF))
 
 /* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
  * settle every finished call whose handle has an on_done callback, calling it with the
@@ -553,7 +305,7 @@ static int client_poll_body(lua_State *L) {
   double timeout = 0;
   if (!lua_isnoneornil(L, 2)) {
     lh_path root = lh_path_root("poll", 1);
-    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : check_timeout(L, 2, &root);
+    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : lh_check_seconds(L, 2, &root);
   }
   if (!cl->engine) { lua_pushinteger(L, 0); return 1; }
   lh_pending *done[64];
@@ -561,7 +313,7 @@ static int client_poll_body(lua_State *L) {
   size_t total = 0, n;
   lua_pushnil(L); /* the first error a callback raised */
   int err_slot = lua_gettop(L);
-  lua_getiuservalue(L, 1, UV_ANCHORS);
+  lua_getiuservalue(L, 1, LH_CLIENT_UV_ANCHORS);
   int anchors = lua_gettop(L);
   while ((n = lh_engine_poll(cl->engine, total ? 0 : timeout, done, 64)) > 0) {
     /* Read the slots before any Lua code (or allocation, hence a __gc) can run: from here on
@@ -580,11 +332,8 @@ static int client_poll_body(lua_State *L) {
     }
     int last = lua_gettop(L);
     for (int hidx = first; hidx <= last; hidx++) {
-      lh_handle *h = lua_touserdata(L, hidx);
-      if (h->p) handle_settle(L, hidx, h);
-      if (!h->nresults) continue; /* closed by an earlier callback of this batch */
-      lua_getiuservalue(L, hidx, HV_ON_DONE);
-      int nres = push_results(L, hidx);
+      int nres = lh_handle_push_delivery(L, hidx);
+      if (nres < 0) continue; /* closed by an earlier callback of this batch */
       /* Every callback of the batch runs (its handle is out of its slot already); the first
        * error is raised once they have. */
       if (lua_pcall(L, nres, 0, 0) != LUA_OK && !failed) {
@@ -623,7 +372,7 @@ static int client_fd(lua_State *L) {
 
 static int client_in_flight(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
-  if (!cl->closed && inherited(cl->pid)) refuse_inherited(L, "client", cl->pid);
+  if (!cl->closed && lh_object_inherited(cl->pid)) lh_object_refuse_inherited(L, "client", cl->pid);
   size_t n = 0;
   if (cl->engine && !cl->closed) {
     lh_engine_poll(cl->engine, 0, NULL, 0); /* inline mode: take in what has finished */
@@ -641,7 +390,7 @@ static int client_in_flight(lua_State *L) {
  * handles then report CANCELLED); the engine thread is joined, which takes only as long as
  * gRPC needs to acknowledge the cancellations. */
 static void client_teardown(lh_client *cl) {
-  int mine = !inherited(cl->pid); /* in a forked child: abandon (see refuse_inherited) */
+  int mine = !lh_object_inherited(cl->pid); /* in a forked child: abandon (see object.h) */
   if (cl->channel && mine) {
     if (cl->engine) lh_engine_close(cl->engine);
     grpc_completion_queue_shutdown(cl->cq);
@@ -671,7 +420,7 @@ static int client_close(lua_State *L) {
 static int client_tostring(lua_State *L) {
   lh_client *cl = luaL_checkudata(L, 1, LH_CLIENT_MT);
   if (cl->closed) lua_pushfstring(L, LH_CLIENT_MT ": %p (closed)", (void *)cl);
-  else if (inherited(cl->pid))
+  else if (lh_object_inherited(cl->pid))
     lua_pushfstring(L, LH_CLIENT_MT ": %p (%s, made in process %d: unusable in this forked process)",
                     (void *)cl, cl->target, (int)cl->pid);
   else if (cl->tenant) lua_pushfstring(L, LH_CLIENT_MT ": %p (%s, tenant %s)", (void *)cl, cl->target, cl->tenant);
@@ -716,44 +465,12 @@ static const luaL_Reg methods[] = {
   { NULL, NULL },
 };
 
-static const luaL_Reg handle_methods[] = {
-  { "wait", handle_wait },
-  { "id", handle_id },
-  { "done", handle_done },
-  { "cancel", handle_cancel },
-  { "close", handle_close },
-  { NULL, NULL },
-};
-
-static void new_type(lua_State *L, const char *name, const luaL_Reg *meths, lua_CFunction close,
-                     lua_CFunction tostring) {
-  /* context on the stack top */
-  if (luaL_newmetatable(L, name)) {
-    lua_newtable(L);
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, meths, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushcfunction(L, tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
-}
-
 void lh_client_register(lua_State *L) {
   lh_context *c = lua_touserdata(L, -1); /* context on the stack top */
-  new_type(L, LH_CLIENT_MT, methods, client_close, client_tostring);
-  new_type(L, LH_CALL_MT, handle_methods, handle_close, handle_tostring);
+  lh_object_register(L, LH_CLIENT_MT, methods, client_close, client_tostring);
   luaL_getmetatable(L, LH_CLIENT_MT);
   c->client_mt = lua_topointer(L, -1);
-  luaL_getmetatable(L, LH_CALL_MT);
-  c->call_mt = lua_topointer(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
 }
 
 /* Push the field `name` of the client options at t, read raw (a plain table: lh.client makes
@@ -814,16 +531,16 @@ int lh_client_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   /* The userdata comes first and stays "closed" until fully made: an error raised while
    * reading the options leaves an object whose __gc frees what was read so far. */
-  lh_client *cl = lua_newuserdatauv(L, sizeof *cl, CLIENT_NUV);
+  lh_client *cl = lua_newuserdatauv(L, sizeof *cl, LH_CLIENT_NUV);
   memset(cl, 0, sizeof *cl);
   cl->closed = 1;
   cl->pid = lh_runtime_pid();
   luaL_getmetatable(L, LH_CLIENT_MT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_setiuservalue(L, -2, UV_CONTEXT);
+  lua_setiuservalue(L, -2, LH_CLIENT_UV_CONTEXT);
   lua_newtable(L);
-  lua_setiuservalue(L, -2, UV_ANCHORS);
+  lua_setiuservalue(L, -2, LH_CLIENT_UV_ANCHORS);
 
   static const char *const names[] = { "target", "tenant", "timeout", "max_send_size", "tls",
     "keepalive_time_ms", "keepalive_timeout_ms", "lb_policy", "max_receive_size", NULL };
@@ -831,7 +548,7 @@ int lh_client_new(lua_State *L) {
   lh_path root = lh_path_root("client", 1), p = lh_path_field(&root, "timeout", 7);
   lh_check_keys(L, 1, &root, names, "option");
   raw_field(L, 1, "timeout");
-  cl->timeout = check_timeout(L, lua_gettop(L), &p); /* required: the defaults live in littlehorse.config */
+  cl->timeout = lh_check_seconds(L, lua_gettop(L), &p); /* required: the defaults live in littlehorse.config */
   lua_pop(L, 1);
   cl->target = opt_string(L, "target", 1);
   cl->tenant = opt_string(L, "tenant", 0);
@@ -874,14 +591,14 @@ int lh_client_new(lua_State *L) {
 
   lh_context_hold_grpc(L, c); /* lazily initialises gRPC; raises after a bad fork */
 
-  const char *paths[M_COUNT];
-  for (int m = 0; m < M_COUNT; m++) paths[m] = rpcs[m].path;
+  const char *paths[LH_RPC_COUNT];
+  for (int m = 0; m < LH_RPC_COUNT; m++) paths[m] = lh_rpcs[m].path;
   const char *err = NULL;
-  cl->shared = lh_channel_get(&o, paths, M_COUNT, &err);
+  cl->shared = lh_channel_get(&o, paths, LH_RPC_COUNT, &err);
   if (!cl->shared) return luaL_error(L, "littlehorse: %s", err);
   lua_settop(L, tls_top); /* tls and its strings */
   cl->channel = cl->shared->channel;
-  for (int m = 0; m < M_COUNT; m++) cl->method[m] = cl->shared->methods[m];
+  for (int m = 0; m < LH_RPC_COUNT; m++) cl->method[m] = cl->shared->methods[m];
   cl->cq = grpc_completion_queue_create_for_pluck(NULL);
   cl->closed = 0;
   return 1;

@@ -12,6 +12,7 @@
 #include "version.h"
 #include "context.h"
 #include "client.h"
+#include "handle.h"
 #include "error.h"
 #include "json.h"
 #include "messages.h"
@@ -180,6 +181,7 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   luaL_newlibtable(L, functions);
   lh_context_new(L);
   lh_client_register(L);
+  lh_handle_register(L);
   luaL_setfuncs(L, functions, 1);
 
   lua_pushlightuserdata(L, NULL);

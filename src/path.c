@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <math.h>
 #include <ctype.h>
 #include <string.h>
 #include "path.h"
@@ -156,4 +157,12 @@ int lh_path_error(lua_State *L, const lh_path *p, const char *fmt, ...) {
   else
     lua_pushfstring(L, "%sbad argument #%d (%s)", pos, root->argn, msg);
   return lua_error(L);
+}
+
+double lh_check_seconds(lua_State *L, int idx, const lh_path *path) {
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    lh_path_error(L, path, "expected a number of seconds, got %s", luaL_typename(L, idx));
+  double t = (double)lua_tonumber(L, idx);
+  if (!(t > 0) || !isfinite(t) || t > 1e9) lh_path_error(L, path, "must be a positive number of seconds");
+  return t;
 }

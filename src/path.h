@@ -50,6 +50,9 @@ int lh_misuse(lua_State *L, const char *fmt, ...);
 /* Raise unless every key of the table at idx is one of the NULL-terminated names (raw
  * iteration), naming the nearest valid one; `what` is the kind of key ("call option"). */
 void lh_check_keys(lua_State *L, int idx, const lh_path *root, const char *const *names, const char *what);
+/* The number of seconds at idx (a timeout): positive, finite, at most 1e9; otherwise raise,
+ * naming path. */
+double lh_check_seconds(lua_State *L, int idx, const lh_path *path);
 /* The name in the NULL-terminated list nearest to key (a likely typo of it), or NULL. */
 const char *lh_nearest(const char *key, size_t len, const char *const *names);
 
