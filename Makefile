@@ -37,7 +37,7 @@ $(TREE)/lib/lua/$(LUA_VERSION)/littlehorse/core.so: $(ROCKSPEC) $(wildcard src/*
 
 devserver: $(BUILD)/lh-devserver
 
-$(BUILD)/lh-devserver: $(DEV_SRC) $(DEV_HDR) $(GEN_SRC)
+$(BUILD)/lh-devserver: $(DEV_SRC) $(DEV_HDR) src/status_names.h $(GEN_SRC)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -Isrc/gen -o $@ $(DEV_SRC) $(GEN_SRC) $(GRPC_LIBS)
 

@@ -7,7 +7,9 @@
 
 #define RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
 
-double lh_call_retry_delay(const unsigned char *bin, size_t len) {
+/* Parse a grpc-status-details-bin value (google.rpc.Status) for a RetryInfo delay in
+ * seconds; returns < 0 when there is none. */
+static double retry_delay(const unsigned char *bin, size_t len) {
   double delay = -1;
   Google__Rpc__Status *st = google__rpc__status__unpack(NULL, len, bin);
   if (!st) return -1;
@@ -150,7 +152,7 @@ void lh_call_finish(lh_call_state *st, int ok, lh_call_result *out) {
     for (size_t i = 0; i < st->trailing_md.count && status != GRPC_STATUS_OK; i++) {
       if (grpc_slice_str_cmp(st->trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
         grpc_slice v = st->trailing_md.metadata[i].value;
-        out->retry_delay = lh_call_retry_delay(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v));
+        out->retry_delay = retry_delay(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v));
       }
     }
   }

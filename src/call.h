@@ -59,8 +59,4 @@ void lh_call_discard(lh_call_state *st);
 int lh_call_unary(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq, void *method_handle,
                   gpr_timespec deadline, const char *req, size_t reqlen, lh_call_result *out);
 
-/* Parse a grpc-status-details-bin value (google.rpc.Status) for a RetryInfo delay in
- * seconds; returns < 0 when there is none. */
-double lh_call_retry_delay(const unsigned char *bin, size_t len);
-
 #endif

@@ -12,15 +12,6 @@ void lh_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   }
   lua_pop(L, nup);
 }
-
-void *lh_compat_testudata(lua_State *L, int i, const char *tname) {
-  void *p = lua_touserdata(L, i);
-  if (!p || !lua_getmetatable(L, i)) return NULL;
-  luaL_getmetatable(L, tname);
-  int same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same ? p : NULL;
-}
 #endif
 
 #if LUA_VERSION_NUM < 503

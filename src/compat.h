@@ -17,8 +17,6 @@
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 void lh_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #define luaL_setfuncs(L, l, n) lh_compat_setfuncs((L), (l), (n))
-void *lh_compat_testudata(lua_State *L, int i, const char *tname);
-#define luaL_testudata(L, i, t) lh_compat_testudata((L), (i), (t))
 #endif
 
 #if LUA_VERSION_NUM < 503

@@ -134,7 +134,7 @@ static int versions(lua_State *L) {
 }
 
 /* core._misuse(message): raise message blamed on the caller's line, past the library's own
- * Lua files (see lh_where): how the Lua layer reports misuse, as the C side does. Not API. */
+ * Lua files (see lh_misuse): how the Lua layer reports misuse, as the C side does. Not API. */
 static int misuse(lua_State *L) {
   const char *msg = luaL_checkstring(L, 1);
   return lh_misuse(L, "%s", msg);

@@ -1,15 +1,9 @@
 #include "error.h"
-
-static const char *const status_names[] = {
-  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-  "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-  "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-  "UNAUTHENTICATED",
-};
+#include "status_names.h"
 
 const char *lh_status_name(int code) {
-  if (code < 0 || code >= (int)(sizeof status_names / sizeof status_names[0])) return "UNKNOWN";
-  return status_names[code];
+  if (code < 0 || code >= LH_STATUS_COUNT) return "UNKNOWN";
+  return lh_status_names[code];
 }
 
 static int error_tostring(lua_State *L) {

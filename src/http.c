@@ -6,6 +6,23 @@
 #include <curl/curl.h>
 #include "http.h"
 
+typedef struct http_request {
+  const char *url;        /* http:// or https:// only */
+  const char *body;       /* already application/x-www-form-urlencoded */
+  size_t body_len;
+  const char *user;       /* HTTP Basic auth, or NULL for none */
+  const char *password;
+  double timeout;         /* seconds for the whole exchange (connect included); <= 0: 10 s */
+  const char *ca_file;    /* PEM bundle to verify the server with, or NULL for the system roots */
+} http_request;
+
+typedef struct http_response {
+  long status;            /* the HTTP status, 0 when there was no reply */
+  char *body;             /* malloc'd, NUL-terminated (body_len excludes the NUL); free with response_free */
+  size_t body_len;
+  char error[512];        /* the reason when post_form returns 0; never holds the password */
+} http_response;
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static CURLcode init_result = CURLE_FAILED_INIT;
 
@@ -38,13 +55,14 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-void lh_http_response_free(lh_http_response *res) {
+static void response_free(http_response *res) {
   free(res->body);
   res->body = NULL;
   res->body_len = 0;
 }
 
-int lh_http_post_form(const lh_http_request *req, lh_http_response *res) {
+/* 1: a reply came (any status; res->status and res->body set). 0: no reply, res->error says why. */
+static int post_form(const http_request *req, http_response *res) {
   memset(res, 0, sizeof *res);
   pthread_once(&init_once, global_init);
   if (init_result != CURLE_OK) {
@@ -169,7 +187,7 @@ int lh_http_lua_post(lua_State *L) {
   if (lua_istable(L, 2)) encode_form(L, 2);
   size_t body_len;
   const char *body = luaL_checklstring(L, 2, &body_len);
-  lh_http_request req = { url, body, body_len, NULL, NULL, 0, NULL };
+  http_request req = { url, body, body_len, NULL, NULL, 0, NULL };
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     req.user = opt_string(L, 3, "user");
@@ -183,14 +201,14 @@ int lh_http_lua_post(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  lh_http_response res;
-  if (!lh_http_post_form(&req, &res)) {
+  http_response res;
+  if (!post_form(&req, &res)) {
     lua_pushnil(L);
     lua_pushstring(L, res.error);
     return 2;
   }
   lua_pushinteger(L, (lua_Integer)res.status);
   lua_pushlstring(L, res.body, res.body_len); /* on a memory error here the body leaks: acceptable */
-  lh_http_response_free(&res);
+  response_free(&res);
   return 2;
 }

@@ -13,8 +13,10 @@
 #include "timestamp.h"
 #include "value.h"
 
-const char lh_json_array_mt_key = 'A';
-const char lh_json_empty_array_key = 'E';
+/* The registry key (its address) of the array metatable, and the address that
+ * `lh.empty_array` (a light userdata) points to. */
+static const char lh_json_array_mt_key = 'A';
+static const char lh_json_empty_array_key = 'E';
 
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define LH_SWAR 1 /* scan strings 8 bytes at a time */

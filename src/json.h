@@ -18,11 +18,6 @@
 
 #define LH_JSON_MAX_DEPTH 128
 
-/* The registry key (its address) of the array metatable, and the address that
- * `lh.empty_array` (a light userdata) points to. */
-extern const char lh_json_array_mt_key;
-extern const char lh_json_empty_array_key;
-
 /* Push the array metatable (`__name = "littlehorse.array"`), creating it on first use. A
  * table with this metatable always encodes as a JSON array, even when empty. */
 void lh_json_push_array_mt(lua_State *L);

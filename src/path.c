@@ -34,7 +34,8 @@ static void add_segment(luaL_Buffer *b, const lh_path *p, int first) {
   }
 }
 
-void lh_path_push(lua_State *L, const lh_path *p) {
+/* Push the path as text: `content.items[3]`, `content["odd key"]`. */
+static void path_push(lua_State *L, const lh_path *p) {
   /* Segments are linked child -> parent; collect them root-first (paths are shallow). */
   const lh_path *seg[256];
   int n = 0;
@@ -62,7 +63,9 @@ static int is_library_source(const char *source) {
   return memcmp(d, dir, dlen) == 0 && (d[-1] == '/' || d[-1] == '@');
 }
 
-void lh_where(lua_State *L) {
+/* Push "chunk:line: " of the first Lua function up the stack outside this library's Lua
+ * files, or "" when there is none. */
+static void where(lua_State *L) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
     if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue; /* C, or no line info */
@@ -74,7 +77,7 @@ void lh_where(lua_State *L) {
 }
 
 int lh_misuse(lua_State *L, const char *fmt, ...) {
-  lh_where(L);
+  where(L);
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
@@ -142,9 +145,9 @@ void lh_check_keys(lua_State *L, int idx, const lh_path *root, const char *const
 int lh_path_error(lua_State *L, const lh_path *p, const char *fmt, ...) {
   const lh_path *root = p;
   while (root->parent) root = root->parent;
-  lh_where(L);
+  where(L);
   const char *pos = lua_tostring(L, -1);
-  lh_path_push(L, p);
+  path_push(L, p);
   const char *where = lua_tostring(L, -1);
   va_list ap;
   va_start(ap, fmt);

@@ -34,18 +34,14 @@ static inline lh_path lh_path_index(const lh_path *parent, lua_Integer i) {
   return p;
 }
 
-/* Push the path as text: `content.items[3]`, `content["odd key"]`. */
-void lh_path_push(lua_State *L, const lh_path *p);
-
 /* Raise a misuse error blaming the root's argument, message "<path>: <msg>", prefixed with
- * the caller's position (lh_where). */
+ * the caller's position (see lh_misuse). */
 int lh_path_error(lua_State *L, const lh_path *p, const char *fmt, ...);
 
-/* Push "chunk:line: " of the first Lua function up the stack that is not one of this
- * library's Lua files (they live in a `littlehorse/` directory), or "" when there is none:
- * misuse is blamed on the caller's line, also when the call came through the Lua layer. */
-void lh_where(lua_State *L);
-/* Raise a formatted misuse error at the caller's position (lh_where). */
+/* Raise a formatted misuse error at the caller's position: "chunk:line: " of the first Lua
+ * function up the stack that is not one of this library's Lua files (they live in a
+ * `littlehorse/` directory), so misuse is blamed on the caller's line, also when the call
+ * came through the Lua layer. */
 int lh_misuse(lua_State *L, const char *fmt, ...);
 /* Raise unless every key of the table at idx is one of the NULL-terminated names (raw
  * iteration), naming the nearest valid one; `what` is the kind of key ("call option"). */

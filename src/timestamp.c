@@ -17,7 +17,8 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
   *y = yy + (*m <= 2);
 }
 
-int lh_timestamp_format(int64_t seconds, int32_t nanos, char *buf, size_t size) {
+/* Format as RFC 3339 UTC into buf (at least 40 bytes); returns the length. */
+static int format_rfc3339(int64_t seconds, int32_t nanos, char *buf, size_t size) {
   int64_t days = seconds / 86400, rem = seconds % 86400;
   if (rem < 0) { rem += 86400; days--; }
   int64_t y; unsigned mo, d;
@@ -39,7 +40,7 @@ static int ts_tostring(lua_State *L) {
   lua_getfield(L, 1, "seconds");
   lua_getfield(L, 1, "nanos");
   char buf[64];
-  int n = lh_timestamp_format((int64_t)luaL_checkinteger(L, -2), (int32_t)luaL_optinteger(L, -1, 0),
+  int n = format_rfc3339((int64_t)luaL_checkinteger(L, -2), (int32_t)luaL_optinteger(L, -1, 0),
                               buf, sizeof buf);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;

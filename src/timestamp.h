@@ -11,7 +11,5 @@
 
 void lh_timestamp_register(lua_State *L);
 void lh_timestamp_push(lua_State *L, int64_t seconds, int32_t nanos);
-/* Format as RFC 3339 UTC into buf (at least 40 bytes); returns the length. */
-int lh_timestamp_format(int64_t seconds, int32_t nanos, char *buf, size_t size);
 
 #endif

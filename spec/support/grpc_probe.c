@@ -1,6 +1,6 @@
-/* grpc_probe.c: a tiny gRPC C-core client for the dev-server specs, for what the Lua client
- * cannot do (yet): TLS / mTLS channels, arbitrary metadata (authorization), and many calls in
- * flight at once on one channel. Built by spec/support/probe.lua into build/grpc-probe.
+/* grpc_probe.c: a tiny gRPC C-core client for the dev-server specs, independent of the Lua
+ * client: TLS / mTLS channels, arbitrary metadata (authorization), and many calls in flight at
+ * once on one channel. Built by spec/support/probe.lua into build/grpc-probe.
  *
  *   grpc-probe --target HOST:PORT [--ca FILE [--cert FILE --key FILE] [--server-name NAME]]
  *              [--md KEY=VALUE]... [--method get-def|put-event|get-event] [--def NAME]
@@ -26,14 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../src/status_names.h"
+
 #define MAX_MD 16
 
-static const char *const names[] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
 
 typedef struct probe_call {
     grpc_call *call;
@@ -261,7 +257,7 @@ int main(int argc, char **argv)
         probe_call *c = ev.tag;
         int i = (int)(c - calls);
         double ms = now_ms() - c->started;
-        const char *name = (unsigned)c->status < 17 ? names[c->status] : "UNKNOWN_CODE";
+        const char *name = (int)c->status >= 0 && (int)c->status < LH_STATUS_COUNT ? lh_status_names[c->status] : "UNKNOWN_CODE";
         char *msg = grpc_slice_to_c_string(c->details);
         for (char *p = msg; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';
