@@ -11,7 +11,7 @@ local function parse(line)
   local kind, rest = line:match("^(%u+) (.*)$")
   if not kind then return nil end
   local t = { _line = kind, _rest = rest }
-  -- values run to the next " key=" (so "reason=async API not built yet" stays whole)
+  -- values run to the next " key=" (so "reason=no server on the port" stays whole)
   for k, v in (" " .. rest):gmatch(" ([%w_]+)=(.-)%f[ \0]") do t[k] = v end
   return t
 end

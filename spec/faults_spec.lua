@@ -1,4 +1,4 @@
--- Issue 4, the proof: exactly-once posting through the retry helpers, against real dev-server
+-- Exactly-once posting through the retry helpers, against real dev-server
 -- processes that inject faults (lost replies, crashes with a persistent store, quota errors
 -- with RetryInfo, slow replies, dropped connections).
 local lh = require "littlehorse"

@@ -11,8 +11,8 @@
 -- strings of the same sizes, so that freed memory is reused at once. Each case asserts what
 -- the dev server stored or answered, for the blocking and the async form of the call.
 --
--- Before the fix the stored ids were junk (then "###...#") or ALREADY_EXISTS came back for
--- events never sent, and the ASan suite reported heap-use-after-free in the packer. The GC
+-- A pointer kept into an unanchored string shows as junk stored ids ("###...#"), as
+-- ALREADY_EXISTS for events never sent, or as heap-use-after-free in the packer under ASan. The GC
 -- torture run (scripts/suites/gc.sh: every object allocation inside a call collects first)
 -- runs this file too, minus the #finalizer cases: its emergency collections do not call
 -- finalizers.

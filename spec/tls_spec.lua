@@ -1,6 +1,6 @@
--- Issue 5, the dev-server side: TLS and mutual TLS (checked with `openssl s_client` and with
+-- The dev-server side of TLS: TLS and mutual TLS (checked with `openssl s_client` and with
 -- grpc-probe, a C-core client), allowed tenants (through the Lua client's `tenant`), bearer
--- tokens (through grpc-probe, since the Lua client cannot send one yet), and the local OAuth
+-- tokens (through grpc-probe, which sends any header), and the local OAuth
 -- token endpoint whose tokens the dev server accepts (--token-file).
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
@@ -200,7 +200,7 @@ describe("bearer tokens (--require-token), checked with grpc-probe", function()
     assert.same({ "UNAUTHENTICATED", "Token is not active" }, { r.code, r.message })
     assert.equal("OK", call("Bearer t-one").code)
     assert.equal("OK", call("t-two").code) -- bare token, as the Python SDK sends it
-    -- the Lua client (no token support yet) is refused the same way
+    -- the Lua client without a token is refused the same way
     local c = lh.client { host = "127.0.0.1", port = srv.port }
     local ev, err, code = c:get_external_event_def(DEF)
     c:close()

@@ -1,4 +1,4 @@
--- Connecting like the official clients (issue 5), end to end against dev server processes:
+-- Connecting like the official clients, end to end against dev server processes:
 -- TLS, mutual TLS, tenants, bearer tokens and the OAuth client-credentials flow, shared
 -- channels, and round-robin over two servers.
 local lh = require "littlehorse"
@@ -182,7 +182,7 @@ describe("channels", function()
                           lb_policy = "round_robin" }
     -- round_robin picks among the servers it is connected to: until the second connection is
     -- up (slower under sanitizers and load), every post goes to the first. So post until both
-    -- have had some, within a bound, rather than a fixed 40.
+    -- have had some, within a bound.
     local n, e1, e2 = 0, 0, 0
     local deadline = core.now() + 10
     repeat

@@ -1,7 +1,7 @@
 /* The ExternalEvent reply, read straight from its wire bytes into Lua tables.
  *
  * Every call decodes one of these, and going through protobuf-c (a descriptor-driven unpack
- * into arena structs, after a depth-checking pre-scan of the same bytes) cost more than the
+ * into arena structs, after a depth-checking pre-scan of the same bytes) costs more than the
  * tables themselves (bench/: ~3.5k of ~17k instructions per reply). This reader walks the
  * bytes once, for the canonical shape a server sends: each field at most once, known field
  * numbers with their own wire types, shallow WfRunId nesting. Anything
@@ -9,8 +9,8 @@
  * bytes) is left to the generic decoder in messages.c, so both give the same table for every
  * input they share (spec/event_reader_spec.lua compares them), and the generic one keeps
  * deciding what is refused. Strings are pushed whole, NUL bytes included, as the generic
- * decoder pushes them. The content (a VariableValue, with 13 shapes) is unpacked by protobuf-c
- * as before: only the envelope is read here. */
+ * decoder pushes them. The content (a VariableValue, with 13 shapes) is still unpacked by
+ * protobuf-c: only the envelope is read here. */
 #include <string.h>
 #include "event_reader.h"
 #include "pbwire.h"

@@ -1,8 +1,8 @@
 /* The PutExternalEventRequest written straight to wire bytes.
  *
- * The request is read from its Lua table into protobuf-c structs as before (messages.c does
- * every check there); only the last step, packing, is done here instead of by protobuf-c's
- * descriptor-driven packer, which walked each message twice (size, then bytes) through its
+ * The request is read from its Lua table into protobuf-c structs (messages.c does every
+ * check there); only the last step, packing, is done here instead of by protobuf-c's
+ * descriptor-driven packer, which walks each message twice (size, then bytes) through its
  * generic field tables: about a quarter of the encoding's cost per call (bench/). The bytes
  * are the ones protobuf-c writes, field by field (numbers ascending; proto3 strings and
  * messages only when set; oneof members whenever their case is set), and

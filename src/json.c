@@ -740,7 +740,7 @@ static int parse_value(dec *d);
 /* Containers are made at their final size: the first JSON_GATHER members are parsed onto the
  * stack and only then put into a table created with room for exactly that many, so a small
  * object or array (the usual event content) costs no rehash; larger ones continue with plain
- * inserts into that table (Lua grows it by doubling, as before). */
+ * inserts into that table (Lua grows it by doubling). */
 #define JSON_GATHER 32
 
 /* Pop the n values above `first` (a stack index) into a new array table at index `first`. */

@@ -1,6 +1,6 @@
 -- grpc-probe (spec/support/grpc_probe.c): a small gRPC C-core client for dev-server specs that
--- need what the Lua client cannot do yet (TLS, mTLS, an authorization header) or many calls
--- in flight at once on one channel.
+-- need a client independent of the Lua one (TLS, mTLS, any authorization header) or many
+-- calls in flight at once on one channel.
 --   local probe = require "probe"
 --   local r = probe.run { target = "127.0.0.1:" .. port, method = "get-def", def = "x",
 --                         ca =, cert =, key =, server_name =, metadata = { authorization = "Bearer t" },
