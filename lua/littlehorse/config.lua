@@ -277,7 +277,14 @@ end
 
 local config_mt
 
-local function load_settings(opts)
+-- Loading runs these steps in order (the first bad setting raises; warnings keep this order):
+-- the options table, the properties file, where to connect, the protocol, tenant and call
+-- defaults, TLS, keepalive and message sizes, authentication. They share one loader:
+--   { opts =, file_values =, file_src =, cfg =, warn = function(msg) }
+
+local ENV_SRC = { kind = "environment" }
+
+local function check_options(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     raise("bad argument #1 to 'client' (table of options expected, got " .. type(opts) .. ")")
@@ -285,18 +292,19 @@ local function load_settings(opts)
   for k in pairs(opts) do
     if not OPTIONS.set[k] then raise("bad argument #1 to 'client' (" .. misuse.unknown(k, OPTIONS, "option") .. ")") end
   end
-  local warnings = {}
-  local function warn(msg) warnings[#warnings + 1] = "littlehorse: " .. msg end
+  return opts
+end
 
-  -- 1. The properties file.
-  local file_values, file_path = {}, nil
+-- The properties file: config_file = path (must be readable), false (none), or nil (the
+-- default file, when there is one). Returns { KEY = value }, path.
+local function read_config_file(opts)
   local cf = opts.config_file
   if cf ~= nil and cf ~= false then
     local s = opt_setting("config_file", cf)
-    file_path = string_value(s)
-    local props, err = M.read_properties(file_path)
+    local path = string_value(s)
+    local props, err = M.read_properties(path)
     if not props then bad(s, "cannot read the file (" .. tostring(err) .. ")") end
-    file_values = props
+    return props, path
   elseif cf == nil then
     local path = M.default_config_file()
     if path and exists(path) then
@@ -304,40 +312,44 @@ local function load_settings(opts)
       if not props then
         raise("littlehorse: cannot read the config file " .. path .. " (" .. tostring(err) .. ")")
       end
-      file_path, file_values = path, props
+      return props, path
     end
   end
-  local file_src = { kind = "file", path = file_path }
-  local env_src = { kind = "environment" }
+  return {}, nil
+end
 
-  -- setting(key): the highest-precedence value for an LHC_* key among environment and file,
-  -- or nil. Empty strings count as unset.
-  local function from_sources(key)
-    local v = os.getenv(key)
-    if v ~= nil and v ~= "" then return { option = M.KEYS[key], key = key, raw = v, src = env_src } end
-    v = file_values[key]
-    if v == nil then
-      -- Python's SDK upper-cases keys from the file; accept any case
-      for k, fv in pairs(file_values) do
-        if type(k) == "string" and k:upper() == key then v = fv end
-      end
+-- The highest-precedence value for an LHC_* key among environment and file, or nil. Empty
+-- strings count as unset.
+local function from_sources(ld, key)
+  local v = os.getenv(key)
+  if v ~= nil and v ~= "" then return { option = M.KEYS[key], key = key, raw = v, src = ENV_SRC } end
+  v = ld.file_values[key]
+  if v == nil then
+    -- Python's SDK upper-cases keys from the file; accept any case
+    for k, fv in pairs(ld.file_values) do
+      if type(k) == "string" and k:upper() == key then v = fv end
     end
-    if v ~= nil and v ~= "" then return { option = M.KEYS[key], key = key, raw = v, src = file_src } end
-    return nil
   end
-  local function setting(option, key)
-    if opts[option] ~= nil then return opt_setting(option, opts[option]) end
-    if key then return from_sources(key) end
-    return nil
-  end
+  if v ~= nil and v ~= "" then return { option = M.KEYS[key], key = key, raw = v, src = ld.file_src } end
+  return nil
+end
 
-  local cfg = { warnings = warnings, sources = {}, config_file = file_path }
-  local sources = cfg.sources
-  local function record(name, s)
-    sources[name] = s and (s.src.kind == "file" and s.src.path or s.src.kind) or "default"
-  end
+-- The option if given, else the LHC_* key's value (when the option has one), else nil.
+local function setting(ld, option, key)
+  if ld.opts[option] ~= nil then return opt_setting(option, ld.opts[option]) end
+  if key then return from_sources(ld, key) end
+  return nil
+end
 
-  -- 2. Where to connect.
+-- cfg.sources[name]: where the setting came from ("option", "environment", the file's path
+-- or "default").
+local function record(ld, name, s)
+  ld.cfg.sources[name] = s and (s.src.kind == "file" and s.src.path or s.src.kind) or "default"
+end
+
+-- target, or host and port (an IPv6 host gets brackets in the target).
+local function where_to_connect(ld)
+  local opts, cfg = ld.opts, ld.cfg
   if opts.target ~= nil then
     local s = opt_setting("target", opts.target)
     if opts.host ~= nil or opts.port ~= nil then
@@ -346,28 +358,32 @@ local function load_settings(opts)
     local t = string_value(s)
     if t:find("%s") then bad(s, "must not contain spaces") end
     cfg.target = t
-    record("target", s)
-  else
-    local hs = setting("host", "LHC_API_HOST")
-    local host = hs and host_value(hs) or M.DEFAULTS.host
-    local ps = setting("port", "LHC_API_PORT")
-    local port = ps and integer_value(ps, 1, 65535, "a port number 1-65535") or M.DEFAULTS.port
-    cfg.host, cfg.port = host, port
-    -- an IPv6 literal needs brackets in a gRPC target
-    if host:find(":", 1, true) and not host:find("^%[") then host = "[" .. host .. "]" end
-    cfg.target = host .. ":" .. port
-    record("host", hs)
-    record("port", ps)
-    record("target", nil)
+    record(ld, "target", s)
+    return
   end
+  local hs = setting(ld, "host", "LHC_API_HOST")
+  local host = hs and host_value(hs) or M.DEFAULTS.host
+  local ps = setting(ld, "port", "LHC_API_PORT")
+  local port = ps and integer_value(ps, 1, 65535, "a port number 1-65535") or M.DEFAULTS.port
+  cfg.host, cfg.port = host, port
+  -- an IPv6 literal needs brackets in a gRPC target
+  if host:find(":", 1, true) and not host:find("^%[") then host = "[" .. host .. "]" end
+  cfg.target = host .. ":" .. port
+  record(ld, "host", hs)
+  record(ld, "port", ps)
+  record(ld, "target", nil)
+end
 
-  local prs = setting("protocol", "LHC_API_PROTOCOL")
+-- protocol, tenant, the default call timeout and the load-balancing policy.
+local function connection_settings(ld)
+  local opts, cfg = ld.opts, ld.cfg
+  local prs = setting(ld, "protocol", "LHC_API_PROTOCOL")
   cfg.protocol = prs and protocol_value(prs) or M.DEFAULTS.protocol
-  record("protocol", prs)
+  record(ld, "protocol", prs)
 
-  local ts = setting("tenant", "LHC_TENANT_ID")
+  local ts = setting(ld, "tenant", "LHC_TENANT_ID")
   cfg.tenant = ts and header_value(ts) or nil
-  record("tenant", ts)
+  record(ld, "tenant", ts)
 
   if opts.timeout ~= nil then
     local s = opt_setting("timeout", opts.timeout)
@@ -387,140 +403,177 @@ local function load_settings(opts)
   else
     cfg.lb_policy = M.DEFAULTS.lb_policy
   end
+end
 
-  -- 3. TLS. Certificate settings need protocol TLS: from options that is an error, from the
-  -- environment or the file a warning (the SDKs ignore them with PLAINTEXT too).
-  local ca = setting("ca_cert", "LHC_CA_CERT")
-  local cert = setting("client_cert", "LHC_CLIENT_CERT")
-  local key = setting("client_key", "LHC_CLIENT_KEY")
+-- Certificate settings need protocol TLS: from options that is an error, from the
+-- environment or the file a warning (the SDKs ignore them with PLAINTEXT too).
+local function tls_settings(ld)
+  local opts, cfg = ld.opts, ld.cfg
+  local ca = setting(ld, "ca_cert", "LHC_CA_CERT")
+  local cert = setting(ld, "client_cert", "LHC_CLIENT_CERT")
+  local key = setting(ld, "client_key", "LHC_CLIENT_KEY")
   local sn = opts.server_name ~= nil and opt_setting("server_name", opts.server_name) or nil
-  if cfg.protocol == "TLS" then
-    if (cert == nil) ~= (key == nil) then
-      local have, missing = cert or key, cert and "client_key / LHC_CLIENT_KEY" or "client_cert / LHC_CLIENT_CERT"
-      local msg = named(have) .. " is set but " .. missing .. " is not: mutual TLS needs both"
-      if have.src.kind == "option" then bad(have, "mutual TLS needs both client_cert and client_key") end
-      raise("littlehorse: " .. msg)
-    end
-    cfg.tls = {
-      ca_pem = ca and pem_value(ca) or nil,
-      cert_pem = cert and pem_value(cert) or nil,
-      key_pem = key and pem_value(key, true) or nil,
-      server_name = sn and host_value(sn) or nil,
-    }
-    record("ca_cert", ca)
-    record("client_cert", cert)
-    record("client_key", key)
-  else
+  if cfg.protocol ~= "TLS" then
     for _, s in ipairs({ ca or false, cert or false, key or false, sn or false }) do
       if s then
         if s.src.kind == "option" then bad(s, 'needs protocol = "TLS"') end
-        warn(s.key .. " is ignored: the protocol is PLAINTEXT")
+        ld.warn(s.key .. " is ignored: the protocol is PLAINTEXT")
       end
     end
+    return
   end
+  if (cert == nil) ~= (key == nil) then
+    local have, missing = cert or key, cert and "client_key / LHC_CLIENT_KEY" or "client_cert / LHC_CLIENT_CERT"
+    local msg = named(have) .. " is set but " .. missing .. " is not: mutual TLS needs both"
+    if have.src.kind == "option" then bad(have, "mutual TLS needs both client_cert and client_key") end
+    raise("littlehorse: " .. msg)
+  end
+  cfg.tls = {
+    ca_pem = ca and pem_value(ca) or nil,
+    cert_pem = cert and pem_value(cert) or nil,
+    key_pem = key and pem_value(key, true) or nil,
+    server_name = sn and host_value(sn) or nil,
+  }
+  record(ld, "ca_cert", ca)
+  record(ld, "client_cert", cert)
+  record(ld, "client_key", key)
+end
 
-  -- 4. Keepalive and message size.
-  local kts = setting("keepalive_time_ms", "LHC_GRPC_KEEPALIVE_TIME_MS")
+-- Keepalive (never more often than the server allows) and the message size limits.
+local function keepalive_and_sizes(ld)
+  local opts, cfg = ld.opts, ld.cfg
+  local kts = setting(ld, "keepalive_time_ms", "LHC_GRPC_KEEPALIVE_TIME_MS")
   local kt = kts and integer_value(kts, 1, nil, "a positive number of milliseconds") or M.DEFAULTS.keepalive_time_ms
   if kt < MIN_KEEPALIVE_TIME_MS then
-    warn(string.format("%s=%d is below the server's minimum ping interval; using %d ms (the server "
-                       .. "closes connections that ping more often than every 15 s)",
-                       kts.key, kt, MIN_KEEPALIVE_TIME_MS))
+    ld.warn(string.format("%s=%d is below the server's minimum ping interval; using %d ms (the server "
+                          .. "closes connections that ping more often than every 15 s)",
+                          kts.key, kt, MIN_KEEPALIVE_TIME_MS))
     kt = MIN_KEEPALIVE_TIME_MS
   end
   cfg.keepalive_time_ms = kt
-  record("keepalive_time_ms", kts)
-  local kos = setting("keepalive_timeout_ms", "LHC_GRPC_KEEPALIVE_TIMEOUT_MS")
+  record(ld, "keepalive_time_ms", kts)
+  local kos = setting(ld, "keepalive_timeout_ms", "LHC_GRPC_KEEPALIVE_TIMEOUT_MS")
   cfg.keepalive_timeout_ms = kos and integer_value(kos, 1, nil, "a positive number of milliseconds")
                              or M.DEFAULTS.keepalive_timeout_ms
-  record("keepalive_timeout_ms", kos)
-  local mrs = setting("max_receive_size", "LHC_GRPC_MAX_RECEIVE_MESSAGE_LENGTH")
+  record(ld, "keepalive_timeout_ms", kos)
+  local mrs = setting(ld, "max_receive_size", "LHC_GRPC_MAX_RECEIVE_MESSAGE_LENGTH")
   if mrs then
     local v = integer_value(mrs, -1, 2147483647, "a number of bytes (1-2147483647, or -1 for unlimited)")
     if v == 0 then bad(mrs, "expected a number of bytes (1-2147483647, or -1 for unlimited)") end
     cfg.max_receive_size = v
   end
-  record("max_receive_size", mrs)
+  record(ld, "max_receive_size", mrs)
   if opts.max_send_size ~= nil then
     cfg.max_send_size = integer_value(opt_setting("max_send_size", opts.max_send_size), 1, 2147483647,
                                       "a number of bytes, 1-2147483647")
   else
     cfg.max_send_size = M.DEFAULTS.max_send_size
   end
+end
 
-  -- 5. Authentication: token (static or function) or OAuth client credentials.
+-- token = string | function | false.
+local function token_auth(ld, oauth)
+  local tok = ld.opts.token
+  local s = opt_setting("token", tok)
+  if type(tok) == "string" then
+    if tok == "" or tok:find("[^\32-\126]") then bad(s, "must be a non-empty printable ASCII string") end
+    ld.cfg.auth = oauth.static(tok)
+  elseif type(tok) == "function" then
+    ld.cfg.auth = oauth.from_function(tok)
+  elseif tok ~= false then
+    bad(s, "expected a string or a function, got " .. type(tok))
+  end
+  record(ld, "auth", s)
+end
+
+-- oauth = { client_id =, client_secret =, token_url =, ca_cert =, timeout = } | false.
+local function oauth_option_auth(ld, oauth)
+  local o = ld.opts.oauth
+  local s = opt_setting("oauth", o)
+  if o ~= false then
+    if type(o) ~= "table" then bad(s, "expected a table { client_id =, client_secret =, token_url = }, got " .. type(o)) end
+    for k in pairs(o) do
+      if not OAUTH_OPTIONS.set[k] then bad(s, misuse.unknown(k, OAUTH_OPTIONS, "option")) end
+    end
+    local id = string_value(opt_setting("oauth.client_id", o.client_id))
+    local secret = o.client_secret
+    if type(secret) ~= "string" or secret == "" then bad(s, "client_secret: expected a non-empty string") end
+    local url = url_value(opt_setting("oauth.token_url", o.token_url))
+    local ca_file
+    if o.ca_cert ~= nil then
+      ca_file = string_value(opt_setting("oauth.ca_cert", o.ca_cert))
+      if not read_file(ca_file) then bad(opt_setting("oauth.ca_cert", ca_file), "cannot read the file") end
+    end
+    if o.timeout ~= nil and (type(o.timeout) ~= "number" or not (o.timeout > 0) or o.timeout > 1e6) then
+      bad(opt_setting("oauth.timeout", o.timeout), "expected a positive number of seconds")
+    end
+    ld.cfg.auth = oauth.shared_client_credentials { client_id = id, client_secret = secret, token_url = url,
+                                                    ca_file = ca_file, timeout = o.timeout }
+  end
+  record(ld, "auth", s)
+end
+
+-- LHC_OAUTH_*: all three, or none.
+local function oauth_sources_auth(ld, oauth)
+  local id = from_sources(ld, "LHC_OAUTH_CLIENT_ID")
+  local secret = from_sources(ld, "LHC_OAUTH_CLIENT_SECRET")
+  local url = from_sources(ld, "LHC_OAUTH_ACCESS_TOKEN_URL")
+  if not (id or secret or url) then return end
+  if not (id and secret and url) then
+    local set, unset = {}, {}
+    for _, pair in ipairs({ { "LHC_OAUTH_CLIENT_ID", id }, { "LHC_OAUTH_CLIENT_SECRET", secret },
+                            { "LHC_OAUTH_ACCESS_TOKEN_URL", url } }) do
+      if pair[2] then set[#set + 1] = named(pair[2]) else unset[#unset + 1] = pair[1] end
+    end
+    raise("littlehorse: OAuth needs all three of LHC_OAUTH_CLIENT_ID, LHC_OAUTH_CLIENT_SECRET and "
+          .. "LHC_OAUTH_ACCESS_TOKEN_URL, or none: " .. table.concat(set, ", ") .. " set, "
+          .. table.concat(unset, ", ") .. " missing")
+  end
+  ld.cfg.auth = oauth.shared_client_credentials { client_id = string_value(id), client_secret = secret.raw,
+                                                  token_url = url_value(url) }
+  record(ld, "auth", url)
+end
+
+-- A token (static or function) or OAuth client credentials, from the options or else from
+-- LHC_OAUTH_*; then what the choice risks.
+local function auth_settings(ld)
+  local opts, cfg = ld.opts, ld.cfg
   local oauth = require "littlehorse.oauth"
   if opts.token ~= nil and opts.oauth ~= nil and opts.oauth ~= false then
     raise("bad argument #1 to 'client' (token: give either token or oauth, not both)")
   end
-  if opts.token ~= nil then
-    local tok = opts.token
-    local s = opt_setting("token", tok)
-    if type(tok) == "string" then
-      if tok == "" or tok:find("[^\32-\126]") then bad(s, "must be a non-empty printable ASCII string") end
-      cfg.auth = oauth.static(tok)
-    elseif type(tok) == "function" then
-      cfg.auth = oauth.from_function(tok)
-    elseif tok ~= false then
-      bad(s, "expected a string or a function, got " .. type(tok))
-    end
-    record("auth", s)
-  elseif opts.oauth ~= nil then
-    local o = opts.oauth
-    local s = opt_setting("oauth", o)
-    if o ~= false then
-      if type(o) ~= "table" then bad(s, "expected a table { client_id =, client_secret =, token_url = }, got " .. type(o)) end
-      for k in pairs(o) do
-        if not OAUTH_OPTIONS.set[k] then bad(s, misuse.unknown(k, OAUTH_OPTIONS, "option")) end
-      end
-      local id = string_value(opt_setting("oauth.client_id", o.client_id))
-      local secret = o.client_secret
-      if type(secret) ~= "string" or secret == "" then bad(s, "client_secret: expected a non-empty string") end
-      local url = url_value(opt_setting("oauth.token_url", o.token_url))
-      local ca_file
-      if o.ca_cert ~= nil then
-        ca_file = string_value(opt_setting("oauth.ca_cert", o.ca_cert))
-        if not read_file(ca_file) then bad(opt_setting("oauth.ca_cert", ca_file), "cannot read the file") end
-      end
-      if o.timeout ~= nil and (type(o.timeout) ~= "number" or not (o.timeout > 0) or o.timeout > 1e6) then
-        bad(opt_setting("oauth.timeout", o.timeout), "expected a positive number of seconds")
-      end
-      cfg.auth = oauth.shared_client_credentials { client_id = id, client_secret = secret, token_url = url,
-                                             ca_file = ca_file, timeout = o.timeout }
-    end
-    record("auth", s)
-  else
-    local id = from_sources("LHC_OAUTH_CLIENT_ID")
-    local secret = from_sources("LHC_OAUTH_CLIENT_SECRET")
-    local url = from_sources("LHC_OAUTH_ACCESS_TOKEN_URL")
-    if id or secret or url then
-      if not (id and secret and url) then
-        local set, unset = {}, {}
-        for _, pair in ipairs({ { "LHC_OAUTH_CLIENT_ID", id }, { "LHC_OAUTH_CLIENT_SECRET", secret },
-                                { "LHC_OAUTH_ACCESS_TOKEN_URL", url } }) do
-          if pair[2] then set[#set + 1] = named(pair[2]) else unset[#unset + 1] = pair[1] end
-        end
-        raise("littlehorse: OAuth needs all three of LHC_OAUTH_CLIENT_ID, LHC_OAUTH_CLIENT_SECRET and "
-              .. "LHC_OAUTH_ACCESS_TOKEN_URL, or none: " .. table.concat(set, ", ") .. " set, "
-              .. table.concat(unset, ", ") .. " missing")
-      end
-      cfg.auth = oauth.shared_client_credentials { client_id = string_value(id), client_secret = secret.raw,
-                                             token_url = url_value(url) }
-      record("auth", url)
-    end
-  end
+  if opts.token ~= nil then token_auth(ld, oauth)
+  elseif opts.oauth ~= nil then oauth_option_auth(ld, oauth)
+  else oauth_sources_auth(ld, oauth) end
   if cfg.auth and cfg.protocol ~= "TLS" then
-    warn("a bearer token will be sent over PLAINTEXT (set LHC_API_PROTOCOL=TLS to protect it)")
+    ld.warn("a bearer token will be sent over PLAINTEXT (set LHC_API_PROTOCOL=TLS to protect it)")
   end
   if cfg.auth and cfg.auth.token_url then
     local host = cfg.auth.token_url:match("^[hH][tT][tT][pP]://([^/?#]*)")
     host = host and host:gsub("^.*@", ""):gsub(":%d*$", ""):lower()
     if host and host ~= "localhost" and host ~= "[::1]" and not host:find("^127%.") then
-      warn("the OAuth client secret will be sent over plain http to " .. cfg.auth.token_url)
+      ld.warn("the OAuth client secret will be sent over plain http to " .. cfg.auth.token_url)
     end
   end
+end
 
-  return setmetatable(cfg, config_mt)
+local function load_settings(opts)
+  opts = check_options(opts)
+  local file_values, file_path = read_config_file(opts)
+  local warnings = {}
+  local ld = {
+    opts = opts,
+    file_values = file_values,
+    file_src = { kind = "file", path = file_path },
+    cfg = { warnings = warnings, sources = {}, config_file = file_path },
+    warn = function(msg) warnings[#warnings + 1] = "littlehorse: " .. msg end,
+  }
+  where_to_connect(ld)
+  connection_settings(ld)
+  tls_settings(ld)
+  keepalive_and_sizes(ld)
+  auth_settings(ld)
+  return setmetatable(ld.cfg, config_mt)
 end
 
 -- tostring(cfg): the settings without secrets or PEM text.
