@@ -172,7 +172,7 @@ describe("the rock from a fresh clone", function()
       local ev, err = c:put_external_event { wf_run_id = "rock-wf", external_event_def_name = "rock-event",
                                              guid = "from-module", content = { via = "module" } }
       assert(ev, tostring(err))
-      io.write("stored ", ev.guid, " with ", core_path, "\n")
+      io.write("stored ", ev.id.guid, " with ", core_path, "\n")
     ]]
     local env = string.format("env -i PATH=%s HOME=%s TREE=%s LHC_API_HOST=127.0.0.1 LHC_API_PORT=%d "
                               .. "LUA_PATH=%s LUA_CPATH=%s ",
