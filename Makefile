@@ -1,6 +1,7 @@
 # littlehorse-client for Lua: one entry point for every task.
 #   make demo    build, start the dev server, post a real event, print it
 #   make test    every check CI runs (installs missing Debian packages first)
+#   make check   the quick loop: build, then every spec under Lua 5.4 (no apt, no extra suites)
 #   make test-load   the same with every core kept busy by CPU hogs (scripts/with-load.sh)
 #   make proto   regenerate src/gen/ from proto/ (committed; `make proto-check` fails when stale)
 
@@ -18,7 +19,7 @@ DEV_SRC     := $(wildcard devserver/*.c)
 DEV_HDR     := $(wildcard devserver/*.h)
 GRPC_LIBS   := -lgrpc -lgpr -lprotobuf-c -lpthread
 
-.PHONY: all deps build devserver proto proto-check test test-load demo bench bench-instructions fuzz soak clean
+.PHONY: all deps build devserver proto proto-check check test test-load demo bench bench-instructions fuzz soak clean
 
 all: build devserver
 
@@ -51,6 +52,12 @@ proto-check:
 	@diff -r $(BUILD)/gen-check src/gen >/dev/null \
 	  || { echo "src/gen is stale: run 'make proto' and commit the result"; diff -r $(BUILD)/gen-check src/gen | head -20; exit 1; }
 	@echo "proto-check: src/gen matches proto/"
+
+# The contributors' loop: the build, the dev server and busted under Lua 5.4 over spec/.
+# Installs nothing and runs none of the extra suites (sanitizers, valgrind, GC, other Luas,
+# nginx, fuzzing): `make test` is the full gate.
+check: build devserver
+	busted
 
 test: deps proto-check build devserver
 	sh scripts/test.sh
