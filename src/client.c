@@ -4,14 +4,12 @@
  * an async engine (async.c) for calls in flight, each one held by a call handle (handle.c).
  * Blocking and async calls share the request conversion (messages.c) and the reply/status
  * handling (lh_rpc_push_outcome, rpc.c). */
-#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include "client.h"
-#include "version.h"
 #include "async.h"
 #include "call.h"
 #include "channel.h"
