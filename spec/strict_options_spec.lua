@@ -103,7 +103,7 @@ describe("strict options", function()
                "(thread_run_numbr: unknown option (did you mean thread_run_number?))")
         raises(function() client:post_event("w", DEF, 1, { on_done = print }) end,
                "(on_done: unknown option (expected guid, thread_run_number, node_run_position, timeout, "
-               .. "metadata, reply or retry))")
+               .. "metadata, reply, retry or validate))")
         raises(function() client:post_event("w", DEF, 1, "fast") end,
                "bad argument #4 to 'post_event' (table of options expected, got string)")
       end)

@@ -245,6 +245,14 @@ METHOD(put_external_event, do_call(L, LH_RPC_PUT_EVENT))
 METHOD(get_external_event, do_call(L, LH_RPC_GET_EVENT))
 METHOD(put_external_event_def, do_call(L, LH_RPC_PUT_DEF))
 METHOD(get_external_event_def, do_call(L, LH_RPC_GET_DEF))
+METHOD(put_correlated_event, do_call(L, LH_RPC_PUT_CORRELATED))
+METHOD(get_correlated_event, do_call(L, LH_RPC_GET_CORRELATED))
+METHOD(delete_correlated_event, do_call(L, LH_RPC_DELETE_CORRELATED))
+METHOD(delete_external_event_def, do_call(L, LH_RPC_DELETE_DEF))
+METHOD(list_external_events, do_call(L, LH_RPC_LIST_EVENTS))
+METHOD(search_external_events, do_call(L, LH_RPC_SEARCH_EVENTS))
+METHOD(search_correlated_events, do_call(L, LH_RPC_SEARCH_CORRELATED))
+METHOD(search_external_event_defs, do_call(L, LH_RPC_SEARCH_DEFS))
 
 /* ---- async calls ---- */
 
@@ -293,6 +301,14 @@ METHOD(put_external_event_async, do_call_async(L, LH_RPC_PUT_EVENT))
 METHOD(get_external_event_async, do_call_async(L, LH_RPC_GET_EVENT))
 METHOD(put_external_event_def_async, do_call_async(L, LH_RPC_PUT_DEF))
 METHOD(get_external_event_def_async, do_call_async(L, LH_RPC_GET_DEF))
+METHOD(put_correlated_event_async, do_call_async(L, LH_RPC_PUT_CORRELATED))
+METHOD(get_correlated_event_async, do_call_async(L, LH_RPC_GET_CORRELATED))
+METHOD(delete_correlated_event_async, do_call_async(L, LH_RPC_DELETE_CORRELATED))
+METHOD(delete_external_event_def_async, do_call_async(L, LH_RPC_DELETE_DEF))
+METHOD(list_external_events_async, do_call_async(L, LH_RPC_LIST_EVENTS))
+METHOD(search_external_events_async, do_call_async(L, LH_RPC_SEARCH_EVENTS))
+METHOD(search_correlated_events_async, do_call_async(L, LH_RPC_SEARCH_CORRELATED))
+METHOD(search_external_event_defs_async, do_call_async(L, LH_RPC_SEARCH_DEFS))
 
 /* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
  * settle every finished call whose handle has an on_done callback, calling it with the
@@ -453,6 +469,16 @@ static const luaL_Reg methods[] = {
   { "get_external_event_async", get_external_event_async },
   { "put_external_event_def_async", put_external_event_def_async },
   { "get_external_event_def_async", get_external_event_def_async },
+#define RPC_METHODS(name) { #name, name }, { #name "_async", name##_async }
+  RPC_METHODS(put_correlated_event),
+  RPC_METHODS(get_correlated_event),
+  RPC_METHODS(delete_correlated_event),
+  RPC_METHODS(delete_external_event_def),
+  RPC_METHODS(list_external_events),
+  RPC_METHODS(search_external_events),
+  RPC_METHODS(search_correlated_events),
+  RPC_METHODS(search_external_event_defs),
+#undef RPC_METHODS
   { "poll", client_poll },
   { "fd", client_fd },
   { "in_flight", client_in_flight },

@@ -11,7 +11,7 @@
 #include "arena.h"
 
 #define LH_CONTEXT_MT "littlehorse.context"
-#define LH_CONTEXT_BODIES 16
+#define LH_CONTEXT_BODIES 48
 
 typedef struct lh_context {
   lh_buf json;      /* JSON text being encoded */

@@ -12,6 +12,7 @@
 #include "version.h"
 #include "context.h"
 #include "client.h"
+#include "content_check.h"
 #include "handle.h"
 #include "error.h"
 #include "json.h"
@@ -146,6 +147,7 @@ static const luaL_Reg functions[] = {
   { "json_decode", lh_json_lua_decode },
   { "encode_put_external_event", encode_put_external_event },
   { "decode_external_event", decode_external_event },
+  { "check_content", lh_check_content },
   { "sleep", core_sleep },
   { "now", core_now },
   { "random_bytes", random_bytes },

@@ -5,6 +5,7 @@
 #include "keep.h"
 #include "pbwire.h"
 #include "path.h"
+#include "reply.h"
 #include "value.h"
 #include "timestamp.h"
 #include "service.pb-c.h"
@@ -224,63 +225,7 @@ void lh_pack_external_event_id(lua_State *L, int idx, const lh_path *rootp, lh_c
   lh_keep_end(L, c);
 }
 
-void lh_pack_put_external_event_def(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
-  static const char *const names[] = { "name", "seconds_after_put", NULL };
-  idx = lua_absindex(L, idx);
-  lh_path root = *rootp;
-  lh_keep_begin(L, c);
-  Littlehorse__PutExternalEventDefRequest req = LITTLEHORSE__PUT_EXTERNAL_EVENT_DEF_REQUEST__INIT;
-  Littlehorse__ExternalEventRetentionPolicy policy = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__INIT;
-  req.retention_policy = &policy; /* upstream SDKs always send one; empty = keep forever */
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    req.name = (char *)lh_text_field(L, c, idx, &root, 1);
-  } else {
-    check_table(L, idx, &root, "PutExternalEventDef request");
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      int f = field_index(L, &root, names, "a PutExternalEventDef request");
-      lh_path p = lh_path_field(&root, names[f], strlen(names[f]));
-      if (f == 0) {
-        req.name = (char *)lh_text_field(L, c, lua_gettop(L), &p, 1);
-      } else {
-        lua_Integer s = lua_isinteger(L, -1) ? (lua_Integer)lua_tointeger(L, -1) : -1;
-        if (s <= 0) lh_path_error(L, &p, "expected a positive integer number of seconds");
-        policy.ext_evt_gc_policy_case = LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT;
-        policy.seconds_after_put = (int64_t)s;
-      }
-      lua_pop(L, 1);
-    }
-    if (req.name == (char *)protobuf_c_empty_string) {
-      lh_path p = lh_path_field(&root, "name", 4);
-      lh_path_error(L, &p, "required");
-    }
-  }
-  pack(L, c, &req.base);
-  lh_keep_end(L, c);
-}
-
-void lh_pack_external_event_def_id(lua_State *L, int idx, const lh_path *rootp, lh_context *c) {
-  idx = lua_absindex(L, idx);
-  lh_path root = *rootp;
-  lh_keep_begin(L, c);
-  const char *name = lua_type(L, idx) == LUA_TSTRING ? lh_text_field(L, c, idx, &root, 1)
-                                                      : def_id_table(L, c, idx, &root);
-  pack(L, c, &def_id(L, c, name)->base);
-  lh_keep_end(L, c);
-}
-
 /* ---- replies ---- */
-
-/* Strings protobuf-c unpacked are pushed whole (NUL bytes included): lh_arena_pb_strlen. */
-static void push_text(lua_State *L, const lh_arena *a, const char *s) {
-  lua_pushlstring(L, s ? s : "", lh_arena_pb_strlen(a, s));
-}
-
-static void push_def_id(lua_State *L, const lh_arena *a, const Littlehorse__ExternalEventDefId *d) {
-  lua_createtable(L, 0, 1);
-  push_text(L, a, d ? d->name : NULL);
-  lua_setfield(L, -2, "name");
-}
 
 int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_context *c) {
   if (!c->generic_decode && lh_read_external_event(L, (const uint8_t *)bytes, len, c) == LH_READ_DONE) return 1;
@@ -289,62 +234,6 @@ int lh_push_external_event(lua_State *L, const char *bytes, size_t len, lh_conte
   Littlehorse__ExternalEvent *ev =
       littlehorse__external_event__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
   if (!ev) return 0;
-  lua_checkstack(L, 8);
-  lua_createtable(L, 0, 8);
-  if (ev->id) {
-    lua_createtable(L, 0, 3);
-    if (ev->id->wf_run_id) {
-      lh_wf_run_id_push(L, &c->arena, ev->id->wf_run_id);
-      lua_setfield(L, -2, "wf_run_id");
-    }
-    push_def_id(L, &c->arena, ev->id->external_event_def_id);
-    lua_setfield(L, -2, "external_event_def_id");
-    push_text(L, &c->arena, ev->id->guid);
-    lua_setfield(L, -2, "guid");
-    lua_setfield(L, -2, "id");
-  }
-  if (ev->created_at) {
-    lh_timestamp_push(L, ev->created_at->seconds, ev->created_at->nanos);
-    lua_setfield(L, -2, "created_at");
-  }
-  const char *kind = lh_value_kind(ev->content);
-  if (kind) {
-    lh_value_push(L, &c->arena, ev->content, 0);
-    lua_setfield(L, -2, "content");
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "content_type");
-  }
-  lua_pushboolean(L, ev->claimed);
-  lua_setfield(L, -2, "claimed");
-  if (ev->_thread_run_number_case == LITTLEHORSE__EXTERNAL_EVENT___THREAD_RUN_NUMBER_THREAD_RUN_NUMBER) {
-    lua_pushinteger(L, ev->thread_run_number);
-    lua_setfield(L, -2, "thread_run_number");
-  }
-  if (ev->_node_run_position_case == LITTLEHORSE__EXTERNAL_EVENT___NODE_RUN_POSITION_NODE_RUN_POSITION) {
-    lua_pushinteger(L, ev->node_run_position);
-    lua_setfield(L, -2, "node_run_position");
-  }
-  return 1;
-}
-
-int lh_push_external_event_def(lua_State *L, const char *bytes, size_t len, lh_context *c) {
-  if (!lh_pb_depth_ok(&littlehorse__external_event_def__descriptor, (const uint8_t *)bytes, len, 1)) return 0;
-  lh_arena_reset(&c->arena);
-  Littlehorse__ExternalEventDef *d =
-      littlehorse__external_event_def__unpack(&c->arena.pb, len, (const uint8_t *)bytes);
-  if (!d) return 0;
-  lua_checkstack(L, 6);
-  lua_createtable(L, 0, 3);
-  push_def_id(L, &c->arena, d->id);
-  lua_setfield(L, -2, "id");
-  if (d->created_at) {
-    lh_timestamp_push(L, d->created_at->seconds, d->created_at->nanos);
-    lua_setfield(L, -2, "created_at");
-  }
-  if (d->retention_policy && d->retention_policy->ext_evt_gc_policy_case ==
-        LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT) {
-    lua_pushinteger(L, (lua_Integer)d->retention_policy->seconds_after_put);
-    lua_setfield(L, -2, "seconds_after_put");
-  }
+  lh_reply_external_event(L, &c->arena, ev);
   return 1;
 }

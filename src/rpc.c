@@ -1,6 +1,9 @@
 #include <string.h>
 #include "rpc.h"
 #include "error.h"
+#include "correlated.h"
+#include "event_def.h"
+#include "listing.h"
 #include "messages.h"
 
 #define SERVICE "/littlehorse.LittleHorse/"
@@ -10,6 +13,14 @@ const lh_rpc lh_rpcs[LH_RPC_COUNT] = {
   { "GetExternalEvent", "get_external_event", "get_external_event_async", SERVICE "GetExternalEvent", lh_pack_external_event_id, lh_push_external_event },
   { "PutExternalEventDef", "put_external_event_def", "put_external_event_def_async", SERVICE "PutExternalEventDef", lh_pack_put_external_event_def, lh_push_external_event_def },
   { "GetExternalEventDef", "get_external_event_def", "get_external_event_def_async", SERVICE "GetExternalEventDef", lh_pack_external_event_def_id, lh_push_external_event_def },
+  { "PutCorrelatedEvent", "put_correlated_event", "put_correlated_event_async", SERVICE "PutCorrelatedEvent", lh_pack_put_correlated_event, lh_push_correlated_event },
+  { "GetCorrelatedEvent", "get_correlated_event", "get_correlated_event_async", SERVICE "GetCorrelatedEvent", lh_pack_correlated_event_id, lh_push_correlated_event },
+  { "DeleteCorrelatedEvent", "delete_correlated_event", "delete_correlated_event_async", SERVICE "DeleteCorrelatedEvent", lh_pack_delete_correlated_event, lh_push_empty },
+  { "DeleteExternalEventDef", "delete_external_event_def", "delete_external_event_def_async", SERVICE "DeleteExternalEventDef", lh_pack_delete_external_event_def, lh_push_empty },
+  { "ListExternalEvents", "list_external_events", "list_external_events_async", SERVICE "ListExternalEvents", lh_pack_list_external_events, lh_push_external_event_list },
+  { "SearchExternalEvent", "search_external_events", "search_external_events_async", SERVICE "SearchExternalEvent", lh_pack_search_external_events, lh_push_external_event_id_list },
+  { "SearchCorrelatedEvent", "search_correlated_events", "search_correlated_events_async", SERVICE "SearchCorrelatedEvent", lh_pack_search_correlated_events, lh_push_correlated_event_id_list },
+  { "SearchExternalEventDef", "search_external_event_defs", "search_external_event_defs_async", SERVICE "SearchExternalEventDef", lh_pack_search_external_event_defs, lh_push_external_event_def_id_list },
 };
 
 /* reply = false skips the reply's decoding: a post whose stored event nobody reads saves a

@@ -9,7 +9,11 @@
 #include "context.h"
 #include "path.h"
 
-typedef enum { LH_RPC_PUT_EVENT, LH_RPC_GET_EVENT, LH_RPC_PUT_DEF, LH_RPC_GET_DEF, LH_RPC_COUNT } lh_rpc_id;
+typedef enum {
+  LH_RPC_PUT_EVENT, LH_RPC_GET_EVENT, LH_RPC_PUT_DEF, LH_RPC_GET_DEF, LH_RPC_PUT_CORRELATED, LH_RPC_GET_CORRELATED,
+  LH_RPC_DELETE_CORRELATED, LH_RPC_DELETE_DEF, LH_RPC_LIST_EVENTS, LH_RPC_SEARCH_EVENTS, LH_RPC_SEARCH_CORRELATED,
+  LH_RPC_SEARCH_DEFS, LH_RPC_COUNT
+} lh_rpc_id;
 
 typedef struct lh_rpc {
   const char *name;          /* the RPC, for error objects: "PutExternalEvent" */

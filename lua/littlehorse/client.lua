@@ -6,7 +6,9 @@
 -- requiring littlehorse changes nothing about core clients. Every RPC method reads top to
 -- bottom:
 --   1. options: misuse raises (the C side checks the call options and the request, read raw;
---      this layer reads `retry` and `on_done` raw too, so it sees what the C side sees);
+--      this layer reads `retry`, `validate` and `on_done` raw too, so it sees what the C side
+--      sees); for puts with `validate`, the content checked against its def's type
+--      (littlehorse.validate);
 --   2. retry, for posts that ask for it (littlehorse.retry), around each attempt, which is
 --   3. auth: the client's token as the `authorization` header, refreshed once when the
 --      server answers UNAUTHENTICATED;
@@ -21,17 +23,30 @@ local config = require "littlehorse.config"
 local resty = require "littlehorse.resty"
 local retry = require "littlehorse.retry"
 local misuse = require "littlehorse.misuse"
+local pages = require "littlehorse.pages"
+local validate = require "littlehorse.validate"
+local values = require "littlehorse.values"
 
 local type, pairs, rawget = type, pairs, rawget
 local can_yield = resty._can_yield
 
--- The RPCs. name: the method (and name_async); rpc: the RPC, as errors name it; retry: the
--- blocking form takes the `retry` option (exactly-once posting, littlehorse.retry).
+-- The RPCs. name: the method (and name_async); rpc: the RPC, as errors name it; post: the
+-- blocking form takes the `retry` option (exactly-once posting, littlehorse.retry: "event"
+-- keyed by guid, "correlated" by correlation key) and `validate`; def_change: it changes a
+-- def (the validate cache forgets it).
 local RPCS = {
-  { name = "put_external_event", rpc = "PutExternalEvent", retry = true },
+  { name = "put_external_event", rpc = "PutExternalEvent", post = "event" },
   { name = "get_external_event", rpc = "GetExternalEvent" },
-  { name = "put_external_event_def", rpc = "PutExternalEventDef" },
+  { name = "put_external_event_def", rpc = "PutExternalEventDef", def_change = true },
   { name = "get_external_event_def", rpc = "GetExternalEventDef" },
+  { name = "delete_external_event_def", rpc = "DeleteExternalEventDef", def_change = true },
+  { name = "put_correlated_event", rpc = "PutCorrelatedEvent", post = "correlated" },
+  { name = "get_correlated_event", rpc = "GetCorrelatedEvent" },
+  { name = "delete_correlated_event", rpc = "DeleteCorrelatedEvent" },
+  { name = "list_external_events", rpc = "ListExternalEvents" },
+  { name = "search_external_events", rpc = "SearchExternalEvent" },
+  { name = "search_correlated_events", rpc = "SearchCorrelatedEvent" },
+  { name = "search_external_event_defs", rpc = "SearchExternalEventDef" },
 }
 local RPC = {}
 for _, r in ipairs(RPCS) do
@@ -111,19 +126,65 @@ end
 ---------------------------------------------------------------------------------------------
 -- 2. Retry (posts only)
 
-local function without_retry(opts)
+local function without(opts, a, b)
   local o = {}
-  for k, v in pairs(opts) do if k ~= "retry" then o[k] = v end end
+  for k, v in pairs(opts) do if k ~= a and k ~= b then o[k] = v end end
   return o
 end
 
-local function put_with_retry(self, c, req, opts)
-  local policy = rawget(opts, "retry")
-  opts = without_retry(opts)
-  if policy == false then return attempt(self, c, RPC.put_external_event, req, opts) end
-  return retry.put(function(rq, o) return attempt(self, c, RPC.put_external_event, rq, o) end,
-                   function(id, o) return attempt(self, c, RPC.get_external_event, id, o) end,
+-- A put with retries (policy: true or a table; false or nil: one plain attempt).
+local function put_with_retry(self, c, r, req, opts, policy)
+  if not policy then return attempt(self, c, r, req, opts) end
+  local put = function(rq, o) return attempt(self, c, r, rq, o) end
+  if r.post == "correlated" then
+    return retry.put_correlated(put, function(id, o) return attempt(self, c, RPC.get_correlated_event, id, o) end,
+                                req, opts, policy, C.timeout(c))
+  end
+  return retry.put(put, function(id, o) return attempt(self, c, RPC.get_external_event, id, o) end,
                    req, opts, policy, C.timeout(c))
+end
+
+-- The def a request names (external_event_def_name, or external_event_def_id.name), read raw.
+local function def_name_of(req)
+  if type(req) == "string" then return req end
+  if type(req) ~= "table" then return nil end
+  local name = rawget(req, "external_event_def_name") or rawget(req, "name")
+  local id = rawget(req, "external_event_def_id")
+  if name == nil and type(id) == "table" then name = rawget(id, "name") end
+  return name
+end
+
+-- 1b. The content checked against its def's type (littlehorse.validate): nil, or the error.
+local function check_content(self, c, r, req, opts)
+  if type(req) ~= "table" then return nil end -- the call raises its usual misuse error
+  local cache = self._defs
+  if not cache then
+    cache = validate.option(true)
+    self._defs = cache
+  end
+  local t = type(opts) == "table" and rawget(opts, "timeout") or nil
+  local get_opts = type(t) == "number" and { timeout = t } or nil
+  local function get(name) return (attempt(self, c, RPC.get_external_event_def, name, get_opts)) end
+  return validate.check(cache, r.rpc, get, def_name_of(req), rawget(req, "content"))
+end
+
+-- A put (put_external_event, put_correlated_event) with `retry` or `validate` to honour.
+local function post(self, c, r, req, opts)
+  local policy, check = nil, self._validate
+  if type(opts) == "table" then
+    policy = rawget(opts, "retry")
+    local v = rawget(opts, "validate")
+    if v ~= nil then
+      if type(v) ~= "boolean" then misuse.bad(r.name, 2, "validate: expected a boolean, got " .. type(v)) end
+      check = v
+    end
+    if policy ~= nil or v ~= nil then opts = without(opts, "retry", "validate") end
+  end
+  if check then
+    local err = check_content(self, c, r, req, opts)
+    if err then return nil, err, err.code end
+  end
+  return put_with_retry(self, c, r, req, opts, policy)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -225,33 +286,51 @@ end
 -- client:<rpc>(req [, opts]) and client:<rpc>_async(req [, opts]) for every row of RPCS.
 for _, r in ipairs(RPCS) do
   local name, async = r.name, r.async
-  Client[name] = function(self, req, opts)
-    local c = CORE[self] or bad_self(self, name)
-    -- call options are read raw, as the C side reads them: a retry behind __index is not seen
-    if opts ~= nil and r.retry and type(opts) == "table" and rawget(opts, "retry") ~= nil then
-      return put_with_retry(self, c, req, opts)
+  if r.post then
+    Client[name] = function(self, req, opts)
+      local c = CORE[self] or bad_self(self, name)
+      -- call options are read raw, as the C side reads them: a retry behind __index is not seen
+      if self._validate or (type(opts) == "table" and (rawget(opts, "retry") ~= nil or rawget(opts, "validate") ~= nil)) then
+        return post(self, c, r, req, opts)
+      end
+      return attempt(self, c, r, req, opts)
     end
-    return attempt(self, c, r, req, opts)
+  elseif r.def_change then
+    Client[name] = function(self, req, opts)
+      local c = CORE[self] or bad_self(self, name)
+      local v, err, code = attempt(self, c, r, req, opts)
+      if self._defs then validate.forget(self._defs, def_name_of(req)) end
+      return v, err, code
+    end
+  else
+    Client[name] = function(self, req, opts)
+      return attempt(self, CORE[self] or bad_self(self, name), r, req, opts)
+    end
   end
   Client[async] = function(self, req, opts)
     local c = CORE[self] or bad_self(self, async)
+    if r.post and type(opts) == "table" and rawget(opts, "validate") ~= nil then
+      misuse.bad(async, 2, "validate: an async call does not validate (the blocking " .. name .. " does)")
+    end
     if not self._auth then return r.start(c, req, opts) end
     return auth_async(self, c, r, req, opts)
   end
 end
 
 local POST_OPTIONS = misuse.names { "guid", "thread_run_number", "node_run_position", "timeout", "metadata",
-                                    "reply", "retry" }
--- Which post_event argument a put_external_event request field came from.
-local POST_ARG = { wf_run_id = 1, external_event_def_name = 2, content = 3 }
+                                    "reply", "retry", "validate" }
+local POST_CORRELATED_OPTIONS = misuse.names { "timeout", "metadata", "reply", "retry", "validate" }
+-- Which argument of post_event / post_correlated_event a request field came from.
+local POST_ARG = { wf_run_id = 1, key = 1, external_event_def_name = 2, content = 3 }
 
--- A misuse error of the put_external_event call post_event made, as post_event's own.
-local function as_post_event_error(e)
+-- A misuse error of the put call a post made (put_external_event for post_event, ...), as the
+-- post's own.
+local function as_post_error(e, put, post_name)
   if type(e) ~= "string" then return e end
-  local pos, n, body = e:match("^(.-)bad argument #(%d) to 'put_external_event' %((.*)%)$")
+  local pos, n, body = e:match("^(.-)bad argument #(%d) to '" .. put .. "' %((.*)%)$")
   if not pos then return e end
   local argn = n == "1" and POST_ARG[body:match("^[%w_]+")] or 4
-  return pos .. "bad argument #" .. argn .. " to 'post_event' (" .. body .. ")"
+  return pos .. "bad argument #" .. argn .. " to '" .. post_name .. "' (" .. body .. ")"
 end
 
 local NO_OPTIONS = {}
@@ -271,10 +350,136 @@ function Client:post_event(wf_run_id, def_name, content, opts)
                 guid = opts.guid, thread_run_number = opts.thread_run_number,
                 node_run_position = opts.node_run_position }
   local call_opts = { timeout = opts.timeout, metadata = opts.metadata, reply = opts.reply,
-                      retry = opts.retry == nil or opts.retry }
-  local ok, ev, info, code = pcall(put_with_retry, self, c, req, call_opts)
-  if not ok then error(as_post_event_error(ev), 0) end
+                      retry = opts.retry == nil or opts.retry, validate = opts.validate }
+  local ok, ev, info, code = pcall(post, self, c, RPC.put_external_event, req, call_opts)
+  if not ok then error(as_post_error(ev, "put_external_event", "post_event"), 0) end
   return ev, info, code
+end
+
+--- client:post_correlated_event(key, def_name, content [, opts]): put_correlated_event with
+-- retries by default (retry = false: one plain attempt); the key is the idempotency key.
+function Client:post_correlated_event(key, def_name, content, opts)
+  local c = CORE[self] or bad_self(self, "post_correlated_event")
+  if opts == nil then
+    opts = NO_OPTIONS
+  elseif type(opts) ~= "table" then
+    misuse.bad("post_correlated_event", 4, "table of options expected, got " .. type(opts))
+  else
+    misuse.check_keys(opts, POST_CORRELATED_OPTIONS, "post_correlated_event", 4, "option")
+  end
+  local req = { key = key, external_event_def_name = def_name, content = content }
+  local call_opts = { timeout = opts.timeout, metadata = opts.metadata, reply = opts.reply,
+                      retry = opts.retry == nil or opts.retry, validate = opts.validate }
+  local ok, ev, info, code = pcall(post, self, c, RPC.put_correlated_event, req, call_opts)
+  if not ok then error(as_post_error(ev, "put_correlated_event", "post_correlated_event"), 0) end
+  return ev, info, code
+end
+
+---------------------------------------------------------------------------------------------
+-- Iterators over pages (littlehorse.pages)
+
+-- `since` / `upto` as timestamp objects (lh.timestamp takes epoch seconds, RFC 3339 text,
+-- { seconds =, nanos = } and timestamp objects).
+local function timestamp_option(fname, key, v)
+  local ok, ts = pcall(values.timestamp, v)
+  if ok then return ts end
+  local why = tostring(ts):match("%((.*)%)$") or tostring(ts)
+  misuse.bad(fname, 1, key .. ": " .. why)
+end
+
+local function page_size(fname, argn, v)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v < 1 or v > 2147483647 or v ~= math.floor(v) then
+    misuse.bad(fname, argn, "page_size: expected an integer from 1 (the server never ends a listing with a page " ..
+                         "size of 0 or less)")
+  end
+  return v
+end
+
+local function def_option(fname, req, v)
+  if type(v) == "string" then req.external_event_def_name = v
+  elseif type(v) == "table" then req.external_event_def_id = v
+  else misuse.bad(fname, 1, "def: expected the ExternalEventDef's name, got " .. type(v)) end
+end
+
+local function call_options(o)
+  if o.timeout == nil and o.metadata == nil then return nil end
+  return { timeout = o.timeout, metadata = o.metadata }
+end
+
+local function iterate(self, method, rpc, req, o)
+  local m = Client[method]
+  return pages.new(function(rq, co) return m(self, rq, co) end, req, call_options(o), rpc)
+end
+
+local LIST_OPTIONS = misuse.names { "page_size", "bookmark", "timeout", "metadata" }
+
+--- client:external_events(wf_run_id [, opts]) -> an iterator over the WfRun's ExternalEvents.
+function Client:external_events(wf_run_id, opts)
+  local fname = "external_events"
+  if not CORE[self] then bad_self(self, fname) end
+  if type(wf_run_id) ~= "string" and type(wf_run_id) ~= "table" then
+    misuse.bad(fname, 1, "expected a WfRunId (a string, or { id =, parent_wf_run_id = }), got " .. type(wf_run_id))
+  end
+  opts = opts or NO_OPTIONS
+  if type(opts) ~= "table" then misuse.bad(fname, 2, "table of options expected, got " .. type(opts)) end
+  misuse.check_keys(opts, LIST_OPTIONS, fname, 2, "option")
+  local req = { wf_run_id = wf_run_id, limit = page_size(fname, 2, opts.page_size), bookmark = opts.bookmark }
+  return iterate(self, "list_external_events", "ListExternalEvents", req, opts)
+end
+
+local SEARCH_EVENT_OPTIONS = misuse.names { "def", "since", "upto", "claimed", "page_size", "bookmark", "timeout",
+                                            "metadata" }
+local SEARCH_CORRELATED_OPTIONS = misuse.names { "def", "since", "upto", "has_external_events", "page_size",
+                                                 "bookmark", "timeout", "metadata" }
+local SEARCH_DEF_OPTIONS = misuse.names { "prefix", "page_size", "bookmark", "timeout", "metadata" }
+
+local function search_request(fname, o, names, flag, flag_field)
+  if type(o) ~= "table" then misuse.bad(fname, 1, "table of options expected, got " .. type(o)) end
+  misuse.check_keys(o, names, fname, 1, "option")
+  local req = { limit = page_size(fname, 1, o.page_size), bookmark = o.bookmark }
+  if o.def == nil then misuse.bad(fname, 1, "def: required (the ExternalEventDef's name)") end
+  def_option(fname, req, o.def)
+  if o.since ~= nil then req.earliest_start = timestamp_option(fname, "since", o.since) end
+  if o.upto ~= nil then req.latest_start = timestamp_option(fname, "upto", o.upto) end
+  local f = o[flag]
+  if f ~= nil then
+    if type(f) ~= "boolean" then misuse.bad(fname, 1, flag .. ": expected a boolean, got " .. type(f)) end
+    req[flag_field] = f
+  end
+  return req
+end
+
+--- client:external_event_ids{ def =, since =, upto =, claimed = } -> an iterator over the ids of
+-- a def's ExternalEvents (SearchExternalEvent).
+function Client:external_event_ids(o)
+  local fname = "external_event_ids"
+  if not CORE[self] then bad_self(self, fname) end
+  local req = search_request(fname, o, SEARCH_EVENT_OPTIONS, "claimed", "is_claimed")
+  return iterate(self, "search_external_events", "SearchExternalEvent", req, o)
+end
+
+--- client:correlated_event_ids{ def =, since =, upto =, has_external_events = } -> an iterator
+-- over the ids of a def's CorrelatedEvents (SearchCorrelatedEvent).
+function Client:correlated_event_ids(o)
+  local fname = "correlated_event_ids"
+  if not CORE[self] then bad_self(self, fname) end
+  local req = search_request(fname, o, SEARCH_CORRELATED_OPTIONS, "has_external_events", "has_external_events")
+  return iterate(self, "search_correlated_events", "SearchCorrelatedEvent", req, o)
+end
+
+--- client:external_event_def_ids([{ prefix = }]) -> an iterator over ExternalEventDef ids.
+function Client:external_event_def_ids(o)
+  local fname = "external_event_def_ids"
+  if not CORE[self] then bad_self(self, fname) end
+  o = o or NO_OPTIONS
+  if type(o) ~= "table" then misuse.bad(fname, 1, "table of options expected, got " .. type(o)) end
+  misuse.check_keys(o, SEARCH_DEF_OPTIONS, fname, 1, "option")
+  if o.prefix ~= nil and type(o.prefix) ~= "string" then
+    misuse.bad(fname, 1, "prefix: expected a string, got " .. type(o.prefix))
+  end
+  local req = { prefix = o.prefix, limit = page_size(fname, 1, o.page_size), bookmark = o.bookmark }
+  return iterate(self, "search_external_event_defs", "SearchExternalEventDef", req, o)
 end
 
 function Client:poll(seconds) return C.poll(CORE[self] or bad_self(self, "poll"), seconds) end
@@ -306,6 +511,13 @@ function M.new(opts)
     misuse.raise("littlehorse: no clients in init_by_lua (the nginx master): gRPC must not start before " ..
                  "nginx forks its workers. Make clients in init_worker_by_lua, or lazily in a handler.")
   end
+  local checks = false
+  if type(opts) == "table" and rawget(opts, "validate") ~= nil then
+    checks = validate.option(rawget(opts, "validate"))
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "validate" then o[k] = v end end
+    opts = o
+  end
   local cfg = config.load(opts)
   for _, w in ipairs(cfg.warnings) do log_warning(w) end
   local c = core.client {
@@ -314,7 +526,8 @@ function M.new(opts)
     lb_policy = cfg.lb_policy, max_receive_size = cfg.max_receive_size,
   }
   if not C then bind_c_methods(c) end
-  local self = setmetatable({ _core = c, _auth = cfg.auth or false }, Client_mt)
+  local self = setmetatable({ _core = c, _auth = cfg.auth or false, _validate = checks and true or false,
+                              _defs = checks or nil }, Client_mt)
   CORE[self] = c
   return resty._track(self)
 end

@@ -1,4 +1,4 @@
--- Exactly-once posting: the retry policy for PutExternalEvent.
+-- Exactly-once posting: the retry policy for PutExternalEvent and PutCorrelatedEvent.
 --
 -- Why it is safe: one guid is fixed before the first attempt and sent on every attempt, so
 -- the server stores the event at most once (it keys events as wf_run_id/def/guid). An attempt
@@ -109,23 +109,41 @@ local function backoff(p, attempt)
   return cap * math.random()
 end
 
---- Post with retries: put(req, opts) and get(id, opts) make one attempt each (the client
--- adds its token and the nginx wait). `opts` are the call options every attempt takes, with
--- its own timeout (per_attempt_timeout, else opts.timeout, else `timeout`, the client's);
--- `retry_opts` the policy options. Returns event, info | nil, err, code where info is
--- { attempts = n, duplicate = bool, guid = g } and err.attempts says how many were made.
--- A request the client refused before sending (err.sent == false) is never retried.
-function M.put(put, get, req, opts, retry_opts, timeout)
+-- How a post is made idempotent: the request field that keys it (fixed before the first
+-- attempt), and the id that reads back what an earlier attempt stored.
+local EVENT = {
+  field = "guid",
+  key = function(r) if r.guid == nil then r.guid = M.new_guid() end return r.guid end,
+  id = function(r)
+    return { wf_run_id = r.wf_run_id, guid = r.guid, external_event_def_name = r.external_event_def_name,
+             external_event_def_id = r.external_event_def_id }
+  end,
+}
+-- A CorrelatedEvent is keyed by its correlation key (and def): the caller's, never made up.
+local CORRELATED = {
+  field = "key",
+  key = function(r) return r.key end,
+  id = function(r)
+    return { key = r.key, external_event_def_name = r.external_event_def_name,
+             external_event_def_id = r.external_event_def_id }
+  end,
+}
+
+local function post(how, put, get, req, opts, retry_opts, timeout)
   local p = M.policy(retry_opts)
   -- a request or a timeout the C side would refuse: let it raise its usual misuse error
   -- (before anything is sent), rather than retry with a timeout made up here
   local t = opts.timeout
-  if type(req) ~= "table" or (t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 1e9))) then
+  if type(req) ~= "table" or (t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 1e9)))
+     or (how == CORRELATED and req.key == nil) then
     put(req, opts)
   end
   local r = {}
   for k, v in pairs(req) do r[k] = v end
-  if r.guid == nil then r.guid = M.new_guid() end
+  local key = how.key(r)
+  local function info(attempt, duplicate)
+    return { attempts = attempt, duplicate = duplicate, [how.field] = key }
+  end
   local sleep = p.sleep or M.default_sleep()
   local per_attempt = p.per_attempt_timeout or opts.timeout or timeout
   local deadline = core.now() + p.deadline
@@ -136,15 +154,21 @@ function M.put(put, get, req, opts, retry_opts, timeout)
     attempt = attempt + 1
     call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
     local ev, err, code = put(r, call_opts)
-    if ev then return ev, { attempts = attempt, duplicate = false, guid = r.guid } end
+    if ev then return ev, info(attempt, false) end
     if code == "ALREADY_EXISTS" and opts.reply == false then
-      return true, { attempts = attempt, duplicate = true, guid = r.guid } -- stored; not read
+      return true, info(attempt, true) -- stored; not read
     elseif code == "ALREADY_EXISTS" then
-      -- Stored by an earlier attempt (or an earlier run with the same guid): fetch it.
+      -- Stored by an earlier attempt (or an earlier run with the same key): fetch it.
       call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
-      ev, err, code = get({ wf_run_id = r.wf_run_id, guid = r.guid, external_event_def_name = r.external_event_def_name,
-                            external_event_def_id = r.external_event_def_id }, call_opts)
-      if ev then return ev, { attempts = attempt, duplicate = true, guid = r.guid } end
+      ev, err, code = get(how.id(r), call_opts)
+      if ev then return ev, info(attempt, true) end
+      if code == "NOT_FOUND" and how == CORRELATED then
+        -- It existed a moment ago: correlated and deleted since (delete_after_first_correlation),
+        -- expired or deleted. Stored all the same; posting again would make a second one.
+        local i = info(attempt, true)
+        i.deleted = true
+        return true, i
+      end
     end
     err.attempts = attempt
     if not p.retry_on[code] or err.sent == false or attempt >= p.attempts then return nil, err, code end
@@ -153,6 +177,22 @@ function M.put(put, get, req, opts, retry_opts, timeout)
     if p.on_retry then p.on_retry(err, attempt, delay) end
     sleep(delay)
   end
+end
+
+--- Post an ExternalEvent with retries: put(req, opts) and get(id, opts) make one attempt each
+-- (the client adds its token and the nginx wait). `opts` are the call options every attempt
+-- takes, with its own timeout (per_attempt_timeout, else opts.timeout, else `timeout`, the
+-- client's); `retry_opts` the policy options. Returns event, info | nil, err, code where info
+-- is { attempts = n, duplicate = bool, guid = g } and err.attempts says how many were made.
+-- A request the client refused before sending (err.sent == false) is never retried.
+function M.put(put, get, req, opts, retry_opts, timeout)
+  return post(EVENT, put, get, req, opts, retry_opts, timeout)
+end
+
+--- The same for a CorrelatedEvent, keyed by req.key: info is { attempts =, duplicate =, key = }
+-- (and deleted = true, with `true` for the event, when it was stored but is gone already).
+function M.put_correlated(put, get, req, opts, retry_opts, timeout)
+  return post(CORRELATED, put, get, req, opts, retry_opts, timeout)
 end
 
 return M
