@@ -31,6 +31,10 @@ gRPC modes (Debian's python3-grpcio; generic handlers answer raw bytes, no codeg
               str, JSON text raw and escaped, a struct name and field name, a map key, a
               WfRunId id)
   nulgeneric  the same, plus an unknown field in the ExternalEvent (for the generic decoder)
+  stuck       answer list and search calls with an empty page that has the bookmark the call
+              sent ("page-2" when it sent none): a server that never moves on. After ARG
+              calls (default 20) it answers UNAVAILABLE instead, so a client that follows the
+              bookmark forever fails rather than hangs
 """
 import os
 import socket
@@ -109,6 +113,39 @@ def nul_event(extra=b""):
 
 def nul_def():
     return field_bytes(1, field_bytes(1, b"def\x00name")) + field_bytes(2, field_varint(1, 1700000000))
+
+
+def top_fields(data):
+    """The length-delimited and varint fields of a message: {number: value}."""
+    out, pos = {}, 0
+
+    def read_varint():
+        nonlocal pos
+        v, shift = 0, 0
+        while True:
+            b = data[pos]
+            pos += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+
+    while pos < len(data):
+        key = read_varint()
+        if key & 7 == 2:
+            n = read_varint()
+            out[key >> 3] = data[pos:pos + n]
+            pos += n
+        else:
+            out[key >> 3] = read_varint()
+    return out
+
+
+def stuck_page(request, method):
+    """An empty page (results: none) whose bookmark (field 2 of every list reply) is the one
+    the request sent: field 2 of ListExternalEventsRequest, field 1 of the search requests."""
+    sent = top_fields(request).get(2 if method.endswith("/ListExternalEvents") else 1)
+    return field_bytes(2, sent or b"page-2")
 
 
 def reply_for(mode, arg, method=""):
@@ -232,8 +269,15 @@ def grpc_server(mode, arg):
     import grpc
     from concurrent import futures
 
+    calls = [0]
+
     def handler(request, context, method=""):
         log("CALL %d bytes" % len(request))
+        calls[0] += 1
+        if mode == "stuck":
+            if calls[0] > int(arg or 20):
+                context.abort(grpc.StatusCode.UNAVAILABLE, "stuck: too many calls")
+            return stuck_page(request, method)
         if mode == "hang":
             while True:
                 time.sleep(3600)
