@@ -87,6 +87,22 @@ S.PutExternalEventRequest = {
 };
 S.PutCorrelatedEventRequest = { 1: ['key', 'string'], 2: ['external_event_def_id', 'ExternalEventDefId'],
                                 3: ['content', 'VariableValue'] };
+S.PutExternalEventDefRequest = {
+  1: ['name', 'string'], 2: ['retention_policy', 'ExternalEventRetentionPolicy'], 3: ['content_type', 'ReturnType'],
+  4: ['correlated_event_config', 'CorrelatedEventConfig'],
+};
+S.DeleteExternalEventDefRequest = { 1: ['id', 'ExternalEventDefId'] };
+S.DeleteCorrelatedEventRequest = { 1: ['id', 'CorrelatedEventId'] };
+S.ListExternalEventsRequest = { 1: ['wf_run_id', 'WfRunId'], 2: ['bookmark', 'bytes'], 3: ['limit', 'int32'] };
+S.SearchExternalEventRequest = {
+  1: ['bookmark', 'bytes'], 2: ['limit', 'int32'], 3: ['earliest_start', 'Timestamp'], 4: ['latest_start', 'Timestamp'],
+  5: ['external_event_def_id', 'ExternalEventDefId'], 6: ['is_claimed', 'bool'],
+};
+S.SearchCorrelatedEventRequest = {
+  1: ['bookmark', 'bytes'], 2: ['limit', 'int32'], 3: ['earliest_start', 'Timestamp'], 4: ['latest_start', 'Timestamp'],
+  5: ['external_event_def_id', 'ExternalEventDefId'], 6: ['has_external_events', 'bool'],
+};
+S.SearchExternalEventDefRequest = { 1: ['bookmark', 'bytes'], 2: ['limit', 'int32'], 3: ['prefix', 'string'] };
 S.ExternalEventList = { 1: ['results', 'ExternalEvent', true], 2: ['bookmark', 'bytes'] };
 S.ExternalEventIdList = { 1: ['results', 'ExternalEventId', true], 2: ['bookmark', 'bytes'] };
 S.CorrelatedEventIdList = { 1: ['results', 'CorrelatedEventId', true], 2: ['bookmark', 'bytes'] };

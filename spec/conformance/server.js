@@ -2,7 +2,8 @@
 // An independent LittleHorse peer for spec/conformance_spec.lua, built on the official npm
 // package `littlehorse-client` 0.14.0: its nice-grpc service definition
 // (`LittleHorseDefinition`, served with nice-grpc's `createServer`) and its generated ts-proto
-// codec (`littlehorse-client/proto`). It implements PutExternalEvent only.
+// codec (`littlehorse-client/proto`). It implements PutExternalEvent, and records and
+// answers the event API's newer RPCs (below).
 //
 //   node server.js [--host 127.0.0.1] [--port 0] [--parent PID]
 //   prints "LISTENING 127.0.0.1:PORT"; exits on SIGTERM/SIGINT, or once process PID is gone.
@@ -31,6 +32,21 @@
 //                  (an independent RFC 8259 check), whether it is an object or an array, and
 //                  what JSON.parse read (re-serialized by JSON.stringify, as `value`).
 //   metadata       The request's gRPC metadata (tenantid).
+//
+// The newer RPCs (PutCorrelatedEvent, GetCorrelatedEvent, DeleteCorrelatedEvent,
+// PutExternalEventDef, GetExternalEventDef, DeleteExternalEventDef, ListExternalEvents,
+// SearchExternalEvent, SearchCorrelatedEvent, SearchExternalEventDef; the two that 0.14.0
+// lacks are added to its service definition): each request is recorded under its method as
+// { method, raw_hex, official (the 0.14.0 decoder's reading, when it has the type), raw (the
+// independent decoding), metadata }, and answered with the next reply queued for that method,
+// else the smallest valid reply. Read a method's last request with GetExternalEventDef of the
+// name "last:<Method>": the reply's id.name is that record as JSON. Queue a reply with a
+// PutExternalEvent to WfRun "queue-reply" whose content is a str holding JSON
+// { method =, type =, msg =, parts = }: the official encoder writes `msg` (a ts-proto object;
+// { "$hex": ... } for bytes) as `type`, then each part is appended as a field (valid protobuf:
+// field order is free), for what 0.14.0 cannot write: { field =, type =, msg = } (an official
+// sub-message), { field =, value = V } (a VariableValue, as below), { field =, hex = }
+// (bytes), { field =, varint = } or { field =, parts = [...] } (a message made of parts).
 //
 // Reply description (JSON): { content = V, created_at = "ISO" | {seconds = "s", nanos = n},
 //   thread_run_number = n, node_run_position = n, claimed = b, guid = "g" } where V is
@@ -196,6 +212,110 @@ function encodeReply(desc, req) {
   return w.finish();
 }
 
+// ------------------------------------------------------------------ the newer RPCs
+
+// method -> [request type, reply type]
+const NEWER = {
+  putCorrelatedEvent: ['PutCorrelatedEventRequest', 'CorrelatedEvent'],
+  getCorrelatedEvent: ['CorrelatedEventId', 'CorrelatedEvent'],
+  deleteCorrelatedEvent: ['DeleteCorrelatedEventRequest', 'Empty'],
+  putExternalEventDef: ['PutExternalEventDefRequest', 'ExternalEventDef'],
+  getExternalEventDef: ['ExternalEventDefId', 'ExternalEventDef'],
+  deleteExternalEventDef: ['DeleteExternalEventDefRequest', 'Empty'],
+  listExternalEvents: ['ListExternalEventsRequest', 'ExternalEventList'],
+  searchExternalEvent: ['SearchExternalEventRequest', 'ExternalEventIdList'],
+  searchCorrelatedEvent: ['SearchCorrelatedEventRequest', 'CorrelatedEventIdList'],
+  searchExternalEventDef: ['SearchExternalEventDefRequest', 'ExternalEventDefIdList'],
+};
+const RPC_NAME = (m) => m[0].toUpperCase() + m.slice(1);
+
+const lastRequest = {}; // RPC name -> record
+const queued = {};      // RPC name -> [reply bytes]
+
+function revive(v) {
+  if (Array.isArray(v)) return v.map(revive);
+  if (v && typeof v === 'object') {
+    if (typeof v.$hex === 'string' && Object.keys(v).length === 1) return Buffer.from(v.$hex, 'hex');
+    const o = {};
+    for (const [k, x] of Object.entries(v)) o[k] = revive(x);
+    return o;
+  }
+  return v;
+}
+
+// Appends the parts (see the header) to writer w.
+function writeParts(parts, w) {
+  for (const p of parts || []) {
+    if (p.type) {
+      const T = proto[p.type];
+      if (!T) throw new Error(`0.14.0 has no ${p.type}`);
+      T.encode(T.fromPartial(revive(p.msg || {})), w.uint32((p.field << 3) | 2).fork()).ldelim();
+    } else if (p.value) {
+      writeValue(p.value, w.uint32((p.field << 3) | 2).fork()).ldelim();
+    } else if (p.hex !== undefined) {
+      w.uint32((p.field << 3) | 2).bytes(Buffer.from(p.hex, 'hex'));
+    } else if (p.varint !== undefined) {
+      w.uint32(p.field << 3).int64(toLong(p.varint));
+    } else if (p.parts) {
+      writeParts(p.parts, w.uint32((p.field << 3) | 2).fork()).ldelim();
+    } else {
+      throw new Error(`a part needs type, value, hex, varint or parts: ${JSON.stringify(p)}`);
+    }
+  }
+  return w;
+}
+
+function encodeDescribed(desc) {
+  const w = m0.Writer.create();
+  if (desc.msg) {
+    const T = proto[desc.type];
+    if (!T) throw new Error(`0.14.0 has no ${desc.type}: give its fields as parts`);
+    T.encode(T.fromPartial(revive(desc.msg)), w);
+  }
+  writeParts(desc.parts, w);
+  return w.finish();
+}
+
+function record(rpc, reqType, bytes, metadata) {
+  const d = { method: rpc, raw_hex: hex(bytes), metadata: {} };
+  const T = proto[reqType];
+  if (T && typeof T.decode === 'function') {
+    try { d.official = jsonSafe(T.decode(bytes)); } catch (e) { d.official_error = e.message; }
+  }
+  try { d.raw = raw.decode(reqType, bytes); } catch (e) { d.raw_error = e.message; }
+  for (const [k, v] of metadata) d.metadata[k] = v;
+  lastRequest[rpc] = d;
+}
+
+function defaultReply(replyType) {
+  if (replyType === 'Empty' || replyType === 'CorrelatedEventIdList') return Buffer.alloc(0);
+  return proto[replyType].encode(proto[replyType].fromPartial({})).finish();
+}
+
+function newerHandler(method) {
+  const [reqType, replyType] = NEWER[method];
+  const rpc = RPC_NAME(method);
+  return async ({ bytes }, context) => {
+    if (rpc === 'GetExternalEventDef') {
+      const id = proto.ExternalEventDefId.decode(bytes);
+      if (id.name.startsWith('last:')) {
+        const rec = lastRequest[id.name.slice(5)];
+        if (!rec) throw new ServerError(Status.NOT_FOUND, `no ${id.name.slice(5)} request recorded`);
+        return proto.ExternalEventDef.encode(proto.ExternalEventDef.fromPartial({ id: { name: JSON.stringify(rec) } })).finish();
+      }
+    }
+    record(rpc, reqType, bytes, context.metadata);
+    const q = queued[rpc];
+    return q && q.length ? q.shift() : defaultReply(replyType);
+  };
+}
+
+function queueReply(text) {
+  const desc = JSON.parse(text);
+  if (!NEWER[desc.method[0].toLowerCase() + desc.method.slice(1)]) throw new Error(`not a newer RPC: ${desc.method}`);
+  (queued[desc.method] = queued[desc.method] || []).push(Buffer.from(encodeDescribed(desc)));
+}
+
 // ------------------------------------------------------------------ the service
 
 // The official definition, with PutExternalEvent's request type wrapped so the handler also
@@ -211,12 +331,17 @@ const RAW_RESPONSE = {
 };
 const methods = { ...LittleHorseDefinition.methods };
 methods.putExternalEvent = { ...methods.putExternalEvent, requestType: RAW_REQUEST, responseType: RAW_RESPONSE };
+for (const m of Object.keys(NEWER)) {
+  const base = methods[m] || { name: RPC_NAME(m), requestStream: false, responseStream: false, options: {} };
+  methods[m] = { ...base, requestType: RAW_REQUEST, responseType: RAW_RESPONSE };
+}
 const definition = { ...LittleHorseDefinition, methods };
 
 const impl = {};
 for (const name of Object.keys(methods)) {
   impl[name] = async () => { throw new ServerError(Status.UNIMPLEMENTED, `${name} is not implemented by the conformance peer`); };
 }
+for (const m of Object.keys(NEWER)) impl[m] = newerHandler(m);
 impl.putExternalEvent = async ({ bytes }, context) => {
   let req;
   try {
@@ -231,6 +356,14 @@ impl.putExternalEvent = async ({ bytes }, context) => {
     externalEventDefId: req ? req.externalEventDefId : { name: '' },
     guid: req ? req.guid : undefined,
   });
+  if (wf === 'queue-reply') {
+    try {
+      queueReply(req.content.str);
+    } catch (e) {
+      throw new ServerError(Status.INVALID_ARGUMENT, `queue-reply: ${e.message}`);
+    }
+    return encodeReply({ content: { str: 'queued' } }, idOf());
+  }
   if (wf === 'reply') {
     let desc;
     try {
