@@ -242,6 +242,7 @@ function M.run(o)
     draw(false)
   end
   if o.progress == "bar" then
+    draw(true) -- the bar at its end, however fast the run was; then cleared for the summary
     o.stderr:write("\r\27[K")
   elseif o.progress == "lines" then
     draw(true)
