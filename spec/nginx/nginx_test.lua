@@ -106,11 +106,13 @@ local function post_many(port, n, wf, path)
   function batch:collect(limit)
     local t0 = core.now()
     while not self:pump() and core.now() - t0 < limit do socket.select(nil, nil, 0.005) end
-    local codes = {}
+    local codes, bodies = {}, {}
     for i, c in ipairs(self.conns) do
-      codes[i] = table.concat(c.buf):match("^HTTP/1%.1 (%d+)") or "none"
+      local response = table.concat(c.buf)
+      codes[i] = response:match("^HTTP/1%.1 (%d+)") or "none"
+      bodies[i] = response:match("\r\n\r\n(.*)$")
     end
-    return codes
+    return codes, bodies
   end
   return batch
 end
@@ -137,6 +139,41 @@ local TEST_SERVER = [[
           content = lh.json_decode(ngx.req.get_body_data() or "{}") }
         local ev, err = h:wait()
         ngx.say(ev and "stored" or tostring(err))
+      }
+    }
+
+    # A CorrelatedEvent posted with retries by its key (the request's guid argument). Bodies
+    # with a Content-Length (not chunked), for the test's plain HTTP reader.
+    location = /correlated {
+      content_by_lua_block {
+        local lh = require "littlehorse"
+        ngx.req.read_body()
+        local ce, info = package.loaded.lh_client:post_correlated_event(ngx.var.arg_guid, "nginx-corr",
+          lh.json_decode(ngx.req.get_body_data() or "null"), { retry = { deadline = 10 } })
+        local body
+        if ce then
+          body = lh.json_encode { key = ce.id.key, content = ce.content, duplicate = info.duplicate,
+                                  correlated = #ce.external_events }
+        else
+          ngx.status = 502
+          body = tostring(info)
+        end
+        ngx.header.content_length = #body
+        ngx.print(body)
+      }
+    }
+
+    # Every ExternalEvent of a WfRun, through the iterator, two to a page.
+    location = /events {
+      content_by_lua_block {
+        local guids = {}
+        for ev in package.loaded.lh_client:external_events(ngx.var.arg_wf, { page_size = 2 }) do
+          guids[#guids + 1] = ev.id.guid
+        end
+        table.sort(guids)
+        local body = table.concat(guids, ",")
+        ngx.header.content_length = #body
+        ngx.print(body)
       }
     }
 
@@ -328,6 +365,63 @@ describe("nginx + littlehorse (stock Debian nginx, one worker)", function()
       local ev = assert(r[2]:wait(10))
       assert.equal(r[1], ev.content.n)
     end
+  end)
+
+  -- One worker that blocked on a call would answer the n requests one after the other, each
+  -- holding it for the server's 200 ms at least (n x 200 ms in all); waiting without blocking,
+  -- it answers them together. The limit is half the blocking minimum.
+  local function concurrent_limit(n, calls_each) return n * calls_each * HOLD_S / 2 end
+
+  it("posts CorrelatedEvents by key concurrently, exactly once, correlated with a waiting WfRun", function()
+    local devhook = require "devhook"
+    assert(client:put_external_event_def { name = "nginx-corr", correlated_event_config = true })
+    assert.equal("OK", devhook.start_waiting(srv.target, { key = "corr-3", def = "nginx-corr", wf_run_id = "wf-corr" }).code)
+    local n = 20
+    local t0 = core.now()
+    local codes, bodies = post_many(ngx1.test_port, n, "corr", "/correlated"):collect(30)
+    local secs = core.now() - t0
+    for i = 1, n do
+      assert.equal("200", codes[i], bodies[i])
+      local r = assert(lh.json_decode(bodies[i]), bodies[i])
+      assert.same({ key = "corr-" .. i, content = { n = i }, duplicate = false, correlated = i == 3 and 1 or 0 }, r)
+    end
+    assert.is_true(secs < concurrent_limit(n, 1), string.format("%.2f s for %d correlated posts through one worker", secs, n))
+    -- each key is stored once; posting a key again answers with the stored one
+    for i = 1, n do
+      local ce = assert(client:get_correlated_event { key = "corr-" .. i, external_event_def_name = "nginx-corr" })
+      assert.same({ n = i }, ce.content)
+    end
+    local get = prober(ngx1.port)
+    local conn = assert(socket.connect("127.0.0.1", ngx1.test_port))
+    conn:settimeout(10)
+    assert(conn:send("POST /correlated?guid=corr-3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
+                     "Content-Length: 9\r\n\r\n{\"n\":999}"))
+    local reply = assert(conn:receive("*a"))
+    conn:close()
+    assert.matches("^HTTP/1%.1 200", reply)
+    assert.same({ key = "corr-3", content = { n = 3 }, duplicate = true, correlated = 1 },
+                lh.json_decode(reply:match("\r\n\r\n(.*)$")))
+    assert.equal(200, (get("/health")))
+  end)
+
+  it("follows a WfRun's pages with the iterator, in many requests at once", function()
+    local handles = {}
+    for i = 1, 5 do
+      handles[i] = client:put_external_event_async { wf_run_id = "paged", external_event_def_name = "nginx-event",
+                                                     guid = "p" .. i, content = i }
+    end
+    for _, h in ipairs(handles) do assert(h:wait(10)) end
+    -- 5 events two to a page: 3 calls for each request
+    local n = 10
+    local t0 = core.now()
+    local batch = post_many(ngx1.test_port, n, "paged", "/events")
+    local codes, bodies = batch:collect(30)
+    local secs = core.now() - t0
+    for i = 1, n do
+      assert.equal("200", codes[i], bodies[i])
+      assert.equal("p1,p2,p3,p4,p5", bodies[i])
+    end
+    assert.is_true(secs < concurrent_limit(n, 3), string.format("%.2f s for %d listings of 3 pages through one worker", secs, n))
   end)
 
   it("retries with a zero backoff without ngx.sleep(0) (a warning on stock nginx)", function()
