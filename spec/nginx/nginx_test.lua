@@ -142,13 +142,14 @@ local TEST_SERVER = [[
       }
     }
 
-    # A CorrelatedEvent posted with retries by its key (the request's guid argument). Bodies
-    # with a Content-Length (not chunked), for the test's plain HTTP reader.
+    # A CorrelatedEvent posted with retries by its key (the request's guid argument), to the
+    # def named by the def argument (default nginx-corr). Bodies with a Content-Length (not
+    # chunked), for the test's plain HTTP reader.
     location = /correlated {
       content_by_lua_block {
         local lh = require "littlehorse"
         ngx.req.read_body()
-        local ce, info = package.loaded.lh_client:post_correlated_event(ngx.var.arg_guid, "nginx-corr",
+        local ce, info = package.loaded.lh_client:post_correlated_event(ngx.var.arg_guid, ngx.var.arg_def or "nginx-corr",
           lh.json_decode(ngx.req.get_body_data() or "null"), { retry = { deadline = 10 } })
         local body
         if ce then
@@ -391,17 +392,31 @@ describe("nginx + littlehorse (stock Debian nginx, one worker)", function()
       local ce = assert(client:get_correlated_event { key = "corr-" .. i, external_event_def_name = "nginx-corr" })
       assert.same({ n = i }, ce.content)
     end
-    local get = prober(ngx1.port)
-    local conn = assert(socket.connect("127.0.0.1", ngx1.test_port))
-    conn:settimeout(10)
-    assert(conn:send("POST /correlated?guid=corr-3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
-                     "Content-Length: 9\r\n\r\n{\"n\":999}"))
-    local reply = assert(conn:receive("*a"))
-    conn:close()
-    assert.matches("^HTTP/1%.1 200", reply)
-    assert.same({ key = "corr-3", content = { n = 3 }, duplicate = true, correlated = 1 },
-                lh.json_decode(reply:match("\r\n\r\n(.*)$")))
-    assert.equal(200, (get("/health")))
+    local function post(query, body)
+      local conn = assert(socket.connect("127.0.0.1", ngx1.test_port))
+      conn:settimeout(10)
+      assert(conn:send("POST /correlated?" .. query .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
+                       "Content-Length: " .. #body .. "\r\n\r\n" .. body))
+      local reply = assert(conn:receive("*a"))
+      conn:close()
+      return tonumber(reply:match("^HTTP/1%.1 (%d+)")), reply:match("\r\n\r\n(.*)$")
+    end
+    local status, body = post("guid=corr-3", '{"n":999}')
+    assert.equal(200, status, body)
+    assert.same({ key = "corr-3", content = { n = 3 }, duplicate = true, correlated = 1 }, lh.json_decode(body))
+    -- the server's refusals come back as they do outside nginx: a def without
+    -- correlated_event_config, content of another type than a typed def's
+    assert(client:put_external_event_def { name = "nginx-typed", content_type = "INT", correlated_event_config = true })
+    status, body = post("guid=t1&def=nginx-event", "1")
+    assert.equal(502, status)
+    assert.matches("^PutCorrelatedEvent: INVALID_ARGUMENT %(3%): .*does not have CorrelatedEvent enabled", body)
+    status, body = post("guid=t2&def=nginx-typed", '"seven"')
+    assert.equal(502, status)
+    assert.matches("^PutCorrelatedEvent: INVALID_ARGUMENT %(3%): Invalid type of content for event", body)
+    status, body = post("guid=t3&def=nginx-typed", "7")
+    assert.equal(200, status, body)
+    assert.equal(7, lh.json_decode(body).content)
+    assert.equal(200, (prober(ngx1.port)("/health")))
   end)
 
   it("follows a WfRun's pages with the iterator, in many requests at once", function()
