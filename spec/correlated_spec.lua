@@ -186,7 +186,8 @@ describe("put_correlated_event / get_correlated_event / delete_correlated_event"
     raises(function() client:put_correlated_event("k") end,
            "bad argument #1 to 'put_correlated_event' (expected a PutCorrelatedEvent request table, got string)")
     raises(function() client:put_correlated_event_async({ key = "k", external_event_def_name = "d" }, { retry = true }) end,
-           "(retry: an async call does not retry")
+           "(retry: an async call does not retry: the littlehorse client's blocking puts and posts " ..
+           "(put_external_event, post_event, put_correlated_event, post_correlated_event) do)")
     assert.equal(before, srv:stats().calls)
   end)
 end)

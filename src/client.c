@@ -57,15 +57,15 @@ static int option_name(lua_State *L, int k) {
 
 /* The key at -2 of the options table at idx is not a call option: raise, naming the nearest
  * valid one (a typo such as `timout` would otherwise be ignored in silence). `retry` gets
- * its own message: the Lua client's put_external_event and post_event take it, and never
- * pass it on to the C call. */
+ * its own message: the Lua client's puts and posts take it, and never pass it on to the C
+ * call. */
 static void unknown_call_opt(lua_State *L, int idx, const lh_path *root, int async) {
   static const char *const sync_names[] = { "timeout", "metadata", "reply", NULL };
   static const char *const async_names[] = { "timeout", "metadata", "reply", "on_done", NULL };
   if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "retry") == 0) {
     lh_path pr = lh_path_field(root, "retry", 5);
-    lh_path_error(L, &pr, "%s does not retry: the littlehorse client's put_external_event and "
-                  "post_event do", async ? "an async call" : "this call");
+    lh_path_error(L, &pr, "%s does not retry: the littlehorse client's blocking puts and posts "
+                  "(put_external_event, post_event, put_correlated_event, post_correlated_event) do", async ? "an async call" : "this call");
   }
   /* every key before this one was valid, so the first unknown key is this one */
   lh_check_keys(L, idx, root, async ? async_names : sync_names, "call option");
