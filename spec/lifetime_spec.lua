@@ -25,6 +25,7 @@ local core = lh.core
 -- constant would keep them alive. Lengths on both sides of the copy/anchor limit (512).
 local TOKEN = ("lifetime-token-"):rep(5)
 local DEF = "lifetime-def" .. ("-abcdef"):rep(6) .. "-z" -- a valid def name (a hostname)
+local CORRELATED_DEF = "lifetime-correlated" .. ("-abcdef"):rep(6) .. "-z"
 local SHORT, LONG = 60, 700
 
 -- A new string object with the bytes of s (long strings are not interned).
@@ -154,6 +155,7 @@ describe("strings the caller drops while a request is converted", function()
 
   lazy_setup(function()
     srv, client = devserver.with_client({ defs = { DEF } }, 10)
+    assert(client:put_external_event_def { name = CORRELATED_DEF, correlated_event_config = true })
     tsrv, tclient = devserver.with_client({ defs = { DEF }, args = { "--require-token", TOKEN } }, 10)
   end)
   lazy_teardown(function()
@@ -308,12 +310,13 @@ describe("strings the caller drops while a request is converted", function()
       end
 
       -- make(k) -> request, ids, options, action; check(ids) after a call the finalizer ran in.
-      local function finalizer_case(make, check)
+      -- call(form, request, options): the call to make (default: post, a PutExternalEvent).
+      local function finalizer_case(make, check, call)
         local tries = {}
         for k = 1, 5 do
           local r, id, o, action = make(k)
           local fired, ok, got, err = with_finalizer(function() return action(r, o) end,
-                                                     function() return post(form, r, o) end, k - 1)
+                                                     function() return (call or post)(form, r, o) end, k - 1)
           local early = not ok -- it ran before (part of) the request was read: refused
           if fired and not early then
             assert(ok, tostring(got))
@@ -365,6 +368,66 @@ describe("strings the caller drops while a request is converted", function()
             return true
           end
         end, function(id) stored(id, nil, "JSON_OBJ", tclient) end) -- stored: the token header was sent whole
+      end)
+
+      it("a finalizer that empties a CorrelatedEvent's key and def name while its content is decoded #finalizer", function()
+        local function put(f, r, o)
+          if f == "blocking" then return client:put_correlated_event(r, o) end
+          return assert(client:put_correlated_event_async(r, o)):wait(10)
+        end
+        finalizer_case(function(k)
+          local _, key = ids("corr-" .. form .. k)
+          local items = nested(3)
+          items[#items + 1] = lh.json_arr(big_json("correlated"))
+          local r = { key = fresh(key), external_event_def_name = fresh(CORRELATED_DEF), content = lh.array(items) }
+          return r, key, opts(), function()
+            empty_nested(items)
+            r.key, r.external_event_def_name = nil, nil
+            pressure()
+            return true
+          end
+        end, function(key)
+          local ce = assert(client:get_correlated_event { key = key, external_event_def_name = CORRELATED_DEF })
+          assert.equal(key, ce.id.key)
+          local want = nested_reply(3)
+          for k = 1, #want do assert.same(want[k], ce.content.value[k]) end
+        end, put)
+      end)
+
+      it("a finalizer that empties a def's name and content type while a default value is decoded #finalizer", function()
+        local function put(f, r, o)
+          if f == "blocking" then return client:put_external_event_def(r, o) end
+          return assert(client:put_external_event_def_async(r, o)):wait(10)
+        end
+        finalizer_case(function(k)
+          local name = ("typed-%s-%d"):format(form, k) .. ("-abcdef"):rep(6)
+          local field, struct = text("X", LONG, k), text("n", LONG, k)
+          -- the struct name is read before the default value, whose JSON decoding runs the
+          -- finalizer: a pointer to it kept unanchored would be read after it was freed
+          local fields = {
+            [fresh(field)] = { type = fresh("STRUCT"), name = fresh(struct), version = 4,
+                               default_value = lh.json_arr(big_json("default")) },
+          }
+          local r = { name = fresh(name), correlated_event_config = { ttl_seconds = 30 },
+                      content_type = { type = fresh("INLINE_STRUCT"), masked = false, fields = fields } }
+          return r, { name = name, field = field, struct = struct }, opts(), function()
+            for f, t in pairs(fields) do
+              t.name, t.type = nil, nil
+              fields[f] = nil
+            end
+            r.name, r.content_type.type, r.content_type = nil, nil, nil
+            pressure()
+            return true
+          end
+        end, function(want)
+          local def = assert(client:get_external_event_def(want.name))
+          assert.equal(want.name, def.id.name)
+          local t = def.type_information.fields[want.field]
+          assert.is_table(t, "the field is missing")
+          assert.same({ "STRUCT", want.struct, 4 }, { t.type, t.name, t.version })
+          assert.same({ 1500, "default" }, { #t.default_value, t.default_value[1] })
+          assert.same({ ttl_seconds = 30, delete_after_first_correlation = false }, def.correlated_event_config)
+        end, put)
       end)
 
       -- GetExternalEvent and the ExternalEventDef calls convert no content: no Lua code can
