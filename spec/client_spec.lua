@@ -224,11 +224,11 @@ describe("client against the dev server", function()
     end)
 
     it("names the content path of a bad value", function()
-      raises({ wf_run_id = "w", external_event_def_name = DEF, content = "\xff\xfe" }, "content: invalid UTF%-8 at byte 1 %(use lh.bytes")
+      raises({ wf_run_id = "w", external_event_def_name = DEF, content = "\255\254" }, "content: invalid UTF%-8 at byte 1 %(use lh.bytes")
       raises({ wf_run_id = "w", external_event_def_name = DEF, content = print }, "content: cannot convert a function")
       raises({ wf_run_id = "w", external_event_def_name = DEF, content = { items = { 1, 2, { bad = print } } } },
              "content.items%[3%].bad: cannot encode a function")
-      raises({ wf_run_id = "w", external_event_def_name = DEF, content = { user = { name = "\xc3" } } },
+      raises({ wf_run_id = "w", external_event_def_name = DEF, content = { user = { name = "\195" } } },
              "content.user.name: invalid UTF%-8")
       raises({ wf_run_id = "w", external_event_def_name = DEF, content = { [1] = 1, [3] = 3 } }, "content: sparse")
       raises({ wf_run_id = "w", external_event_def_name = DEF, content = { x = 0 / 0 } }, "content.x: NaN")

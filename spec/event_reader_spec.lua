@@ -72,8 +72,8 @@ local function event()
   if odd == 1 and #parts > 0 then parts[#parts + 1] = parts[rnd(#parts)] end
   if odd == 2 then parts[#parts + 1] = varint_field(rnd(7, 40), 7) end
   if odd == 3 then parts[#parts + 1] = len_field(6, "x") end
-  if odd == 4 then parts[#parts + 1] = key(6, 0) .. string.rep("\x80", 9) .. "\x02" end -- bits past 64
-  if odd == 5 then parts[#parts + 1] = key(4, 0) .. "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01" end
+  if odd == 4 then parts[#parts + 1] = key(6, 0) .. string.rep("\128", 9) .. "\002" end -- bits past 64
+  if odd == 5 then parts[#parts + 1] = key(4, 0) .. "\255\255\255\255\255\255\255\255\255\001" end
   return table.concat(shuffle(parts))
 end
 

@@ -89,20 +89,20 @@ describe("json_encode", function()
     end)
 
     it("requires valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF)", function()
-      local valid = { "\x7f", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80",
-                      "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf" }
+      local valid = { "\127", "\194\128", "\223\191", "\224\160\128", "\237\159\191", "\238\128\128",
+                      "\239\191\191", "\240\144\128\128", "\244\143\191\191" }
       for _, s in ipairs(valid) do
         assert.equal('"' .. s .. '"', encode(s))
       end
-      local invalid = { "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xc2", "\xc2\x41", "\xe0\x80\x80",
-                        "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xe1\x80", "\xf0\x80\x80\x80",
-                        "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xfe", "\xff" }
+      local invalid = { "\128", "\191", "\192\128", "\193\191", "\194", "\194\065", "\224\128\128",
+                        "\224\159\191", "\237\160\128", "\237\191\191", "\225\128", "\240\128\128\128",
+                        "\240\143\191\191", "\244\144\128\128", "\245\128\128\128", "\254", "\255" }
       for _, s in ipairs(invalid) do
         assert.equal(bad("invalid UTF-8 at byte 4 (use lh.bytes for binary data)"), encode_error("abc" .. s))
       end
-      assert.equal(bad("name: invalid UTF-8 at byte 1 (use lh.bytes for binary data)"), encode_error({ name = "\xff" }))
+      assert.equal(bad("name: invalid UTF-8 at byte 1 (use lh.bytes for binary data)"), encode_error({ name = "\255" }))
       assert.equal(bad("ok: invalid UTF-8 at byte 2 of a key (use lh.bytes for binary data)"),
-                   encode_error({ ok = { ["k\xff"] = 1 } }))
+                   encode_error({ ok = { ["k\255"] = 1 } }))
     end)
 
     it("writes lh.empty_array as []", function()
@@ -276,9 +276,9 @@ describe("json_decode", function()
     assert.equal("at byte 2: invalid escape: backslash followed by 'x'", decode_error([["\x"]]))
     assert.equal("at byte 1: unterminated string", decode_error('"abc'))
     assert.equal("at byte 3: control character in string (must be escaped)", decode_error('"a\tb"'))
-    assert.equal("at byte 5: invalid UTF-8 in string", decode_error('"abc\xff"'))
-    assert.equal("at byte 5: invalid UTF-8 in string", decode_error('"abc\xed\xa0\x80"'))
-    assert.equal("at byte 4: invalid UTF-8 in string", decode_error('"\\n\xc0\x80"'))
+    assert.equal("at byte 5: invalid UTF-8 in string", decode_error('"abc\255"'))
+    assert.equal("at byte 5: invalid UTF-8 in string", decode_error('"abc\237\160\128"'))
+    assert.equal("at byte 4: invalid UTF-8 in string", decode_error('"\\n\192\128"'))
   end)
 
   it("marks arrays with the array metatable and reads null as lh.null", function()
@@ -327,8 +327,8 @@ describe("json_decode", function()
       { "[1] // c", "at byte 5: expected end of text after the value, found '/'" },
       { "/* c */ 1", "at byte 1: expected a value, found '/'" },
       { "\f1", "at byte 1: expected a value, found byte 0x0C" },
-      { "\xc2\xa01", "at byte 1: expected a value, found byte 0xC2" },
-      { "\xef\xbb\xbf1", "at byte 1: expected a value, found byte 0xEF" },
+      { "\194\1601", "at byte 1: expected a value, found byte 0xC2" },
+      { "\239\187\1911", "at byte 1: expected a value, found byte 0xEF" },
       { "'a'", "at byte 1: expected a value, found '''" },
       { "[1,,2]", "at byte 4: expected a value, found ','" },
       { "0x10", "at byte 2: expected end of text after the value, found 'x'" },

@@ -118,11 +118,11 @@ describe("value mapping through the dev server", function()
     end)
 
     it("strings that are not valid UTF-8: errors suggesting lh.bytes", function()
-      refuses("\xff\xfe", "content: invalid UTF%-8 at byte 1 %(use lh%.bytes")
-      refuses("ok\xc3", "content: invalid UTF%-8 at byte 3")
-      refuses("\xed\xa0\x80", "content: invalid UTF%-8 at byte 1") -- an encoded surrogate
-      refuses("\xc0\xaf", "content: invalid UTF%-8 at byte 1")     -- an overlong form
-      refuses("a\0\xff", "content: invalid UTF%-8 at byte 3")
+      refuses("\255\254", "content: invalid UTF%-8 at byte 1 %(use lh%.bytes")
+      refuses("ok\195", "content: invalid UTF%-8 at byte 3")
+      refuses("\237\160\128", "content: invalid UTF%-8 at byte 1") -- an encoded surrogate
+      refuses("\192\175", "content: invalid UTF%-8 at byte 1")     -- an overlong form
+      refuses("a\0\255", "content: invalid UTF%-8 at byte 3")
     end)
 
     it("tables with keys 1..n: JSON_ARR, back with lh.array_mt (nested arrays too)", function()
@@ -283,7 +283,7 @@ describe("value mapping through the dev server", function()
       refuses(lh.wf_run_id { id = "c", parent_wf_run_id = { id = "" } }, "content%.parent_wf_run_id%.id: must not be empty")
       refuses(lh.wf_run_id { id = "c", parent = "p" }, "content: unknown field 'parent'")
       refuses(lh.wf_run_id { parent_wf_run_id = { id = "p" } }, "content%.id: required")
-      refuses(lh.wf_run_id { id = "\xff" }, "content%.id: invalid UTF%-8")
+      refuses(lh.wf_run_id { id = "\255" }, "content%.id: invalid UTF%-8")
     end)
 
     it("lh.array: native ARRAY; lh.null items come back as lh.null; items map like content", function()
@@ -344,10 +344,10 @@ describe("value mapping through the dev server", function()
       refuses(lh.map { { nil, 1 } }, "content%[1%]%[1%]: map keys cannot be nil")
       refuses(lh.map { { "k", { bad = print } } }, "content%[1%]%[2%]%.bad: cannot encode a function")
       refuses(lh.struct("s", 1, { [1] = 2 }), "content: struct field names must be strings")
-      refuses(lh.struct("s", 1, { ["\xff"] = 2 }), 'content%["\255"%]: invalid UTF%-8')
+      refuses(lh.struct("s", 1, { ["\255"] = 2 }), 'content%["\255"%]: invalid UTF%-8')
       refuses(lh.struct("s", 1, { ["a b"] = print }), 'content%["a b"%]: cannot convert a function')
       refuses(lh.struct("s", 1, { a = { b = print } }), "content%.a%.b: cannot encode a function")
-      refuses(lh.str "\xff", "content: invalid UTF%-8")
+      refuses(lh.str "\255", "content: invalid UTF%-8")
       refuses(setmetatable({ type = "INT", value = 1.5 }, core.typed_mt), "content: expected an integer")
       refuses(setmetatable({ type = "NOPE" }, core.typed_mt), "content: unknown value type 'NOPE'")
     end)
@@ -427,9 +427,9 @@ describe("value mapping through the dev server", function()
     end)
 
     it("invalid UTF-8 in strings and keys", function()
-      refuses({ user = { name = "\xc3" } }, "content%.user%.name: invalid UTF%-8 at byte 1")
-      refuses({ ["k\xff"] = 1 }, "content: invalid UTF%-8 at byte 2 of a key")
-      refuses({ "ok", "\xf4\x90\x80\x80" }, "content%[2%]: invalid UTF%-8") -- beyond U+10FFFF
+      refuses({ user = { name = "\195" } }, "content%.user%.name: invalid UTF%-8 at byte 1")
+      refuses({ ["k\255"] = 1 }, "content: invalid UTF%-8 at byte 2 of a key")
+      refuses({ "ok", "\244\144\128\128" }, "content%[2%]: invalid UTF%-8") -- beyond U+10FFFF
     end)
 
     it("functions, userdata, threads, and typed values inside JSON", function()

@@ -69,9 +69,9 @@ describe("ExternalEvent reply decoding", function()
   it("decodes every field, presence included", function()
     -- ExternalEvent { id (1) { wf_run_id {id "w"}, def {name "d"}, guid "g" }, created_at (2) { 1700000000, 5e6 },
     --   content (3) { int 7 }, thread_run_number (4) 0, claimed (6) true }
-    local bytes = "\x0a\x0d\x0a\x03\x0a\x01w\x12\x03\x0a\x01d\x1a\x01g" ..
-                  "\x12\x0b\x08\x80\xe2\xcf\xaa\x06\x10\xc0\x96\xb1\x02" ..
-                  "\x1a\x02\x38\x07" .. "\x20\x00" .. "\x30\x01"
+    local bytes = "\010\013\010\003\010\001w\018\003\010\001d\026\001g" ..
+                  "\018\011\008\128\226\207\170\006\016\192\150\177\002" ..
+                  "\026\002\056\007" .. "\032\000" .. "\048\001"
     local ev = assert(core.decode_external_event(bytes))
     assert.same({ wf_run_id = { id = "w" }, external_event_def_id = { name = "d" }, guid = "g" }, ev.id)
     assert.equal(1700000000, ev.created_at.seconds)
@@ -86,14 +86,14 @@ describe("ExternalEvent reply decoding", function()
 
   it("normalises timestamps written with negative nanos (instants before 1970)", function()
     -- created_at { seconds = 0, nanos = -500000000 }: half a second before the epoch
-    local ev = assert(core.decode_external_event("\x12\x0d\x08\x00\x10\x80\xb6\xca\x91\xfe\xff\xff\xff\xff\x01"))
+    local ev = assert(core.decode_external_event("\018\013\008\000\016\128\182\202\145\254\255\255\255\255\001"))
     assert.equal(-1, ev.created_at.seconds)
     assert.equal(500000000, ev.created_at.nanos)
     assert.equal("1969-12-31T23:59:59.500Z", tostring(ev.created_at))
   end)
 
   it("rejects bytes that are not a message", function()
-    local ev, err = core.decode_external_event("\xff\xff\xff")
+    local ev, err = core.decode_external_event("\255\255\255")
     assert.is_nil(ev)
     assert.equal("not a valid ExternalEvent message", err)
   end)

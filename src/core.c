@@ -20,6 +20,7 @@
 #include "timestamp.h"
 #include "value.h"
 #include "http.h"
+#include "int64.h"
 #include "wake.h"
 #include "path.h"
 #include <dlfcn.h>
@@ -161,6 +162,7 @@ static const luaL_Reg functions[] = {
   { "_wake_start", lh_wake_lua_start },
   { "_wake_stop", lh_wake_lua_stop },
   { "_misuse", misuse },
+  { "_int", lh_int64_lua_int },
   { NULL, NULL },
 };
 
@@ -179,6 +181,7 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lh_error_register(L);
   lh_timestamp_register(L);
   lh_value_register(L);
+  lh_int64_open(L);
 
   luaL_newlibtable(L, functions);
   lh_context_new(L);

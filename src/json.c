@@ -12,6 +12,7 @@
 #include "context.h"
 #include "timestamp.h"
 #include "value.h"
+#include "int64.h"
 
 /* The registry key (its address) of the array metatable, and the address that
  * `lh.empty_array` (a light userdata) points to. */
@@ -315,7 +316,14 @@ static void encode_table(enc *e, int t, const lh_path *path, const anc *up, int 
     if (!e->markers_found) find_markers(e);
     if (mt == e->arr_mt || mt == e->cj_arr_mt) kind = K_ARRAY;
     else if (mt == e->cj_earr_mt) kind = K_EMPTY_ARRAY;
-    else if (LH_UNLIKELY(mt == e->typed_mt || mt == e->ts_mt)) typed_in_json(e, t, path, mt == e->ts_mt);
+    else if (LH_UNLIKELY(mt == e->typed_mt || mt == e->ts_mt)) {
+      int64_t v; /* lh.int(...) is an integer (the exact form of a large one under Lua 5.1) */
+      if (mt == e->typed_mt && lh_int64_get(L, t, &v, path, LH_INT_TYPED)) {
+        put_integer(e, v);
+        return;
+      }
+      typed_in_json(e, t, path, mt == e->ts_mt);
+    }
   }
   me.t = tp;
   me.up = up;
@@ -407,6 +415,12 @@ static void encode_value(enc *e, int idx, const lh_path *path, const anc *up, in
     if (!p) put_lit(e, "null", 4);
     else if (p == (void *)&lh_json_empty_array_key || (e->has_cj_earr && p == e->cj_earr)) put_lit(e, "[]", 2);
     else lh_path_error(L, path, "cannot encode a light userdata as JSON");
+    return;
+  }
+  case LH_TCDATA: { /* LuaJIT: an int64_t / uint64_t is an integer; other cdata raise */
+    int64_t v;
+    lh_int64_get(L, idx, &v, path, 0);
+    put_integer(e, v);
     return;
   }
   default:
@@ -586,20 +600,13 @@ static int parse_number(dec *d) {
 
   if (!is_float && e10 == 0) {
     /* at most 19 digits: an integer if it fits */
+    /* beyond 2^53 under 5.1 / LuaJIT: the exact forms of int64.h */
     if (!neg && m <= (uint64_t)INT64_MAX) {
-#if LUA_VERSION_NUM >= 503
-      lua_pushinteger(L, (lua_Integer)m);
-#else
-      lua_pushnumber(L, (lua_Number)(int64_t)m);
-#endif
+      lh_int64_push(L, (int64_t)m);
       return 1;
     }
     if (neg && m <= (uint64_t)INT64_MAX + 1) {
-#if LUA_VERSION_NUM >= 503
-      lua_pushinteger(L, (lua_Integer)(0 - m));
-#else
-      lua_pushnumber(L, (lua_Number)(int64_t)(0 - m));
-#endif
+      lh_int64_push(L, (int64_t)(0 - m));
       return 1;
     }
   }

@@ -6,6 +6,7 @@
 #include "pbwire.h"
 #include "path.h"
 #include "reply.h"
+#include "int64.h"
 #include "value.h"
 #include "timestamp.h"
 #include "service.pb-c.h"
@@ -44,19 +45,8 @@ static void check_table(lua_State *L, int idx, const lh_path *root, const char *
 }
 
 static int32_t check_int32(lua_State *L, int idx, const lh_path *p) {
-  int ok = 0;
-  lua_Integer v = 0;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-#if LUA_VERSION_NUM >= 503
-    v = lua_tointegerx(L, idx, &ok);
-#else
-    lua_Number d = lua_tonumber(L, idx);
-    ok = d == (lua_Number)(lua_Integer)d;
-    v = (lua_Integer)d;
-#endif
-  }
-  if (!ok) lh_path_error(L, p, "expected an integer, got %s",
-                         lua_type(L, idx) == LUA_TNUMBER ? "a float with a fraction" : luaL_typename(L, idx));
+  int64_t v = 0;
+  if (!lh_int64_get(L, idx, &v, p, 0)) lh_path_error(L, p, "expected an integer, got %s", lh_int64_not_integer(L, idx));
   if (v < 0 || v > INT32_MAX) lh_path_error(L, p, "must be between 0 and 2147483647");
   return (int32_t)v;
 }

@@ -7,6 +7,7 @@
 #include "timestamp.h"
 #include "keep.h"
 #include "pbwire.h"
+#include "int64.h"
 
 const char lh_value_typed_mt_key = 0;
 
@@ -60,19 +61,11 @@ const char *lh_text_field(lua_State *L, lh_context *c, int idx, const lh_path *p
   return lh_keep_bytes(L, c, idx, s, n);
 }
 
-static lua_Integer check_integer(lua_State *L, int idx, const lh_path *path, lua_Integer lo, lua_Integer hi) {
-  int isnum = 0;
-  lua_Integer v = 0;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-#if LUA_VERSION_NUM >= 503
-    v = lua_tointegerx(L, idx, &isnum);
-#else
-    lua_Number d = lua_tonumber(L, idx);
-    isnum = d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0;
-    v = (lua_Integer)d;
-#endif
-  }
-  if (!isnum) lh_path_error(L, path, "expected an integer, got %s", lua_type(L, idx) == LUA_TNUMBER ? "a float with a fraction" : luaL_typename(L, idx));
+/* An integer in lo..hi (int64.h: numbers, int64 cdata; `flags` adds decimal text). */
+static int64_t check_integer(lua_State *L, int idx, const lh_path *path, int64_t lo, int64_t hi, int flags) {
+  int64_t v = 0;
+  if (!lh_int64_get(L, idx, &v, path, flags))
+    lh_path_error(L, path, "expected an integer, got %s", lh_int64_not_integer(L, idx));
   if (v < lo || v > hi) {
     char msg[96]; /* lua_pushfstring has no 64-bit integer format before 5.3 */
     snprintf(msg, sizeof msg, "%lld is out of range %lld..%lld", (long long)v, (long long)lo, (long long)hi);
@@ -224,10 +217,10 @@ static Google__Protobuf__Timestamp *timestamp(lua_State *L, int idx, lh_context 
   lh_keep_field(L, c, idx, LH_KEY_SECONDS);
   lh_path ps = lh_path_field(path, "seconds", 7);
   /* 0001-01-01 .. 9999-12-31, the range RFC 3339 and google.protobuf.Timestamp allow */
-  ts->seconds = check_integer(L, -1, &ps, -62135596800LL, 253402300799LL);
+  ts->seconds = check_integer(L, -1, &ps, -62135596800LL, 253402300799LL, 0);
   lh_keep_field(L, c, idx, LH_KEY_NANOS);
   lh_path pn = lh_path_field(path, "nanos", 5);
-  ts->nanos = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pn, 0, 999999999);
+  ts->nanos = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pn, 0, 999999999, 0);
   lua_pop(L, 2);
   return ts;
 }
@@ -297,7 +290,7 @@ static void set_struct(lua_State *L, int typed, int idx, lh_context *c, Littleho
   st->struct_def_id->name = (char *)lh_text_field(L, c, lua_gettop(L), &pn, 1);
   lh_keep_field(L, c, typed, LH_KEY_VERSION);
   lh_path pver = lh_path_field(path, "version", 7);
-  st->struct_def_id->version = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pver, 0, INT32_MAX);
+  st->struct_def_id->version = lua_isnil(L, -1) ? 0 : (int32_t)check_integer(L, -1, &pver, 0, INT32_MAX, 0);
   lua_pop(L, 2);
   Littlehorse__InlineStruct *in = NEW_MSG(L, c, Littlehorse__InlineStruct, LITTLEHORSE__INLINE_STRUCT__INIT);
   size_t n = 0;
@@ -346,7 +339,7 @@ static void typed_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__Varia
   } else if (strcmp(kind, "STR") == 0) {
     set_str(L, v, c, vv, path);
   } else if (strcmp(kind, "INT") == 0) {
-    vv->int_ = (int64_t)check_integer(L, v, path, LUA_MININTEGER, LUA_MAXINTEGER);
+    vv->int_ = check_integer(L, v, path, INT64_MIN, INT64_MAX, LH_INT_TEXT);
     vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
   } else if (strcmp(kind, "DOUBLE") == 0) {
     if (lua_type(L, v) != LUA_TNUMBER) lh_path_error(L, path, "lh.double needs a number, got %s", luaL_typename(L, v));
@@ -433,6 +426,10 @@ static void value_to_pb(lua_State *L, int idx, lh_context *c, Littlehorse__Varia
     default: set_json(L, idx, c, vv, path, 0);
     }
     return;
+  case LH_TCDATA: /* LuaJIT: an int64_t / uint64_t is an int; other cdata raise */
+    vv->int_ = check_integer(L, idx, path, INT64_MIN, INT64_MAX, 0);
+    vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_INT;
+    return;
   default:
     lh_path_error(L, path, "cannot convert a %s to a VariableValue", luaL_typename(L, idx));
   }
@@ -510,7 +507,7 @@ void lh_value_push(lua_State *L, const lh_arena *a, const Littlehorse__VariableV
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_DOUBLE: lua_pushnumber(L, vv->double_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BOOL: lua_pushboolean(L, vv->bool_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_STR: push_text(L, a, vv->str); return;
-  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: lua_pushinteger(L, (lua_Integer)vv->int_); return;
+  case LITTLEHORSE__VARIABLE_VALUE__VALUE_INT: lh_int64_push(L, vv->int_); return;
   case LITTLEHORSE__VARIABLE_VALUE__VALUE_BYTES:
     /* Top level: a string (content_type says BYTES). Inside a native array, map or struct
      * nothing would tell it from a str, so it comes back as lh.bytes(s), as it was sent. */

@@ -35,14 +35,14 @@ function M.str(s)
   return typed("STR", s)
 end
 
---- lh.int(n): the `int` member (an integer, or a float with an exact integer value).
+--- lh.int(n): the `int` member, from an integer, a float with an exact integer value, decimal
+-- text ("9007199254740993", exact on every runtime) or an int64_t / uint64_t cdata (LuaJIT).
+-- The value is kept in the form replies use (core._int, int64.h): a Lua integer on 5.3+; on
+-- 5.1 and LuaJIT a number within +-2^53, else an int64_t cdata (LuaJIT) or the decimal text (5.1).
 function M.int(n)
-  check(type(n) == "number", "bad argument #1 to 'int' (number expected, got %s)", type(n))
-  -- math.tointeger is exact (2^63 has no int64 form); the fallback is for Lua 5.1 / LuaJIT
-  local i
-  if math.tointeger then i = math.tointeger(n) elseif n == math.floor(n) then i = n end
-  check(i ~= nil, "bad argument #1 to 'int' (number has no integer representation)")
-  return typed("INT", i)
+  local v = core._int(n)
+  if type(v) == "table" then return v end -- Lua 5.1, beyond 2^53: already the typed int
+  return typed("INT", v)
 end
 
 --- lh.double(n): the `double` member, even for an integer.

@@ -1,0 +1,243 @@
+-- What differs between the Lua runtimes the suite runs under (5.4, 5.3, 5.1, LuaJIT), in one
+-- place, so that every spec can run under each and assert each runtime's own behaviour where
+-- it differs (scripts/suites/lua-versions.sh runs the whole suite under each).
+--   local rt = require "runtime"
+--   rt.name        "5.4", "5.3", "5.1" or "luajit"
+--   rt.subtype     Lua has an integer subtype (5.3+): 1 and 1.0 are different values
+--   rt.close       `<close>` variables exist (5.4)
+--   rt.lua         the interpreter command for child Lua processes (LH_SPEC_LUA overrides);
+--                  they find this runtime's build through LUA_PATH / LUA_CPATH, which the
+--                  runner exports (or through the paths a spec passes)
+--   rt.int(text)   the value a reply carries for the integer written as decimal text: an
+--                  integer (5.3+), else a number within +-2^53, else an int64_t cdata (LuaJIT)
+--                  or lh's typed int { type = "INT", value = text } (5.1)
+--   rt.int_text(v) the decimal text of any of those (and of a plain integral number)
+--   rt.is_int(v)   v is one of those forms
+-- Integer helpers work on two 32-bit halves held in doubles, exact on every runtime.
+local M = {}
+
+M.jit = rawget(_G, "jit") ~= nil
+M.name = M.jit and "luajit" or assert(_VERSION:match("^Lua (%d+%.%d+)$"), _VERSION)
+M.subtype = math.type ~= nil
+M.close = M.name == "5.4"
+M.lua = os.getenv("LH_SPEC_LUA") or (M.jit and "luajit" or "lua" .. M.name)
+M.unpack = table.unpack or unpack
+M.ffi = M.jit and require("ffi") or nil
+
+function M.pack(...) return { n = select("#", ...), ... } end
+
+-- load(chunk [, name [, mode [, env]]]) for a string chunk, on every runtime.
+function M.load(chunk, name, mode, env)
+  if M.name ~= "5.1" then return load(chunk, name, mode, env) end
+  local f, err = loadstring(chunk, name)
+  if f and env then setfenv(f, env) end
+  return f, err
+end
+
+-- A shell command's success and exit code, as os.execute gives them on 5.2+ (5.1 and LuaJIT
+-- return the wait status).
+function M.execute(cmd)
+  local a, b, c = os.execute(cmd)
+  if type(a) == "number" then
+    local code = a >= 256 and math.floor(a / 256) or a
+    return code == 0 or nil, "exit", code
+  end
+  return a, b, c
+end
+
+-- The output and exit code of a shell command (stderr too when the command says 2>&1).
+function M.run(cmd)
+  local p = assert(io.popen("(" .. cmd .. "\n); echo \"<exit $?>\""))
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("<exit (%d+)>\n?$"))
+  return (out:gsub("<exit %d+>\n?$", "")), code
+end
+
+-- The UTF-8 text of the code points given (the "\u{...}" escape is 5.3+ syntax).
+function M.utf8(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local c = select(i, ...)
+    if c < 0x80 then
+      out[i] = string.char(c)
+    elseif c < 0x800 then
+      out[i] = string.char(0xC0 + math.floor(c / 64), 0x80 + c % 64)
+    elseif c < 0x10000 then
+      out[i] = string.char(0xE0 + math.floor(c / 4096), 0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
+    else
+      out[i] = string.char(0xF0 + math.floor(c / 262144), 0x80 + math.floor(c / 4096) % 64,
+                           0x80 + math.floor(c / 64) % 64, 0x80 + c % 64)
+    end
+  end
+  return table.concat(out)
+end
+
+-- The 8 bytes of a double, little-endian (string.pack("<d", x) on 5.3+).
+function M.double_bytes(x)
+  if string.pack then return string.pack("<d", x) end
+  if M.ffi then
+    local b = M.ffi.new("double[1]", x)
+    return M.ffi.string(b, 8)
+  end
+  -- Lua 5.1: sign, exponent and mantissa by arithmetic (exact: every step is a power of two)
+  local sign = (x < 0 or (x == 0 and 1 / x < 0)) and 1 or 0
+  local e, m
+  if x ~= x then
+    e, m = 2047, 2 ^ 51 -- the quiet NaN 0/0 gives on x86-64 has the sign bit set
+    sign = 1
+  elseif x == math.huge or x == -math.huge then
+    e, m = 2047, 0
+  elseif x == 0 then
+    e, m = 0, 0
+  else
+    local a = math.abs(x)
+    local f, ex = math.frexp(a) -- a = f * 2^ex, 0.5 <= f < 1
+    if ex - 1 >= -1022 then
+      e, m = ex - 1 + 1023, (f * 2 - 1) * 2 ^ 52
+    else
+      e, m = 0, a / 2 ^ -1074
+    end
+  end
+  local hi = sign * 2 ^ 31 + e * 2 ^ 20 + math.floor(m / 2 ^ 32)
+  local lo = m % 2 ^ 32
+  local out = {}
+  for i = 0, 3 do out[i + 1] = string.char(math.floor(lo / 2 ^ (8 * i)) % 256) end
+  for i = 0, 3 do out[i + 5] = string.char(math.floor(hi / 2 ^ (8 * i)) % 256) end
+  return table.concat(out)
+end
+
+-- The double of 8 little-endian bytes.
+function M.bytes_double(s)
+  if string.unpack then return (string.unpack("<d", s)) end
+  if M.ffi then
+    local b = M.ffi.new("double[1]")
+    M.ffi.copy(b, s, 8)
+    return b[0]
+  end
+  local b = { s:byte(1, 8) }
+  local sign = b[8] >= 128 and -1 or 1
+  local e = (b[8] % 128) * 16 + math.floor(b[7] / 16)
+  local m = (b[7] % 16) * 2 ^ 48
+  for i = 6, 1, -1 do m = m + b[i] * 2 ^ (8 * (i - 1)) end
+  if e == 2047 then return m == 0 and sign * math.huge or 0 / 0 end
+  if e == 0 then return sign * m * 2 ^ -1074 end
+  return sign * (1 + m / 2 ^ 52) * 2 ^ (e - 1023)
+end
+
+-- ---- 64-bit integers as two 32-bit halves (hi, lo), each held exactly in a double ----------
+
+local TWO32 = 4294967296
+
+local function lh_core() return require("littlehorse.core") end
+
+-- Decimal text (optional '-', digits) -> hi, lo of its 64-bit two's complement.
+local function text_halves(text)
+  local neg, digits = text:match("^(%-?)(%d+)$")
+  assert(digits, "not a decimal integer: " .. tostring(text))
+  local hi, lo = 0, 0
+  for d in digits:gmatch("%d") do
+    lo = lo * 10 + tonumber(d)
+    local carry = math.floor(lo / TWO32)
+    lo = lo % TWO32
+    hi = (hi * 10 + carry) % TWO32
+  end
+  if neg == "-" then
+    lo = (TWO32 - lo) % TWO32
+    hi = (TWO32 - 1 - hi + (lo == 0 and 1 or 0)) % TWO32
+  end
+  return hi, lo
+end
+
+-- hi, lo -> decimal text, read as signed (int64) or unsigned.
+local function halves_text(hi, lo, unsigned)
+  local neg = not unsigned and hi >= 2 ^ 31
+  if neg then
+    lo = (TWO32 - lo) % TWO32
+    hi = (TWO32 - 1 - hi + (lo == 0 and 1 or 0)) % TWO32
+  end
+  local digits = {}
+  repeat
+    local r = (hi % 10) * TWO32 + lo
+    hi = math.floor(hi / 10)
+    lo = math.floor(r / 10)
+    digits[#digits + 1] = string.format("%d", r % 10)
+  until hi == 0 and lo == 0
+  return (neg and "-" or "") .. string.reverse(table.concat(digits))
+end
+
+M.text_halves, M.halves_text = text_halves, halves_text
+
+local function is_cdata_int(v)
+  return M.ffi ~= nil and type(v) == "cdata"
+         and (M.ffi.istype("int64_t", v) or M.ffi.istype("uint64_t", v))
+end
+
+local function is_typed_int(v)
+  return type(v) == "table" and getmetatable(v) == lh_core().typed_mt and v.type == "INT"
+end
+
+-- Any integer form (see the header) -> hi, lo.
+function M.halves(v)
+  if type(v) == "string" then return text_halves(v) end
+  if is_typed_int(v) then return M.halves(v.value) end
+  if is_cdata_int(v) then
+    local bit = require "bit"
+    local u = M.ffi.cast("uint64_t", v)
+    return tonumber(bit.rshift(u, 32)), tonumber(bit.band(u, 0xffffffff))
+  end
+  assert(type(v) == "number", "not an integer: " .. tostring(v))
+  if M.subtype and math.type(v) == "integer" then
+    local lo = v % TWO32
+    local hi = math.floor((v - lo) / TWO32) % TWO32 -- v - lo is a multiple of 2^32: exact as a float
+    return hi + 0.0, lo + 0.0
+  end
+  assert(v == math.floor(v) and math.abs(v) <= 2 ^ 63, "not an integral number: " .. tostring(v))
+  local lo = v % TWO32
+  local hi = math.floor(v / TWO32) % TWO32
+  return hi, lo
+end
+
+function M.int_text(v)
+  if type(v) == "string" then return v end
+  return halves_text(M.halves(v))
+end
+
+-- The native value a reply carries for the integer with this decimal text.
+function M.int(text)
+  if M.subtype then
+    local hi, lo = text_halves(text)
+    return math.tointeger(hi) * math.tointeger(TWO32) + math.tointeger(lo) -- wraps: two's complement
+  end
+  local hi, lo = text_halves(text)
+  local neg = hi >= 2 ^ 31
+  local mhi, mlo = hi, lo -- the magnitude
+  if neg then
+    mlo = (TWO32 - lo) % TWO32
+    mhi = (TWO32 - 1 - hi + (mlo == 0 and 1 or 0)) % TWO32
+  end
+  if mhi < 2 ^ 21 or (mhi == 2 ^ 21 and mlo == 0) then -- within 2^53: a double holds it
+    local n = mhi * TWO32 + mlo
+    return neg and -n or n
+  end
+  if M.jit then
+    return M.ffi.cast("int64_t", M.ffi.new("uint64_t", hi) * TWO32 + lo)
+  end
+  return setmetatable({ type = "INT", value = halves_text(hi, lo) }, lh_core().typed_mt)
+end
+
+function M.is_int(v)
+  if type(v) == "number" then
+    if M.subtype then return math.type(v) == "integer" end
+    return v == math.floor(v) and math.abs(v) <= 2 ^ 53
+  end
+  return is_cdata_int(v) or is_typed_int(v)
+end
+
+M.MAXINT = M.int("9223372036854775807")
+M.MININT = M.int("-9223372036854775808")
+
+-- x as a float: the float subtype on 5.3+ (1 -> 1.0); the number itself elsewhere.
+function M.float(x) return M.subtype and x + 0.0 or x end
+
+return M
