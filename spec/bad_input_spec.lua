@@ -5,6 +5,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local bad_peer = require "bad_peer"
+local rt = require "runtime"
 
 local DEF = "bad-input"
 local MiB = 1024 * 1024
@@ -336,7 +337,7 @@ describe("bad input", function()
       raises(function() client:put_external_event(valid { content = forged2 }) end, "content")
       local ts = setmetatable({ seconds = "x" }, core.timestamp_mt)
       raises(function() client:put_external_event(valid { content = ts }) end, "content.seconds")
-      local ts2 = setmetatable({ seconds = math.maxinteger, nanos = 0 }, core.timestamp_mt)
+      local ts2 = setmetatable({ seconds = 253402300800, nanos = 0 }, core.timestamp_mt) -- 10000-01-01
       raises(function() client:put_external_event(valid { content = ts2 }) end, "content.seconds", "range")
       local ts3 = setmetatable({ seconds = 0, nanos = -1 }, core.timestamp_mt)
       raises(function() client:put_external_event(valid { content = ts3 }) end, "content.nanos", "range")
@@ -344,7 +345,7 @@ describe("bad input", function()
   end)
 
   describe("numbers, empty strings", function()
-    for _, v in ipairs { -1, math.mininteger, 2 ^ 31 | 0, math.maxinteger, 1.5, 0 / 0, math.huge, -math.huge } do
+    for _, v in ipairs { -1, rt.MININT, 2147483648, rt.MAXINT, 1.5, 0 / 0, math.huge, -math.huge } do
       it(("thread_run_number = %s and node_run_position = %s are refused"):format(tostring(v), tostring(v)), function()
         raises(function() client:put_external_event(valid { thread_run_number = v }) end, "(thread_run_number: ")
         raises(function() client:put_external_event(valid { thread_run_number = 0, node_run_position = v }) end,
@@ -433,9 +434,10 @@ describe("bad input", function()
     end)
 
     it("a <close> variable closes its client at the end of the block, errors included", function()
+      -- 5.4: a real <close> variable; elsewhere its __close metamethod, called as a block's end would
+      if not rt.close then assert.is_nil(rt.load(rt.CLOSING)) end
       local escaped
-      local ok = pcall(function()
-        local c <close> = lh.client { host = "127.0.0.1", port = srv.port }
+      local ok = pcall(rt.closing, lh.client { host = "127.0.0.1", port = srv.port }, function(c)
         escaped = c
         assert(c:put_external_event(valid()))
         error("leave the block by an error")
@@ -459,10 +461,10 @@ describe("bad input", function()
     it("a __gc metamethod posting through the client during collectgarbage() works", function()
       local posted = {}
       local function make(i)
-        setmetatable({}, { __gc = function()
+        rt.finalizer(function()
           local ev, err = client:put_external_event(valid { wf_run_id = "from-gc-" .. i, content = i })
           posted[#posted + 1] = ev and ev.id.wf_run_id.id or tostring(err)
-        end })
+        end)
       end
       for i = 1, 5 do make(i) end
       collectgarbage()
@@ -472,10 +474,23 @@ describe("bad input", function()
     end)
 
     it("a __gc metamethod raising inside a call does not disturb the call", function()
-      setmetatable({}, { __gc = function() error("boom from __gc") end })
-      local ev = assert(client:put_external_event(valid()))
-      collectgarbage()
-      assert.truthy(ev.id)
+      if rt.name == "5.4" then -- an error in __gc is a warning: the collection goes on
+        rt.finalizer(function() error("boom from __gc") end)
+        local ev = assert(client:put_external_event(valid()))
+        collectgarbage()
+        assert.truthy(ev.id)
+      else
+        -- before 5.4 the error propagates from wherever the collector ran the finalizer (it
+        -- would fail the call it ran in), so the object is kept until the call is done
+        local obj = rt.finalizer(function() error("boom from __gc") end)
+        local ev = assert(client:put_external_event(valid()))
+        obj = nil -- luacheck: ignore
+        local ok, err = pcall(collectgarbage)
+        assert.is_false(ok)
+        assert.matches("boom from __gc", err)
+        assert.truthy(ev.id)
+        assert(client:put_external_event(valid()))
+      end
     end)
 
     -- Finalizers run whenever the collector steps, i.e. at any allocation inside a call, so
@@ -486,10 +501,10 @@ describe("bad input", function()
       local f = assert(io.open(path, "w"))
       f:write(script)
       f:close()
-      local cmd = string.format("LUA_PATH=%q LUA_CPATH=%q lua5.4 %s %d %s 2>&1; echo \"EXIT $?\"",
-                                package.path, package.cpath, path, srv.port, DEF)
+      local cmd = string.format("LUA_PATH=%q LUA_CPATH=%q %s %s %d %s 2>&1; echo \"EXIT $?\"",
+                                package.path, package.cpath, rt.lua, path, srv.port, DEF)
       local p = io.popen(cmd)
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       os.remove(path)
       assert.matches("EXIT 0\n$", out, 1, false)
@@ -499,6 +514,7 @@ describe("bad input", function()
     it("calls made from __gc while another call on the client is converting stay correct", function()
       local out = run_child [[
         local lh = require "littlehorse"
+        local rt = require "runtime"
         local port, DEF = tonumber(arg[1]), arg[2]
         local client = lh.client { host = "127.0.0.1", port = port, timeout = 10 }
         local nested, nested_ok = 0, 0
@@ -508,10 +524,10 @@ describe("bad input", function()
                                                  content = { a = { 1, 2, 3 }, s = string.rep("x", 3000) } }
           if ev and ev.id.wf_run_id.id == "gc-nested-" .. nested then nested_ok = nested_ok + 1 end
         end }
-        collectgarbage("incremental", 0, 1000, 0)
+        rt.gc_fast()
         local bad = 0
         for i = 1, 150 do
-          for _ = 1, 10 do setmetatable({}, mt) end
+          for _ = 1, 10 do rt.finalizer(mt.__gc) end
           local content = {}
           for j = 1, 30 do content["k" .. j] = { j, "v" .. j, { deep = j } } end
           if i % 2 == 0 then content = lh.json_obj(lh.json_encode(content)) end
@@ -537,8 +553,9 @@ describe("bad input", function()
     it("close() from __gc in the middle of a call on that client: the call ends cleanly", function()
       local out = run_child [[
         local lh = require "littlehorse"
+        local rt = require "runtime"
         local port, DEF = tonumber(arg[1]), arg[2]
-        collectgarbage("incremental", 0, 1000, 0)
+        rt.gc_fast()
         local function new() return lh.client { host = "127.0.0.1", port = port, timeout = 10 } end
         local c = new()
         local closes, good, raised, other = 0, 0, 0, 0
@@ -546,7 +563,7 @@ describe("bad input", function()
         for j = 1, 40 do t["k" .. j] = { j, "v" .. j } end
         local text = lh.json_encode(t)
         for i = 1, 300 do
-          setmetatable({}, { __gc = function() c:close() end })
+          rt.finalizer(function() c:close() end)
           -- raw JSON text is decoded (to validate it) while the request is built: allocation
           local content = i % 2 == 0 and lh.json_obj(text) or t
           local ok, ev, err = pcall(c.put_external_event, c, { wf_run_id = "closing-" .. i,

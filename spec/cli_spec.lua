@@ -4,6 +4,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local shell = require "sh"
+local rt = require "runtime"
 
 local CLI = "./bin/lh-put-event"
 local DEF = "cli-event"
@@ -22,7 +23,7 @@ end
 -- LHC_* variables from the environment unless a test sets them.
 local HOME = os.tmpname()
 os.remove(HOME)
-assert(os.execute("mkdir -p " .. q(HOME .. "/.config")))
+assert(rt.execute("mkdir -p " .. q(HOME .. "/.config")))
 local CLEAN_ENV = "env -u LHC_API_HOST -u LHC_API_PORT -u LHC_TENANT_ID -u LHC_API_PROTOCOL HOME=" .. q(HOME)
 
 -- run(args, { env = { K = V }, stdin = "data", cmd = "..." }) -> { status =, out =, err =, secs = }
@@ -35,7 +36,7 @@ local function run(args, opts)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
   spit(inp, opts.stdin or "")
   local t0 = core.now()
-  local ok, how, code = os.execute(table.concat(parts, " ") .. " <" .. q(inp) .. " >" .. q(out) .. " 2>" .. q(err))
+  local ok, how, code = rt.execute(table.concat(parts, " ") .. " <" .. q(inp) .. " >" .. q(out) .. " 2>" .. q(err))
   local r = { secs = core.now() - t0, out = slurp(out), err = slurp(err) }
   r.status = how == "exit" and code or 128 + code
   os.remove(out); os.remove(err); os.remove(inp)
@@ -61,7 +62,7 @@ describe("lh-put-event", function()
   end)
   lazy_teardown(function()
     devserver.release(srv, client)
-    os.execute("rm -rf " .. q(HOME))
+    rt.execute("rm -rf " .. q(HOME))
   end)
 
   -- post(args...) with the dev server's address appended
@@ -477,7 +478,7 @@ describe("lh-put-event", function()
   describe("as installed by the rockspec", function()
     it("is a Lua 5.4 script that finds the module from a checkout", function()
       local f = assert(io.open(CLI))
-      assert.equal("#!/usr/bin/env lua5.4", f:read("l"))
+      assert.equal("#!/usr/bin/env lua5.4", f:read("*l"))
       f:close()
       local spec = slurp("littlehorse-client-0.1.0-1.rockspec")
       assert.truthy(spec:find('["lh-put-event"] = "bin/lh-put-event"', 1, true))
@@ -485,7 +486,7 @@ describe("lh-put-event", function()
 
     it("runs from the tree `make build` installs it into, from any directory", function()
       local pwd = io.popen("pwd")
-      local installed = pwd:read("l") .. "/lua_modules/bin/lh-put-event"
+      local installed = pwd:read("*l") .. "/lua_modules/bin/lh-put-event"
       pwd:close()
       local from_root = "sh -c 'cd / && exec \"$0\" \"$@\"' " .. q(installed)
       local r = run({ "--version" }, { cmd = from_root })

@@ -6,6 +6,7 @@
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
+local rt = require "runtime"
 
 local DEF = "layer"
 
@@ -34,8 +35,8 @@ describe("littlehorse.core clients", function()
       c:close()
     ]])
     f:close()
-    local p = io.popen("lua5.4 " .. script .. " 2>&1")
-    local out = p:read("a")
+    local p = io.popen(rt.lua .. " " .. script .. " 2>&1")
+    local out = p:read("*a")
     p:close()
     os.remove(script)
     assert.matches("^%d+ methods; changed: ; post_event: nil\n$", out)

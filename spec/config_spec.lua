@@ -4,6 +4,7 @@
 -- that the outer environment might hold removed.
 local config = require "littlehorse.config"
 local core = require "littlehorse.core"
+local rt = require "runtime"
 
 local LUA = os.getenv("LH_SPEC_LUA")
   or (rawget(_G, "jit") and "luajit") or ("lua" .. _VERSION:match("%d+%.%d+"))
@@ -20,7 +21,7 @@ end
 local function tmpdir()
   local p = os.tmpname()
   os.remove(p)
-  assert(os.execute("mkdir -p " .. q(p .. "/.config")))
+  assert(rt.execute("mkdir -p " .. q(p .. "/.config")))
   return p
 end
 
@@ -90,7 +91,7 @@ local KEY_BODY = "SUPERSECRETKEYMATERIAL"
 local FAKE_KEY = "-----BEGIN PRIVATE KEY-----\n" .. KEY_BODY .. "\n-----END PRIVATE KEY-----\n"
 
 teardown(function()
-  for _, d in ipairs(dirs) do os.execute("rm -rf " .. q(d)) end
+  for _, d in ipairs(dirs) do rt.execute("rm -rf " .. q(d)) end
 end)
 
 describe("config: defaults", function()
@@ -208,7 +209,7 @@ describe("config: properties file", function()
 
   it("is an error when the default file exists but cannot be read", function()
     local home = new_home()
-    assert(os.execute("mkdir " .. q(home .. "/.config/littlehorse.config"))) -- a directory
+    assert(rt.execute("mkdir " .. q(home .. "/.config/littlehorse.config"))) -- a directory
     local err = load_error({}, nil, home)
     assert.matches("^littlehorse: cannot read the config file " .. home:gsub("%p", "%%%0")
                    .. "/%.config/littlehorse%.config %(", err)

@@ -24,6 +24,7 @@
 local lh = require "littlehorse"
 local cjson = require "cjson" -- reads the peer's descriptions (independent of our codec)
 local sh = require "sh"
+local rt = require "runtime"
 local core = lh.core
 
 local PEER_DIR = "spec/conformance"
@@ -42,25 +43,25 @@ local function self_pid()
 end
 
 local function start_peer()
-  os.execute("mkdir -p build")
-  local ok = os.execute("sh " .. PEER_DIR .. "/setup.sh >build/conformance-setup.log 2>&1")
+  rt.execute("mkdir -p build")
+  local ok = rt.execute("sh " .. PEER_DIR .. "/setup.sh >build/conformance-setup.log 2>&1")
   assert(ok, "conformance peer setup failed (npm ci / node):\n" .. (read_file("build/conformance-setup.log") or ""))
   local out, pidfile = os.tmpname(), os.tmpname()
   local cmd = string.format("node %s/server.js --port 0 --parent %s >%s 2>&1 & echo $! >%s",
                             PEER_DIR, self_pid() or "0", out, pidfile)
-  assert(os.execute(cmd))
+  assert(rt.execute(cmd))
   local pid = tonumber((read_file(pidfile) or ""):match("%d+"))
   os.remove(pidfile)
   assert(pid, "conformance peer did not start")
   local peer = { pid = pid, out = out }
   function peer.stop()
-    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    rt.execute("kill -TERM " .. pid .. " 2>/dev/null")
     for _ = 1, 300 do
       local stat = read_file("/proc/" .. pid .. "/stat")
       if not stat or stat:match("^%d+ %b() (%a)") == "Z" then break end
       core.sleep(0.01)
     end
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    rt.execute("kill -KILL " .. pid .. " 2>/dev/null")
     os.remove(out)
   end
   for _ = 1, 1500 do -- node needs a moment to load

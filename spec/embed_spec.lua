@@ -4,6 +4,7 @@
 -- budget. The events are read back from the server.
 local devserver = require "devserver"
 local shell = require "sh"
+local rt = require "runtime"
 
 local DEF = "embed-event"
 local HOST = "build/embed-host"
@@ -18,7 +19,7 @@ local function slurp(path) return assert(shell.read_file(path)) end
 -- sh(cmd) -> status, stdout, stderr
 local function sh(cmd)
   local out, err = os.tmpname(), os.tmpname()
-  local _, how, code = os.execute(cmd .. " </dev/null >" .. q(out) .. " 2>" .. q(err))
+  local _, how, code = rt.execute(cmd .. " </dev/null >" .. q(out) .. " 2>" .. q(err))
   local o, e = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
   return how == "exit" and code or 128 + code, o, e

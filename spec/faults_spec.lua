@@ -6,6 +6,7 @@ local core = require "littlehorse.core"
 local devserver = require "devserver"
 local probe = require "probe"
 local sh = require "sh"
+local rt = require "runtime"
 
 local DEF = "payment"
 
@@ -114,7 +115,7 @@ describe("a persistent store across kill -9 (--store FILE)", function()
                                         0.25 + 0.07 * round, srv.pid))
       local killer = sh:read("*l")
       sh:close()
-      defer(function() os.execute("kill -TERM " .. killer .. " 2>/dev/null") end) -- if we fail first
+      defer(function() rt.execute("kill -TERM " .. killer .. " 2>/dev/null") end) -- if we fail first
       local until_t = core.now() + 0.6
       while core.now() < until_t or restarts < round do
         n = n + 1
@@ -323,7 +324,7 @@ describe("retry behaviour against injected faults", function()
   it("refuses bad fault options with exit code 2 and a message", function()
     local function run(args)
       local out = os.tmpname()
-      local r1, _, code = os.execute("./build/lh-devserver --port 0 " .. args .. " >" .. q(out) .. " 2>&1")
+      local r1, _, code = rt.execute("./build/lh-devserver --port 0 " .. args .. " >" .. q(out) .. " 2>&1")
       local f = io.open(out)
       local msg = f:read("*a")
       f:close()

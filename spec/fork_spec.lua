@@ -18,7 +18,7 @@ describe("fork", function()
     local cmd = "${CC:-gcc} -O1 -g -Wall -std=c11 -D_POSIX_C_SOURCE=200809L $(pkg-config --cflags lua5.4) -o "
                 .. q(HOST) .. " spec/support/fork_host.c $(pkg-config --libs lua5.4) 2>&1"
     local p = io.popen(cmd)
-    local out = p:read("a")
+    local out = p:read("*a")
     assert(p:close(), "cannot build the fork host:\n" .. out)
     -- replies come 100 ms late, so each fork happens while the parent's async calls are in flight
     srv = devserver.start { defs = { "fork-event" }, args = { "--delay-ms", "100" } }
@@ -30,7 +30,7 @@ describe("fork", function()
   it("refuses the child everything it inherited, on every path, and leaves the parent working (" .. ROUNDS .. " forks)", function()
     local p = io.popen(table.concat({ q(HOST), q(assert(os.getenv("PWD")) .. "/lua_modules"),
                                       "127.0.0.1", tostring(srv.port), tostring(ROUNDS) }, " ") .. " 2>&1")
-    local out = p:read("a")
+    local out = p:read("*a")
     local ok = p:close()
     assert.is_nil(out:find("FAIL", 1, true), out)
     assert.truthy(out:find("rounds " .. ROUNDS .. "\n", 1, true), out)

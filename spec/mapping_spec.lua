@@ -35,7 +35,7 @@ describe("value mapping through the dev server", function()
   end)
 
   -- Post content; the reply and a GetExternalEvent of it must agree. Returns content, kind.
-  local function rt(content)
+  local function roundtrip(content)
     n = n + 1
     local ev, err = client:put_external_event { wf_run_id = "map-" .. n, external_event_def_name = DEF, content = content }
     assert(ev, tostring(err))
@@ -48,10 +48,10 @@ describe("value mapping through the dev server", function()
   -- The value comes back as `want` (strictly equal), with content type `kind`; posting the
   -- reply value again gives the same value and kind (a reply can be re-posted unchanged).
   local function maps(content, kind, want)
-    local got, k = rt(content)
+    local got, k = roundtrip(content)
     assert.equal(kind, k)
     same(want, got)
-    local again, k2 = rt(got)
+    local again, k2 = roundtrip(got)
     assert.equal(kind, k2)
     same(want, again)
     return got
@@ -73,10 +73,10 @@ describe("value mapping through the dev server", function()
     it("nil, lh.null and cjson.null: NULL, back as nil with content_type nil", function()
       assert.equal(lh.null, cjson.null) -- the same light userdata
       for _, v in pairs { [1] = lh.null, [2] = cjson.null } do
-        local got, kind = rt(v)
+        local got, kind = roundtrip(v)
         assert.is_nil(got); assert.is_nil(kind)
       end
-      local got, kind = rt(nil)
+      local got, kind = roundtrip(nil)
       assert.is_nil(got); assert.is_nil(kind)
     end)
 
@@ -98,7 +98,7 @@ describe("value mapping through the dev server", function()
         assert.equal(bits(v), bits(got))
       end
       local nan = 0 / 0
-      local got, kind = rt(nan)
+      local got, kind = roundtrip(nan)
       assert.equal("DOUBLE", kind)
       assert.equal(string.pack("<d", nan), string.pack("<d", got)) -- the same NaN bits
     end)
@@ -168,7 +168,7 @@ describe("value mapping through the dev server", function()
 
     it("decoded JSON re-encodes to the same text (lh.null, lh.array_mt)", function()
       local text = '{"a":[1,2.0,null,[],{}]}'
-      local got = rt(lh.json_obj(text))
+      local got = roundtrip(lh.json_obj(text))
       assert.equal(text, lh.json_encode(got))
     end)
   end)
@@ -176,37 +176,37 @@ describe("value mapping through the dev server", function()
   describe("constructors", function()
     it("lh.bytes(s): BYTES, any bytes, back as a string (content_type says BYTES)", function()
       for _, b in ipairs { "\0\1\2\255 binary", "", "text" } do
-        local got, kind = rt(lh.bytes(b))
+        local got, kind = roundtrip(lh.bytes(b))
         assert.equal("BYTES", kind); same(b, got)
         -- to post it again as bytes, wrap it again
-        got, kind = rt(lh.bytes(got))
+        got, kind = roundtrip(lh.bytes(got))
         assert.equal("BYTES", kind); same(b, got)
       end
     end)
 
     it("lh.int, lh.double, lh.str: force INT, DOUBLE, STR", function()
-      local got, kind = rt(lh.int(3.0))
+      local got, kind = roundtrip(lh.int(3.0))
       assert.equal("INT", kind); same(3, got)
-      got, kind = rt(lh.int(math.mininteger))
+      got, kind = roundtrip(lh.int(math.mininteger))
       assert.equal("INT", kind); same(math.mininteger, got)
-      got, kind = rt(lh.double(2))
+      got, kind = roundtrip(lh.double(2))
       assert.equal("DOUBLE", kind); same(2.0, got)
-      got, kind = rt(lh.str("123"))
+      got, kind = roundtrip(lh.str("123"))
       assert.equal("STR", kind); same("123", got)
     end)
 
     it("lh.json_obj / lh.json_arr: from a table or validated JSON text", function()
-      local got, kind = rt(lh.json_obj { k = { 1 } })
+      local got, kind = roundtrip(lh.json_obj { k = { 1 } })
       assert.equal("JSON_OBJ", kind); same({ k = arr { 1 } }, got)
-      got, kind = rt(lh.json_obj ' { "k" : 9223372036854775807 } ')
+      got, kind = roundtrip(lh.json_obj ' { "k" : 9223372036854775807 } ')
       assert.equal("JSON_OBJ", kind); same({ k = math.maxinteger }, got)
-      got, kind = rt(lh.json_arr "[1, 2.5]")
+      got, kind = roundtrip(lh.json_arr "[1, 2.5]")
       assert.equal("JSON_ARR", kind); same(arr { 1, 2.5 }, got)
-      got, kind = rt(lh.json_arr {})
+      got, kind = roundtrip(lh.json_arr {})
       assert.equal("JSON_ARR", kind); same(arr {}, got)
-      got, kind = rt(lh.json_arr(lh.empty_array))
+      got, kind = roundtrip(lh.json_arr(lh.empty_array))
       assert.equal("JSON_ARR", kind); same(arr {}, got)
-      got, kind = rt(lh.json_obj {})
+      got, kind = roundtrip(lh.json_obj {})
       assert.equal("JSON_OBJ", kind); same({}, got)
     end)
 
@@ -378,7 +378,7 @@ describe("value mapping through the dev server", function()
         for _ = 2, depth do c[1] = {}; c = c[1] end
         return t
       end
-      local got, kind = rt(nest(128))
+      local got, kind = roundtrip(nest(128))
       assert.equal("JSON_ARR", kind)
       assert.is_table(got)
       refuses(nest(129), "content" .. string.rep("%[1%]", 128) .. ": nesting deeper than 128")
@@ -391,8 +391,8 @@ describe("value mapping through the dev server", function()
         for _ = 1, k do v = lh.array { v } end
         return v
       end
-      assert.equal("ARRAY", select(2, rt(arrays(49))))  -- innermost VariableValue at level 99
-      assert.equal("ARRAY", select(2, rt(arrays(49, lh.array {})))) -- an empty Array at level 100
+      assert.equal("ARRAY", select(2, roundtrip(arrays(49))))  -- innermost VariableValue at level 99
+      assert.equal("ARRAY", select(2, roundtrip(arrays(49, lh.array {})))) -- an empty Array at level 100
       refuses(arrays(50), "content" .. string.rep("%[1%]", 50) .. ": " .. LIMIT)
       refuses(arrays(100000), "content" .. string.rep("%[1%]", 50) .. ": " .. LIMIT)
       local function maps_(k) -- each lh.map adds 3 (Map > Entry > value)
@@ -400,16 +400,16 @@ describe("value mapping through the dev server", function()
         for _ = 1, k do v = lh.map { { "k", v } } end
         return v
       end
-      assert.equal("MAP", select(2, rt(maps_(33))))
+      assert.equal("MAP", select(2, roundtrip(maps_(33))))
       refuses(maps_(34), "content" .. string.rep("%[1%]%[2%]", 33) .. ": " .. LIMIT)
       local function structs(k) -- each lh.struct adds 5 (Struct > InlineStruct > entry > field > value)
         local v = 1
         for _ = 1, k do v = lh.struct("s", 1, { f = v }) end
         return v
       end
-      assert.equal("STRUCT", select(2, rt(structs(19))))
+      assert.equal("STRUCT", select(2, roundtrip(structs(19))))
       refuses(structs(20), "content" .. string.rep("%.f", 20) .. ": " .. LIMIT)
-      assert.equal("ARRAY", select(2, rt(arrays(49, lh.wf_run_id "p")))) -- a WfRunId at level 100
+      assert.equal("ARRAY", select(2, roundtrip(arrays(49, lh.wf_run_id "p")))) -- a WfRunId at level 100
       refuses(arrays(49, lh.wf_run_id "p_c"), "content" .. string.rep("%[1%]", 49) .. "%.parent_wf_run_id: " .. LIMIT)
       refuses(arrays(48, lh.map { { lh.timestamp(1), 1 } }), "content" .. string.rep("%[1%]", 48) .. "%[1%]%[1%]: " .. LIMIT)
     end)

@@ -4,6 +4,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local config = require "littlehorse.config"
 local devserver = require "devserver"
+local rt = require "runtime"
 
 local DEF = "misuse"
 local HERE = "spec/misuse_spec.lua"
@@ -63,7 +64,7 @@ describe("misuse errors", function()
     end)
 
     it("for littlehorse.core clients and functions used directly", function()
-      local c = core.client { target = "127.0.0.1:" .. srv.port, timeout = 5, max_send_size = 1 << 20 }
+      local c = core.client { target = "127.0.0.1:" .. srv.port, timeout = 5, max_send_size = 1048576 }
       local l
       l = line(); raised_at(l, function() c:put_external_event(req { wf_run_id = {} }) end)
       l = line(); raised_at(l, function() core.json_encode { f = print } end)
@@ -85,7 +86,7 @@ describe("misuse errors", function()
     it("post_event's misuse names post_event and its argument, not the put it makes", function()
       local function post_error(...)
         local args = { ... }
-        local ok, err = pcall(function() return client:post_event(table.unpack(args, 1, 4)) end)
+        local ok, err = pcall(function() return client:post_event(rt.unpack(args, 1, 4)) end)
         assert.is_false(ok)
         return err:gsub("^[^\n]-:%d+: ", "")
       end
@@ -152,8 +153,8 @@ describe("misuse errors", function()
               'local ok, err = pcall(require("littlehorse").client, { config_file = false })\n',
               'io.write(ok and "made" or err)\n')
       f:close()
-      local p = io.popen("env LHC_API_HOST=lh.example.com:2023 lua5.4 " .. script .. " 2>&1")
-      local out = p:read("a")
+      local p = io.popen("env LHC_API_HOST=lh.example.com:2023 " .. rt.lua .. " " .. script .. " 2>&1")
+      local out = p:read("*a")
       p:close()
       os.remove(script)
       assert.matches("LHC_API_HOST=lh%.example%.com:2023 %(from the environment%): a host name without a port; "

@@ -8,6 +8,7 @@ local devserver = require "devserver"
 local probe = require "probe"
 local token_server = require "token_server"
 local shell = require "sh"
+local rt = require "runtime"
 
 local DEF = "tls-def"
 
@@ -17,7 +18,7 @@ local defer = require "cleanup" (function(f) finally(f) end) -- run fn when the 
 
 local function sh(cmd)
   local out = os.tmpname()
-  local r1, _, code = os.execute(cmd .. " >" .. q(out) .. " 2>&1")
+  local r1, _, code = rt.execute(cmd .. " >" .. q(out) .. " 2>&1")
   local f = io.open(out)
   local text = f and f:read("*a") or ""
   if f then f:close() end
@@ -62,7 +63,7 @@ lazy_setup(function()
 end)
 
 lazy_teardown(function()
-  if certs then os.execute("rm -rf " .. q(certs)) end
+  if certs then rt.execute("rm -rf " .. q(certs)) end
 end)
 
 describe("TLS (--tls-cert/--tls-key)", function()

@@ -5,6 +5,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local token_server = require "token_server"
+local rt = require "runtime"
 
 local DEF = "tx"
 
@@ -12,7 +13,7 @@ local certs
 local function certs_dir()
   if not certs then
     certs = io.popen("mktemp -d /tmp/lh-certs.XXXXXX"):read("*l")
-    assert(os.execute("sh spec/support/make-certs.sh " .. certs))
+    assert(rt.execute("sh spec/support/make-certs.sh " .. certs))
   end
   return certs
 end
@@ -42,7 +43,7 @@ describe("TLS", function()
   lazy_teardown(function()
     if srv then srv:stop() end
     if mtls then mtls:stop() end
-    if certs then os.execute("rm -rf " .. certs) end
+    if certs then rt.execute("rm -rf " .. certs) end
   end)
 
   it("connects with the right CA", function()

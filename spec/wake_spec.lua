@@ -4,17 +4,18 @@
 -- only when they are ours and dead. Real directories, real sockets, real processes.
 local core = require "littlehorse.core"
 local shell = require "sh"
+local rt = require "runtime"
 
 local q = shell.q
 
 local function sh(cmd)
-  local ok = os.execute(cmd)
+  local ok = rt.execute(cmd)
   return ok == true or ok == 0
 end
 
 local function out(cmd)
   local p = io.popen(cmd)
-  local s = p:read("a")
+  local s = p:read("*a")
   p:close()
   return (s:gsub("%s+$", ""))
 end
@@ -31,7 +32,7 @@ local function dead_pid() return tonumber(out("sh -c 'echo $$'")) end
 -- A stale socket: a child Lua process starts the wake server in dir, then ends without
 -- stopping it (as a worker killed with -9 does), leaving lhwake.<its pid>.sock behind.
 local function leave_stale_socket(dir)
-  local cmd = string.format("lua5.4 -e %s", q(string.format(
+  local cmd = string.format("%s -e %s", rt.lua, q(string.format(
     "package.cpath = %q; local c = require 'littlehorse.core'; print(assert(c._wake_start(%q))); os.exit(0, false)",
     package.cpath, dir)))
   local path = out(cmd)
@@ -109,7 +110,7 @@ describe("wake socket directory", function()
 
   it("defaults to a directory per user under $TMPDIR", function()
     assert(sh("mkdir -m 1777 " .. q(base .. "/tmp")))
-    local got = out(string.format("TMPDIR=%s lua5.4 -e %s", q(base .. "/tmp"), q(string.format(
+    local got = out(string.format("TMPDIR=%s %s -e %s", q(base .. "/tmp"), rt.lua, q(string.format(
       "package.cpath = %q; local c = require 'littlehorse.core'; print(c._wake_start()); c._wake_stop()", package.cpath))))
     assert.matches("^" .. (base .. "/tmp/littlehorse-wake-" .. EUID):gsub("%p", "%%%0") .. "/lhwake%.%d+%.sock$", got)
     assert.equal("700 " .. EUID, mode_owner(base .. "/tmp/littlehorse-wake-" .. EUID))

@@ -7,6 +7,7 @@
 -- `bad_peer.have_grpc()` checks), without the sanitizer preload of the process running the specs.
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local M = {}
 local SCRIPT = "spec/support/bad_peer.py"
@@ -37,14 +38,14 @@ local function wait_gone(self, within)
 end
 
 function Peer:kill()
-  if not self.stopped then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
+  if not self.stopped then rt.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
   wait_gone(self, 5)
   return self
 end
 
 function Peer:stop()
   if self.stopped then return true end
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  rt.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
   if not wait_gone(self, 3) then self:kill() end
   self.stopped = true
   os.remove(self.out)
@@ -55,13 +56,13 @@ end
 -- Kill the peer `after` seconds from now, from a background shell (the spec's own thread is
 -- blocked in a call by then).
 function Peer:kill_after(after)
-  os.execute(string.format("(sleep %.3f; kill -KILL %d) >/dev/null 2>&1 &", after, self.pid))
+  rt.execute(string.format("(sleep %.3f; kill -KILL %d) >/dev/null 2>&1 &", after, self.pid))
 end
 
 local grpc_ok
 function M.have_grpc()
   if grpc_ok == nil then
-    grpc_ok = os.execute(CLEAN_ENV .. " " .. PYTHON .. " -c 'import grpc' >/dev/null 2>&1") == true
+    grpc_ok = rt.execute(CLEAN_ENV .. " " .. PYTHON .. " -c 'import grpc' >/dev/null 2>&1") == true
   end
   return grpc_ok
 end
@@ -70,7 +71,7 @@ end
 -- scripts/deps-extra.sh, like every other package); returns true, or nil and why not.
 function M.ensure_grpc()
   if M.have_grpc() then return true end
-  os.execute("sh scripts/deps-extra.sh python3-grpcio >/dev/null 2>&1")
+  rt.execute("sh scripts/deps-extra.sh python3-grpcio >/dev/null 2>&1")
   grpc_ok = nil
   if M.have_grpc() then return true end
   return nil, "the gRPC peers need Debian's python3-grpcio for " .. PYTHON .. " (apt-get install python3-grpcio)"
@@ -83,7 +84,7 @@ function M.start(mode, arg)
   local out, pidfile = os.tmpname(), os.tmpname()
   local cmd = string.format("%s BAD_PEER_PARENT=%s %s %s %s %s >%s 2>&1 & echo $! >%s", CLEAN_ENV, MY_PID or "",
                             q(PYTHON), q(SCRIPT), q(mode), arg and q(arg) or "", q(out), q(pidfile))
-  assert(os.execute(cmd))
+  assert(rt.execute(cmd))
   local pid = tonumber((read_file(pidfile) or ""):match("%d+"))
   assert(pid, "bad peer did not start")
   local p = setmetatable({ pid = pid, out = out, pidfile = pidfile, mode = mode }, Peer)

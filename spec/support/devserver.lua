@@ -7,6 +7,7 @@
 -- server's counters as a table: accepted, open, events, ...), srv:log().
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local M = {}
 local BIN = os.getenv("LH_DEVSERVER") or "./build/lh-devserver"
@@ -29,11 +30,11 @@ end
 function Server:stop(within)
   if self.stopped then return true end
   self.stopped = true
-  if not self.dead then os.execute("kill -TERM " .. self.pid .. " 2>/dev/null") end
+  if not self.dead then rt.execute("kill -TERM " .. self.pid .. " 2>/dev/null") end
   local deadline = os.time() + (within or 5)
   while not self.dead and self:alive() do
     if os.time() > deadline then
-      os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+      rt.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
       break
     end
     core.sleep(0.01)
@@ -51,7 +52,7 @@ local STOPPING = { KILL = true, TERM = true, INT = true, ["9"] = true, ["15"] = 
 -- waits (up to `within` seconds) until it is gone, so the port and the --store file are free.
 function Server:kill(sig, within)
   sig = tostring(sig or "KILL")
-  os.execute("kill -" .. sig .. " " .. self.pid .. " 2>/dev/null")
+  rt.execute("kill -" .. sig .. " " .. self.pid .. " 2>/dev/null")
   if not STOPPING[sig] then return true end
   local deadline = core.now() + (within or 5)
   while self:alive() and core.now() < deadline do core.sleep(0.005) end
@@ -63,7 +64,7 @@ end
 -- events =, defs =, calls =, failed =, store_then_failed =, exhausted =, dropped =, ... }.
 function Server:stats(within)
   self.stats_seq = (self.stats_seq or 0) + 1
-  os.execute("kill -USR1 " .. self.pid .. " 2>/dev/null")
+  rt.execute("kill -USR1 " .. self.pid .. " 2>/dev/null")
   local deadline = core.now() + (within or 5)
   repeat
     for line in (read_file(self.out) or ""):gmatch("STATS ([^\n]*)\n") do
@@ -85,7 +86,7 @@ local function launch(opts, srv)
   for i, a in ipairs(args) do args[i] = shell_quote(a) end
   -- `$!` is the server's own pid (the shell execs nothing else), so stop() signals it directly.
   local cmd = string.format("%s >%s 2>&1 & echo $! >%s", table.concat(args, " "), out, pidfile)
-  assert(os.execute(cmd))
+  assert(rt.execute(cmd))
   local pid = tonumber((read_file(pidfile) or ""):match("%d+"))
   assert(pid, "dev server did not start")
   srv = srv or setmetatable({}, Server)

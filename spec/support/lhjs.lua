@@ -10,6 +10,7 @@
 -- JSON comes back through lua-cjson: JSON null is cjson.null; absent fields are nil.
 local cjson = require "cjson"
 local sh = require "sh"
+local rt = require "runtime"
 
 local M = {}
 local DIR = "spec/conformance"
@@ -30,8 +31,8 @@ end
 -- Node and the pinned npm packages (spec/conformance/setup.sh), once per process.
 function M.setup()
   if set_up then return end
-  os.execute("mkdir -p build")
-  local ok = os.execute("sh " .. DIR .. "/setup.sh >build/conformance-setup.log 2>&1")
+  rt.execute("mkdir -p build")
+  local ok = rt.execute("sh " .. DIR .. "/setup.sh >build/conformance-setup.log 2>&1")
   assert(ok, "conformance setup failed (npm ci / node):\n" .. (sh.read_file("build/conformance-setup.log") or ""))
   set_up = true
 end
@@ -54,7 +55,7 @@ function M.run(target, steps)
   f:close()
   local cmd = string.format("node %s/client.js --target %s --parent %s <%s >%s 2>%s", DIR, sh.q(target),
                             self_pid() or "0", sh.q(prog), sh.q(out), sh.q(err))
-  local ok = os.execute(cmd)
+  local ok = rt.execute(cmd)
   local text, errors = sh.read_file(out) or "", sh.read_file(err) or ""
   os.remove(prog); os.remove(out); os.remove(err)
   assert(ok, "client.js failed:\n" .. errors .. text)

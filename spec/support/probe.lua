@@ -10,6 +10,7 @@
 -- body = "<protobuf bytes>" (instead of method); each OK call then also has reply = "<bytes>".
 --   r.ok, r.count, r.wall_ms
 local sh = require "sh"
+local rt = require "runtime"
 local M = {}
 
 local SRC = "spec/support/grpc_probe.c"
@@ -28,9 +29,9 @@ end
 function M.build()
   local b, s = mtime(BIN), mtime(SRC)
   if b and s and b >= s then return BIN end
-  os.execute("mkdir -p build")
+  rt.execute("mkdir -p build")
   local log = os.tmpname()
-  local ok = os.execute(string.format("cc -O1 -g -Wall -o %s %s -lgrpc -lgpr >%s 2>&1", q(BIN), q(SRC), q(log)))
+  local ok = rt.execute(string.format("cc -O1 -g -Wall -o %s %s -lgrpc -lgpr >%s 2>&1", q(BIN), q(SRC), q(log)))
   local f = io.open(log)
   local msg = f and f:read("*a") or ""
   if f then f:close() end

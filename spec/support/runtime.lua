@@ -234,8 +234,66 @@ function M.is_int(v)
   return is_cdata_int(v) or is_typed_int(v)
 end
 
+-- Raise unless v is exactly the value a reply carries for the integer `text`, in this
+-- runtime's form (rt.int): an integer on 5.3+, a number within +-2^53, an int64_t cdata
+-- (LuaJIT), lh's typed int with that decimal text (5.1).
+function M.check_int(v, text)
+  local want = M.int(text)
+  local function fail(why)
+    error(string.format("%s: expected %s as %s, got %s (%s)", M.name, text, type(want), tostring(v), why), 2)
+  end
+  if type(v) ~= type(want) then fail("type") end
+  if type(want) == "number" then
+    if M.subtype and math.type(v) ~= "integer" then fail("not an integer") end
+    if v ~= want then fail("value") end
+  elseif type(want) == "cdata" then
+    if not M.ffi.istype("int64_t", v) then fail("not an int64_t") end
+    if v ~= want then fail("value") end
+  else
+    if getmetatable(v) ~= getmetatable(want) or v.type ~= "INT" or v.value ~= text then fail("typed int") end
+  end
+  return true
+end
+
 M.MAXINT = M.int("9223372036854775807")
 M.MININT = M.int("-9223372036854775808")
+
+-- An object whose finalizer is fn (tables have no __gc before 5.2: a newproxy there).
+function M.finalizer(fn)
+  if M.name == "5.1" or M.jit then
+    local p = newproxy(true)
+    getmetatable(p).__gc = function() fn() end
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+-- The collector at ten times its usual speed (incremental mode).
+function M.gc_fast()
+  if M.name == "5.4" then
+    collectgarbage("incremental", 0, 1000, 0)
+  else
+    collectgarbage("setstepmul", 1000)
+  end
+end
+
+-- f(v) inside a block where v is a `<close>` variable (5.4). Where there is no such syntax, the
+-- same: f(v), then v's __close metamethod as the block's end would call it (with f's error if
+-- it raised), then f's error re-raised. rt.CLOSING is the chunk, which only 5.4 compiles.
+M.CLOSING = "local v, f = ...; local x <close> = v; return f(x)"
+function M.closing(v, f)
+  if M.close then return assert(load(M.CLOSING))(v, f) end
+  local ok, err = pcall(f, v)
+  getmetatable(v).__close(v, (not ok) and err or nil)
+  if not ok then error(err, 0) end
+end
+
+-- User value n of a userdata made by the module (compat.h: a table of slots below 5.4).
+function M.uservalue(ud, n)
+  if M.name == "5.4" then return (debug.getuservalue(ud, n)) end
+  local slots = M.name == "5.3" and debug.getuservalue(ud) or debug.getfenv(ud)
+  return slots and slots[n]
+end
 
 -- x as a float: the float subtype on 5.3+ (1 -> 1.0); the number itself elsewhere.
 function M.float(x) return M.subtype and x + 0.0 or x end

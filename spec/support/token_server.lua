@@ -8,6 +8,7 @@
 -- is needed.
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local M = {}
 local SCRIPT = "spec/support/token_server.py"
@@ -74,7 +75,7 @@ end
 function TS:stop()
   if self.stopped then return end
   self.stopped = true
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  rt.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
   local deadline = core.now() + 5
   while core.now() < deadline do
     local stat = read_file("/proc/" .. self.pid .. "/stat")
@@ -95,7 +96,7 @@ function M.start(o)
   if o.expires_in then args[#args + 1] = "--expires-in " .. tonumber(o.expires_in) end
   if o.no_expires_in then args[#args + 1] = "--no-expires-in" end
   if o.token_file then args[#args + 1] = "--token-file " .. q(o.token_file) end
-  assert(os.execute(string.format("%s >%s 2>&1 & echo $! >%s", table.concat(args, " "), q(out), q(pidfile))))
+  assert(rt.execute(string.format("%s >%s 2>&1 & echo $! >%s", table.concat(args, " "), q(out), q(pidfile))))
   ts.pid = tonumber((read_file(pidfile) or ""):match("%d+"))
   for _ = 1, 1000 do
     local port = (read_file(out) or ""):match("LISTENING 127%.0%.0%.1:(%d+)")
