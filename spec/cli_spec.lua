@@ -108,7 +108,7 @@ describe("lh-put-event", function()
       local ev = event_of(post { "--wf-run-id", id, "--event", DEF, "--json", '{"a":1,"b":[true,null,2.5],"big":9007199254740993}' })
       assert.equal("JSON_OBJ", ev.content_type)
       assert.equal(1, ev.content.a)
-      assert.equal(9007199254740993, ev.content.big)
+      rt.check_int(ev.content.big, "9007199254740993")
       assert.equal(lh.null, ev.content.b[2])
       assert.equal(id, ev.wf_run_id)
       assert.equal(id, ev.id.wf_run_id.id)
@@ -123,14 +123,14 @@ describe("lh-put-event", function()
       assert.is_false(ev.claimed)
       local s = stored(id, ev.guid)
       assert.equal("JSON_OBJ", s.content_type)
-      assert.equal(9007199254740993, s.content.big)
+      rt.check_int(s.content.big, "9007199254740993")
       assert.equal(tostring(s.created_at), ev.created_at)
     end)
 
     it("--json array and scalars: JSON_ARR, INT, DOUBLE, STR, BOOL, NULL", function()
       local cases = {
         { '[1,"two",{"x":3}]', "JSON_ARR", function(c) assert.equal("two", c[2]); assert.equal(3, c[3].x) end },
-        { "42", "INT", function(c) assert.equal(42, c); assert.equal("integer", math.type(c)) end },
+        { "42", "INT", function(c) rt.check_int(c, "42") end },
         { "2.5", "DOUBLE", function(c) assert.equal(2.5, c) end },
         { '"hi"', "STR", function(c) assert.equal("hi", c) end },
         { "false", "BOOL", function(c) assert.is_false(c) end },
@@ -153,8 +153,8 @@ describe("lh-put-event", function()
       local cases = {
         { { "--str", "héllo, wörld" }, "STR", "héllo, wörld" },
         { { "--str", "42" }, "STR", "42" },
-        { { "--int", "-9223372036854775808" }, "INT", math.mininteger },
-        { { "--int", "9223372036854775807" }, "INT", math.maxinteger },
+        { { "--int", "-9223372036854775808" }, "INT", rt.MININT },
+        { { "--int", "9223372036854775807" }, "INT", rt.MAXINT },
         { { "--double", "1e300" }, "DOUBLE", 1e300 },
         { { "--double", "3" }, "DOUBLE", 3.0 },
         { { "--bool", "true" }, "BOOL", true },
@@ -165,11 +165,11 @@ describe("lh-put-event", function()
         local args = { "--wf-run-id", id, "--event", DEF, case[1][1], case[1][2] }
         local ev = event_of(post(args))
         assert.equal(case[2], ev.content_type, case[1][1] .. " " .. case[1][2])
-        assert.equal(case[3], ev.content)
+        assert.same(case[3], ev.content)
         local s = stored(id, ev.guid)
         assert.equal(case[2], s.content_type)
-        assert.equal(case[3], s.content)
-        if case[2] == "DOUBLE" then assert.equal("float", math.type(s.content)) end
+        assert.same(case[3], s.content)
+        if case[2] == "DOUBLE" and rt.subtype then assert.equal("float", math.type(s.content)) end
       end
       for _, extra in ipairs { { "--null" }, {} } do
         local id = wf()
@@ -521,9 +521,10 @@ describe("examples/post_from_shell.sh", function()
     assert.matches("failed %(exit 2%): order%-3", r.err)
     r = sh({ "order-approved" }, batch)
     assert.matches("summary: 0 stored, 2 already stored, 0 rejected, 1 failed, 0 undelivered", r.out)
-    local c <close> = lh.client { host = "127.0.0.1", port = srv.port }
+    local c = lh.client { host = "127.0.0.1", port = srv.port }
     local guid = r.out:match("already stored: order%-1 %(guid (%x+)%)")
     local ev = assert(c:get_external_event { wf_run_id = "order-1", external_event_def_name = "order-approved", guid = guid })
+    c:close()
     assert.equal("a, b", ev.content.note)
     r = sh({ "order-approved" }, 'order-4,{"approved":false}\n')
     assert.equal(0, r.status)

@@ -18,7 +18,8 @@ void lh_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 int lh_compat_isinteger(lua_State *L, int i) {
   if (lua_type(L, i) != LUA_TNUMBER) return 0;
   lua_Number d = lua_tonumber(L, i);
-  return d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0;
+  /* -0.0 is not the integer 0: it stays a float (as in JSON), so its sign survives */
+  return d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0 && !(d == 0 && signbit(d));
 }
 #endif
 

@@ -20,7 +20,8 @@ void lh_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
 #endif
 
 #if LUA_VERSION_NUM < 503
-/* No integer subtype: integers are doubles, exact up to 2^53. */
+/* No integer subtype: integers are doubles, exact up to 2^53. An integral number within
+ * +-2^53 (but -0.0) counts as an integer; larger ints travel as int64.h describes. */
 #define lua_isinteger(L, i) lh_compat_isinteger((L), (i))
 int lh_compat_isinteger(lua_State *L, int i);
 #define LUA_MAXINTEGER ((lua_Integer)9007199254740992LL)

@@ -215,8 +215,9 @@ static void put_number(enc *e, int idx, const lh_path *path) {
   d = lua_tonumber(L, idx);
   if (LH_UNLIKELY(d != d || d - d != 0)) lh_path_error(L, path, "NaN and infinity have no JSON form");
 #if LUA_VERSION_NUM < 503
-  /* Lua 5.1 / LuaJIT have no integers: integral values print as integers. */
-  if (d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d))) {
+  /* Lua 5.1 / LuaJIT have no integers: integral values within +-2^53 print as integers
+   * (those are the numbers json_decode gives for integers; larger ones: int64.h) */
+  if (d == floor(d) && fabs(d) <= 9007199254740992.0 && !(d == 0 && signbit(d))) {
     put_integer(e, (int64_t)d);
     return;
   }

@@ -226,6 +226,14 @@ function M.int(text)
   return setmetatable({ type = "INT", value = halves_text(hi, lo) }, lh_core().typed_mt)
 end
 
+-- A plain number this runtime sends as an int: the integer subtype (5.3+); else an integral
+-- number within +-2^53 other than -0.0 (5.1, LuaJIT). Other numbers are doubles.
+function M.integral(x)
+  if type(x) ~= "number" then return false end
+  if M.subtype then return math.type(x) == "integer" end
+  return x == math.floor(x) and math.abs(x) <= 2 ^ 53 and not (x == 0 and 1 / x < 0)
+end
+
 function M.is_int(v)
   if type(v) == "number" then
     if M.subtype then return math.type(v) == "integer" end
@@ -286,6 +294,20 @@ function M.closing(v, f)
   local ok, err = pcall(f, v)
   getmetatable(v).__close(v, (not ok) and err or nil)
   if not ok then error(err, 0) end
+end
+
+-- A non-NULL light userdata that is nobody's marker (debug.upvalueid where there is one; on
+-- 5.1 a light userdata key of the registry, which C modules use as addresses).
+function M.light_userdata(not_these)
+  if debug.upvalueid then return debug.upvalueid(function() return M end, 1) end
+  local skip = {}
+  for _, v in ipairs(not_these or {}) do skip[v] = true end
+  for k in pairs(debug.getregistry()) do
+    if type(k) == "userdata" and getmetatable(k) == nil and not skip[k] and tostring(k) ~= "userdata: (nil)" then
+      return k
+    end
+  end
+  error("no light userdata found")
 end
 
 -- User value n of a userdata made by the module (compat.h: a table of slots below 5.4).
