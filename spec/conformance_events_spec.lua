@@ -46,7 +46,7 @@ end
 local function iso(ts)
   local s, nanos = tonumber(ts.seconds), ts.nanos or 0
   assert.equal(0, nanos % 1000000, "created_at has millisecond precision")
-  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", nanos // 1000000)
+  return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", math.floor(nanos / 1000000))
 end
 
 local function same_external_event_id(raw, official)

@@ -7,6 +7,7 @@ local devserver = require "devserver"
 local devhook = require "devhook"
 local lhjs = require "lhjs"
 local sh = require "sh"
+local rt = require "runtime"
 
 local defer = require "cleanup" (function(f) finally(f) end)
 
@@ -22,20 +23,11 @@ local function tmpfile()
   return f
 end
 
+-- One journal record: u32 len | u32 crc | kind | u32 klen | key | value (little-endian);
 -- crc32 (IEEE), as the journal writes it
-local function crc32(s)
-  local c = 0xffffffff
-  for i = 1, #s do
-    c = c ~ s:byte(i)
-    for _ = 1, 8 do c = (c & 1) == 1 and (0xedb88320 ~ (c >> 1)) or (c >> 1) end
-  end
-  return c ~ 0xffffffff
-end
-
--- One journal record: u32 len | u32 crc | kind | u32 klen | key | value (little-endian)
 local function record(kind, key, value)
-  local body = kind .. string.pack("<I4", #key) .. key .. value
-  return string.pack("<I4I4", #body, crc32(body)) .. body
+  local body = kind .. rt.u32le(#key) .. key .. value
+  return rt.u32le(#body) .. rt.u32le(rt.crc32(body)) .. body
 end
 
 local function write(path, bytes)

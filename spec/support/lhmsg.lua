@@ -7,6 +7,7 @@
 --   m.put_def { name = "d", type = m.T.prim("INT"), correlated = { ttl_seconds = 60 } }
 --   m.put_event { wf = "w", def = "d", guid = "g", content = m.V.int(5) }
 local pb = require "pbwire"
+local rt = require "runtime"
 
 local M = {}
 local len, var = pb.len_field, pb.varint_field
@@ -19,7 +20,7 @@ local V = { null = "" }
 M.V = V
 function V.json_obj(s) return len(2, s) end
 function V.json_arr(s) return len(3, s) end
-function V.double(x) return pb.key(4, 1) .. string.pack("<d", x) end
+function V.double(x) return pb.key(4, 1) .. rt.double_bytes(x) end
 function V.bool(b) return var(5, b and 1 or 0) end
 function V.str(s) return len(6, s) end
 function V.int(n) return var(7, n) end
@@ -88,8 +89,9 @@ local function page(o, bookmark_field, limit_field)
 end
 
 local function window(o)
-  return (o.earliest and len(3, var(1, o.earliest // 1000) .. var(2, o.earliest % 1000 * 1000000)) or "")
-         .. (o.latest and len(4, var(1, o.latest // 1000) .. var(2, o.latest % 1000 * 1000000)) or "")
+  local floor = math.floor
+  return (o.earliest and len(3, var(1, floor(o.earliest / 1000)) .. var(2, o.earliest % 1000 * 1000000)) or "")
+         .. (o.latest and len(4, var(1, floor(o.latest / 1000)) .. var(2, o.latest % 1000 * 1000000)) or "")
 end
 
 -- ListExternalEventsRequest { 1 wf_run_id, 2 bookmark?, 3 limit? }

@@ -125,6 +125,34 @@ function M.bytes_double(s)
   return sign * (1 + m / 2 ^ 52) * 2 ^ (e - 1023)
 end
 
+-- n (0 .. 2^32-1) as 4 little-endian bytes (string.pack("<I4", n) on 5.3+).
+function M.u32le(n)
+  return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256, math.floor(n / 16777216) % 256)
+end
+
+-- a XOR b for 0 .. 2^32-1, by arithmetic (no bit operators before 5.3).
+function M.bxor(a, b)
+  local r, bitv = 0, 1
+  for _ = 1, 32 do
+    local x, y = a % 2, b % 2
+    if x ~= y then r = r + bitv end
+    a, b, bitv = (a - x) / 2, (b - y) / 2, bitv * 2
+  end
+  return r
+end
+
+-- CRC-32 (IEEE) of s.
+function M.crc32(s)
+  local c = 0xffffffff
+  for i = 1, #s do
+    c = M.bxor(c, s:byte(i))
+    for _ = 1, 8 do
+      if c % 2 == 1 then c = M.bxor(0xedb88320, (c - 1) / 2) else c = c / 2 end
+    end
+  end
+  return M.bxor(c, 0xffffffff)
+end
+
 -- ---- 64-bit integers as two 32-bit halves (hi, lo), each held exactly in a double ----------
 
 local TWO32 = 4294967296
