@@ -242,6 +242,16 @@ static void set_array(lua_State *L, int idx, lh_context *c, Littlehorse__Variabl
     value_to_pb(L, lua_gettop(L), c, arr->items[i], &p, depth + 2);
     lua_pop(L, 1);
   }
+  /* The length operator may stop at any hole ({1, nil, 3} has length 1 under LuaJIT, and a
+   * table filled out of order can have length 1 anywhere): an item past it means a hole at n+1. */
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) > (lua_Number)n) {
+      lh_path p = lh_path_index(path, (lua_Integer)n + 1);
+      lh_path_error(L, &p, "hole in the array (use lh.null for a null item)");
+    }
+  }
   vv->value_case = LITTLEHORSE__VARIABLE_VALUE__VALUE_ARRAY;
   vv->array = arr;
 }
