@@ -5,6 +5,7 @@
 -- unknown fields, wrong wire types, overlong varints, and random mutations of all of these.
 local core = require "littlehorse.core"
 local pb = require "pbwire"
+local rt = require "runtime"
 local key, len_field, varint_field = pb.key, pb.len_field, pb.varint_field
 
 local rnd = math.random
@@ -34,10 +35,10 @@ local function content()
     function() return len_field(2, '{"amount":42,"approved":true,"note":"benchmark"}') end,
     function() return len_field(3, '[1,2.5,"x",null,{"a":[]}]') end,
     function() return len_field(2, '{not json') end,
-    function() return key(4, 1) .. string.pack("<d", rnd() * 1e6) end,
+    function() return key(4, 1) .. rt.double_bytes(rnd() * 1e6) end,
     function() return varint_field(5, rnd(0, 1)) end,
     function() return len_field(6, text()) end,
-    function() return varint_field(7, rnd(math.mininteger, math.maxinteger)) end,
+    function() return varint_field(7, rt.random_int()) end,
     function() return len_field(8, "\0\1\2\255") end,
     function() return len_field(9, wf_run_id(rnd(0, 3))) end,
     function() return len_field(10, varint_field(1, rnd(-1e9, 1e9)) .. varint_field(2, rnd(0, 999999999))) end,
@@ -90,7 +91,7 @@ end
 local function show(v, seen)
   local t = type(v)
   if t == "string" then return string.format("%q", v) end
-  if t == "number" then return math.type(v) .. ":" .. string.format("%.17g", v) end
+  if t == "number" then return (math.type and math.type(v) or "number") .. ":" .. string.format("%.17g", v) end
   if t ~= "table" then return t .. ":" .. tostring(v) end
   seen = seen or {}
   assert(not seen[v], "a decoded value contains itself")

@@ -3,6 +3,7 @@
 -- chains of any depth, optional fields set or not, empty and non-ASCII strings.
 local lh = require "littlehorse"
 local core = lh.core
+local rt = require "runtime"
 
 local rnd = math.random
 
@@ -29,7 +30,7 @@ local contents = {
   function() return { amount = rnd(-1e6, 1e6), approved = rnd() < 0.5, note = text() } end,
   function() return { 1, 2.5, "x", { a = { b = {} } } } end,
   function() return text() end,
-  function() return rnd(math.mininteger, math.maxinteger) end,
+  function() return rt.random_int() end,
   function() return rnd(-5, 5) end,
   function() return (rnd() - 0.5) * 10 ^ rnd(-300, 300) end,
   function() return -0.0 end,

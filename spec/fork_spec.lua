@@ -6,20 +6,21 @@
 local lh = require "littlehorse"
 local devserver = require "devserver"
 local shell = require "sh"
+local rt = require "runtime"
 
 local q = shell.q
-local HOST = "build/fork-host"
+local HOST = "build/fork-host-" .. rt.name
 local ROUNDS = 20 -- forks per run: a child that steals the parent's events does so in some, not all
 
 describe("fork", function()
   local srv
 
   lazy_setup(function()
-    local cmd = "${CC:-gcc} -O1 -g -Wall -std=c11 -D_POSIX_C_SOURCE=200809L $(pkg-config --cflags lua5.4) -o "
-                .. q(HOST) .. " spec/support/fork_host.c $(pkg-config --libs lua5.4) 2>&1"
-    local p = io.popen(cmd)
-    local out = p:read("*a")
-    assert(p:close(), "cannot build the fork host:\n" .. out)
+    local cmd = "${CC:-gcc} -O1 -g -Wall -std=c11 -D_POSIX_C_SOURCE=200809L $(pkg-config --cflags " .. rt.pkg .. ") "
+                .. "-DLUA_DIR='\"" .. rt.dir .. "\"' -o " .. q(HOST) .. " spec/support/fork_host.c $(pkg-config --libs "
+                .. rt.pkg .. ") 2>&1"
+    local out, code = rt.run(cmd)
+    assert(code == 0, "cannot build the fork host:\n" .. out)
     -- replies come 100 ms late, so each fork happens while the parent's async calls are in flight
     srv = devserver.start { defs = { "fork-event" }, args = { "--delay-ms", "100" } }
   end)
@@ -28,10 +29,8 @@ describe("fork", function()
   end)
 
   it("refuses the child everything it inherited, on every path, and leaves the parent working (" .. ROUNDS .. " forks)", function()
-    local p = io.popen(table.concat({ q(HOST), q(assert(os.getenv("PWD")) .. "/lua_modules"),
+    local out, code = rt.run(table.concat({ q(HOST), q(rt.tree:sub(1, 1) == "/" and rt.tree or assert(os.getenv("PWD")) .. "/" .. rt.tree),
                                       "127.0.0.1", tostring(srv.port), tostring(ROUNDS) }, " ") .. " 2>&1")
-    local out = p:read("*a")
-    local ok = p:close()
     assert.is_nil(out:find("FAIL", 1, true), out)
     assert.truthy(out:find("rounds " .. ROUNDS .. "\n", 1, true), out)
     for _, check in ipairs { "child: the parent's client refuses", "child: a new client refuses",
@@ -42,9 +41,10 @@ describe("fork", function()
     end
     local _, parent_ok = out:gsub("ok parent: its calls complete and it posts after the fork\n", "")
     assert.equal(ROUNDS, parent_ok, out)
-    assert.is_true(ok, out)
+    assert.equal(0, code, out)
     -- what the parent posted is stored; the child's posts never left
-    local client <close> = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    local client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    finally(function() client:close() end)
     local function get(guid)
       return client:get_external_event { wf_run_id = "fork-wf", external_event_def_name = "fork-event", guid = guid }
     end

@@ -1,10 +1,11 @@
 -- The JSON codec (src/json.c): exact text, exact types, errors with their paths.
 local core = require "littlehorse.core"
+local rt = require "runtime"
 
 local encode, decode = core.json_encode, core.json_decode
 local null, array_mt, empty_array = core.null, core.array_mt, core.empty_array
 
-local function bits(d) return string.pack("<d", d) end
+local bits = rt.double_bytes
 
 -- The message json_encode raises for v (it names itself, whoever calls it), without the
 -- position it is blamed on: the line of the pcall below, its caller.
@@ -38,14 +39,15 @@ describe("json_encode", function()
       assert.equal("[true,false,null]", encode({ true, false, null }))
     end)
 
-    it("writes integers exactly, all 64 bits", function()
+    -- #subtype: native 64-bit integers (5.3+); without them, "integers by this runtime's rule"
+    it("writes integers exactly, all 64 bits #subtype", function()
       assert.equal("0", encode(0))
       assert.equal("-7", encode(-7))
       assert.equal("9007199254740993", encode(9007199254740993))
       assert.equal("9223372036854775807", encode(math.maxinteger))
       assert.equal("-9223372036854775808", encode(math.mininteger))
       for i = 0, 62 do
-        local v = 1 << i
+        local v = math.floor(2 ^ i) -- an integer (5.3+)
         assert.equal(string.format("%d", v), encode(v))
         assert.equal(string.format("%d", -v + 1), encode(-v + 1))
       end
@@ -58,17 +60,19 @@ describe("json_encode", function()
 
     it("writes floats as the shortest text that reads back, always with '.' or 'e'", function()
       local cases = {
-        { 1.0, "1.0" }, { -1.5, "-1.5" }, { 0.0, "0.0" }, { -0.0, "-0.0" },
+        -- third: the text without an integer subtype (5.1, LuaJIT), where an integral number
+        -- within +-2^53 (not -0.0) is an integer
+        { 1.0, "1.0", "1" }, { -1.5, "-1.5" }, { 0.0, "0.0", "0" }, { -0.0, "-0.0" },
         { 0.1, "0.1" }, { 0.1 + 0.2, "0.30000000000000004" }, { 1 / 3, "0.3333333333333333" },
-        { 123.25, "123.25" }, { 100.0, "100.0" }, { 2 ^ 53, "9007199254740992.0" },
-        { 1e15, "1000000000000000.0" }, { 1e16, "1e+16" }, { 1e300, "1e+300" },
+        { 123.25, "123.25" }, { 100.0, "100.0", "100" }, { 2 ^ 53, "9007199254740992.0", "9007199254740992" },
+        { 1e15, "1000000000000000.0", "1000000000000000" }, { 1e16, "1e+16" }, { 1e300, "1e+300" },
         { 1.5e300, "1.5e+300" }, { 2 ^ 63, "9.223372036854776e+18" },
         { 0.0001, "0.0001" }, { 0.00012, "0.00012" }, { 1e-5, "1e-5" }, { 2.5e-7, "2.5e-7" },
         { 5e-324, "5e-324" }, { 2.2250738585072014e-308, "2.2250738585072014e-308" },
         { 1.7976931348623157e308, "1.7976931348623157e+308" },
       }
       for _, c in ipairs(cases) do
-        assert.equal(c[2], encode(c[1]))
+        assert.equal(not rt.subtype and c[3] or c[2], encode(c[1]))
       end
     end)
 
@@ -232,7 +236,7 @@ describe("json_encode", function()
 end)
 
 describe("json_decode", function()
-  it("reads integers as integers and everything else as floats", function()
+  it("reads integers as integers and everything else as floats #subtype", function()
     local cases = {
       { "0", 0, "integer" }, { "-0", 0, "integer" }, { "42", 42, "integer" },
       { "9223372036854775807", math.maxinteger, "integer" },
@@ -255,6 +259,27 @@ describe("json_decode", function()
       assert.equal(c[3], math.type(v), c[1])
       assert.equal(bits(c[2] + 0.0), bits(v + 0.0), c[1])
       assert.equal(c[2], v, c[1])
+    end
+  end)
+
+  -- Every runtime (the #subtype cases above are the 5.3+ form of this): an integer is exact
+  -- both ways, as the value rt.int gives (an integer on 5.3+; a number within +-2^53, else an
+  -- int64_t cdata under LuaJIT or lh's typed int under 5.1); a number with '.' or 'e' is a
+  -- float (a plain number without a subtype).
+  it("integers by this runtime's rule, exact both ways", function()
+    for _, text in ipairs { "0", "42", "-42", "9007199254740991", "9007199254740992", "9007199254740993",
+                            "-9007199254740993", "9223372036854775807", "-9223372036854775808" } do
+      local v = decode(text)
+      rt.check_int(v, text)
+      assert.equal(text, encode(v))
+      assert.equal("[" .. text .. "]", encode(decode("[" .. text .. "]")))
+      rt.check_int(decode('{"n":' .. text .. '}').n, text)
+    end
+    if not rt.subtype then
+      assert.equal(9007199254740992, decode("9007199254740993.0")) -- a double: rounded, as written
+      assert.equal("number", type(decode("9223372036854775808"))) -- beyond int64: a double
+      assert.equal("1", encode(decode("1.0"))) -- no subtype: the integral double is an integer
+      assert.equal("-0.0", encode(decode("-0.0")))
     end
   end)
 
@@ -350,7 +375,7 @@ describe("json_decode", function()
 end)
 
 describe("round trips", function()
-  it("gives back every double bit for bit", function()
+  it("gives back every double bit for bit #subtype", function()
     math.randomseed(11)
     local list = {}
     for i = 1, 20000 do
@@ -369,7 +394,7 @@ describe("round trips", function()
     for i = 1, #list do assert.equal(bits(list[i]), bits(back[i])) end
   end)
 
-  it("decode -> encode -> decode keeps values and types", function()
+  it("decode -> encode -> decode keeps values and types #subtype", function()
     math.randomseed(5)
     local function rstr()
       local t = {}

@@ -28,7 +28,7 @@ local function gen_int()
   if k == 1 then return pick(EDGE_INTS) end
   if k == 2 then return R(-1000, 1000) end
   if k == 3 then return R(math.mininteger, math.maxinteger) end
-  return (1 << R(0, 62)) * pick { 1, -1 } + R(-2, 2)
+  return math.floor(2 ^ R(0, 62)) * pick { 1, -1 } + R(-2, 2)
 end
 
 local EDGE_FLOATS = { 0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 1 / 3, 2.0 ^ 53, 2.0 ^ 63, -2.0 ^ 63, 1e16, 1e-5,

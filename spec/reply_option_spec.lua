@@ -90,8 +90,8 @@ end)
 describe("call options with retries", function()
   it("send the caller's metadata on every attempt (here: the token a server requires)", function()
     local srv = devserver.start { defs = { DEF }, args = { "--require-token", TOKEN } }
-    local _ <close> = setmetatable({}, { __close = function() srv:stop() end })
-    local client <close> = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    local client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5 }
+    finally(function() client:close(); srv:stop() end)
     local md = { metadata = { authorization = "Bearer " .. TOKEN } }
     local ev, err = client:put_external_event(
       { wf_run_id = "wf-md", external_event_def_name = DEF, guid = "md-1", content = 1 },

@@ -1,4 +1,5 @@
-/* fork_host: a C program embedding Lua 5.4 that makes clients, starts an async call, then
+/* fork_host: a C program embedding Lua (5.4, 5.3, 5.1 or LuaJIT: built with that Lua's headers,
+ * LUA_DIR naming its module directory, e.g. -DLUA_DIR='"5.1"') that makes clients, starts an async call, then
  * fork()s while the call is in flight, ROUNDS times. In each child everything inherited is
  * tried: the parent's clients (one driven inline, one with its completion thread started)
  * and their methods, a new client, the in-flight handle's methods (wait, done, id, cancel,
@@ -19,12 +20,19 @@
 #include <lua.h>
 #include <lualib.h>
 
+#ifndef LUA_DIR
+#define LUA_DIR "5.4"
+#endif
+#ifndef LUA_OK /* Lua 5.1 and LuaJIT name no success status */
+#define LUA_OK 0
+#endif
+
 static const char *SETUP =
   "local root, host, port = ...\n"
-  "package.path = root .. '/share/lua/5.4/?.lua;' .. root .. '/share/lua/5.4/?/init.lua;' .. package.path\n"
-  "package.cpath = root .. '/lib/lua/5.4/?.so;' .. package.cpath\n"
+  "package.path = root .. '/share/lua/" LUA_DIR "/?.lua;' .. root .. '/share/lua/" LUA_DIR "/?/init.lua;' .. package.path\n"
+  "package.cpath = root .. '/lib/lua/" LUA_DIR "/?.so;' .. package.cpath\n"
   "lh = require 'littlehorse'\n"
-  "function new_client() return lh.client { host = host, port = math.tointeger(tonumber(port)), timeout = 5 } end\n"
+  "function new_client() return lh.client { host = host, port = math.floor(tonumber(port)), timeout = 5 } end\n"
   "client = new_client()\n"
   "threaded = new_client()\n"
   "threaded:fd() -- its completion thread runs from now on\n"

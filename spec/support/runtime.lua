@@ -8,6 +8,10 @@
 --   rt.lua         the interpreter command for child Lua processes (LH_SPEC_LUA overrides);
 --                  they find this runtime's build through LUA_PATH / LUA_CPATH, which the
 --                  runner exports (or through the paths a spec passes)
+--   rt.dir         the module directory's version (lib/lua/<dir>): "5.1" for LuaJIT
+--   rt.pkg         the pkg-config package of this runtime's headers and library (C hosts)
+--   rt.tree        the luarocks tree holding this runtime's build (LH_SPEC_TREE, which the
+--                  runner exports; ./lua_modules, where `make build` puts the 5.4 one)
 --   rt.int(text)   the value a reply carries for the integer written as decimal text: an
 --                  integer (5.3+), else a number within +-2^53, else an int64_t cdata (LuaJIT)
 --                  or lh's typed int { type = "INT", value = text } (5.1)
@@ -21,6 +25,9 @@ M.name = M.jit and "luajit" or assert(_VERSION:match("^Lua (%d+%.%d+)$"), _VERSI
 M.subtype = math.type ~= nil
 M.close = M.name == "5.4"
 M.lua = os.getenv("LH_SPEC_LUA") or (M.jit and "luajit" or "lua" .. M.name)
+M.dir = M.jit and "5.1" or M.name
+M.pkg = M.jit and "luajit" or "lua" .. M.name
+M.tree = os.getenv("LH_SPEC_TREE") or "./lua_modules"
 M.unpack = table.unpack or unpack
 M.ffi = M.jit and require("ffi") or nil
 
@@ -226,6 +233,20 @@ function M.halves(v)
   return hi, lo
 end
 
+-- A random 64-bit integer in this runtime's form (rt.int), any bit pattern (math.random on
+-- 5.1 takes 32-bit bounds: the halves come from math.random()).
+function M.random_int()
+  if M.subtype then return math.random(math.mininteger, math.maxinteger) end
+  return M.int(halves_text(math.floor(math.random() * TWO32), math.floor(math.random() * TWO32)))
+end
+
+-- A random double of any finite or infinite bit pattern (NaN included).
+function M.random_double_bits()
+  local hi, lo = math.floor(math.random() * TWO32), math.floor(math.random() * TWO32)
+  local s = M.u32le(lo) .. M.u32le(hi)
+  return M.bytes_double(s)
+end
+
 function M.int_text(v)
   if type(v) == "string" then return v end
   return halves_text(M.halves(v))
@@ -298,7 +319,7 @@ M.MININT = M.int("-9223372036854775808")
 function M.finalizer(fn)
   if M.name == "5.1" or M.jit then
     local p = newproxy(true)
-    getmetatable(p).__gc = function() fn() end
+    getmetatable(p).__gc = fn -- directly: a spec may look at the stack the finalizer runs on
     return p
   end
   return setmetatable({}, { __gc = fn })
