@@ -13,11 +13,20 @@
 #           (load with LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)")
 #   debug   -O0 -g (for valgrind / gdb: exact line numbers)
 #   release -O2 -g (what `make build` makes)
+#
+# LH_RUNTIME=luajit (or 5.3, 5.1) builds against that Lua's headers instead, into
+# build/VARIANT-RUNTIME/lua_modules (lib/lua/5.1 for LuaJIT).
 set -eu
 cd "$(dirname "$0")/.."
 variant=${1:?usage: build-variant.sh asan|debug|release}
 CC=${CC:-gcc}
 LUA_VERSION=${LUA_VERSION:-5.4}
+RUNTIME=${LH_RUNTIME:-5.4}
+case "$RUNTIME" in
+  luajit) MODVER=5.1; LUAPKG=luajit ;;
+  5.1|5.3|5.4) MODVER=$RUNTIME; LUAPKG=lua$RUNTIME ;;
+  *) echo "build-variant.sh: unknown LH_RUNTIME '$RUNTIME' (5.4, 5.3, 5.1, luajit)" >&2; exit 2 ;;
+esac
 ROCKSPEC=$(ls littlehorse-client-*.rockspec | head -1)
 WARN="-Wall -Wextra -Wno-unused-parameter"
 case "$variant" in
@@ -29,8 +38,9 @@ case "$variant" in
 esac
 
 out=build/$variant
+[ "$RUNTIME" = 5.4 ] || out=build/$variant-$RUNTIME
 tree=$out/lua_modules
-so=$tree/lib/lua/$LUA_VERSION/littlehorse/core.so
+so=$tree/lib/lua/$MODVER/littlehorse/core.so
 stamp=$out/flags
 
 # The rockspec as shell lines: "src FILE", "inc DIR", "lib NAME", "lua MODULE FILE".
@@ -54,13 +64,13 @@ EOF
 srcs=$(echo "$spec" | sed -n 's/^src //p')
 incs=$(echo "$spec" | sed -n 's/^inc /-I/p' | tr '\n' ' ')
 libs=$(echo "$spec" | sed -n 's/^lib /-l/p' | tr '\n' ' ')
-LUAINC=$(pkg-config --cflags lua$LUA_VERSION 2>/dev/null || echo "-I/usr/include/lua$LUA_VERSION")
+LUAINC=$(pkg-config --cflags $LUAPKG 2>/dev/null || echo "-I/usr/include/lua$MODVER")
 flags="$CC $VFLAGS -fPIC $WARN $LUAINC $incs"
 
 # The pure-Lua modules: always copied (cheap), as luarocks lays them out (a module whose
 # file is .../init.lua becomes <module>/init.lua).
 echo "$spec" | sed -n 's/^lua //p' | while read -r mod file; do
-  dest=$tree/share/lua/$LUA_VERSION/$(echo "$mod" | tr '.' '/')
+  dest=$tree/share/lua/$MODVER/$(echo "$mod" | tr '.' '/')
   case "$file" in */init.lua) dest=$dest/init.lua ;; *) dest=$dest.lua ;; esac
   mkdir -p "$(dirname "$dest")"
   cp "$file" "$dest"

@@ -4,6 +4,7 @@
 -- encoding rules and the field numbers in shared/docs/littlehorse-protocol.md.
 local core = require "littlehorse.core"
 local lh = require "littlehorse"
+local rt = require "runtime"
 
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -27,8 +28,14 @@ describe("PutExternalEventRequest wire bytes", function()
     assert.equal(head .. "2a022800", encode { wf_run_id = "w", external_event_def_name = "d", content = false })
     -- content { str = "" } : field 5 { field 6 len 0 }
     assert.equal(head .. "2a023200", encode { wf_run_id = "w", external_event_def_name = "d", content = "" })
-    -- content { double = 0.0 } : field 5 { field 4 fixed64 0 }
-    assert.equal(head .. "2a09210000000000000000", encode { wf_run_id = "w", external_event_def_name = "d", content = 0.0 })
+    -- content { double = 0.0 } : field 5 { field 4 fixed64 0 } (a plain 0.0 is the int 0 without
+    -- an integer subtype: lh.double says double on every runtime)
+    assert.equal(head .. "2a09210000000000000000", encode { wf_run_id = "w", external_event_def_name = "d", content = lh.double(0) })
+    if rt.subtype then
+      assert.equal(head .. "2a09210000000000000000", encode { wf_run_id = "w", external_event_def_name = "d", content = 0.0 })
+    else
+      assert.equal(head .. "2a023800", encode { wf_run_id = "w", external_event_def_name = "d", content = 0.0 })
+    end
     -- thread_run_number = 0 (field 6), node_run_position = 0 (field 7)
     assert.equal(head .. "30003800",
       encode { wf_run_id = "w", external_event_def_name = "d", thread_run_number = 0, node_run_position = 0 })
@@ -45,7 +52,9 @@ describe("PutExternalEventRequest wire bytes", function()
     assert.equal(head .. "2a0b38ffffffffffffffffff01",
       encode { wf_run_id = "w", external_event_def_name = "d", content = -1 })
     assert.equal(head .. "2a0b3880808080808080808001",
-      encode { wf_run_id = "w", external_event_def_name = "d", content = math.mininteger })
+      encode { wf_run_id = "w", external_event_def_name = "d", content = rt.MININT })
+    assert.equal(head .. "2a0b3880808080808080808001",
+      encode { wf_run_id = "w", external_event_def_name = "d", content = lh.int("-9223372036854775808") })
   end)
 
   it("nest a child WfRunId's parent in field 2", function()
