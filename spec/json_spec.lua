@@ -53,7 +53,7 @@ describe("json_encode", function()
       end
       math.randomseed(7)
       for _ = 1, 2000 do
-        local v = math.random(math.mininteger, math.maxinteger)
+        local v = rt.random_int()
         assert.equal(string.format("%d", v), encode(v))
       end
     end)
@@ -381,7 +381,7 @@ describe("round trips", function()
     for i = 1, 20000 do
       local d
       repeat
-        d = string.unpack("<d", string.pack("<i8", math.random(math.mininteger, math.maxinteger)))
+        d = rt.random_double_bits()
       until d == d and d - d == 0
       local back = decode(encode(d))
       assert.equal("float", math.type(back))
@@ -406,7 +406,7 @@ describe("round trips", function()
     end
     local function rval(depth)
       local r = math.random(1, depth > 4 and 6 or 8)
-      if r == 1 then return math.random(math.mininteger, math.maxinteger)
+      if r == 1 then return rt.random_int()
       elseif r == 2 then return (math.random() - 0.5) * 10 ^ math.random(-20, 20)
       elseif r == 3 then return rstr()
       elseif r == 4 then return math.random() < 0.5

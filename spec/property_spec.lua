@@ -8,6 +8,7 @@
 -- reply form of what was sent (docs/values.md), and posted again from the reply.
 local lh = require "littlehorse"
 local devserver = require "devserver"
+local rt = require "runtime"
 local same = dofile("fuzz/checks.lua").same
 
 local core = lh.core
@@ -27,7 +28,7 @@ local function gen_int()
   local k = R(4)
   if k == 1 then return pick(EDGE_INTS) end
   if k == 2 then return R(-1000, 1000) end
-  if k == 3 then return R(math.mininteger, math.maxinteger) end
+  if k == 3 then return rt.random_int() end
   return math.floor(2 ^ R(0, 62)) * pick { 1, -1 } + R(-2, 2)
 end
 
@@ -41,7 +42,7 @@ local function gen_float(finite_only)
   if k == 3 then return R(-100000, 100000) / 8 + 0.0 end
   if k == 4 then -- any finite bit pattern (subnormals included)
     while true do
-      local x = string.unpack("<d", string.pack("<i8", R(math.mininteger, math.maxinteger)))
+      local x = rt.random_double_bits()
       if x == x and x - x == 0 then return x end
     end
   end
@@ -205,7 +206,11 @@ describe("property: encode -> dev server -> decode is the identity on the mappin
     print(string.format("property_spec: seed %d, %d cases", SEED, CASES))
     local kinds = {}
     for case = 1, CASES do
-      math.randomseed(SEED, case)
+      if rt.name == "5.4" then
+        math.randomseed(SEED, case)
+      else -- one seed argument before 5.4
+        math.randomseed((SEED * 7919 + case) % 2147483647)
+      end
       R = math.random
       local send, want = gen_content(1, false)
       local where = string.format("seed %d case %d", SEED, case)
