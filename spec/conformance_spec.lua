@@ -217,7 +217,7 @@ describe("conformance with the official littlehorse-client 0.14.0 codec", functi
     end)
 
     it("floats: double, bit for bit (0.0, -0.0, subnormals, extremes, inf, NaN)", function()
-      local floats = { 0.0, -0.0, 1.0, -1.5, 0.1, 1 / 3, 5e-324, 2.225073858507201e-308,
+      local floats = { 0.0, rt.NEG0, 1.0, -1.5, 0.1, 1 / 3, 5e-324, 2.225073858507201e-308,
                        2.2250738585072014e-308, 1.7976931348623157e308, 2.0 ^ 63, math.huge, -math.huge, 0 / 0 }
       for _, v in ipairs(floats) do
         if rt.integral(v) then -- 5.1 / LuaJIT: an integral number is an int; lh.double makes a double
@@ -265,7 +265,7 @@ describe("conformance with the official littlehorse-client 0.14.0 codec", functi
     end)
 
     it("JSON numbers: integers exact to 64 bits, floats keep '.' or an exponent", function()
-      local c, d = sent { rt.float(1), 0.1, 1e300, 5e-324, -0.0, 2.0 ^ 53, rt.float(100), rt.MAXINT, rt.MININT,
+      local c, d = sent { rt.float(1), 0.1, 1e300, 5e-324, rt.NEG0, 2.0 ^ 53, rt.float(100), rt.MAXINT, rt.MININT,
                           rt.int("9007199254740993") }
       if rt.subtype then
         assert.equal("[1.0,0.1,1e+300,5e-324,-0.0,9007199254740992.0,100.0,9223372036854775807," ..
@@ -506,7 +506,7 @@ describe("conformance with the official littlehorse-client 0.14.0 codec", functi
     end)
 
     it("double: Lua floats, bit for bit", function()
-      for _, x in ipairs { rt.float(0), -0.0, rt.float(1), 5e-324, 2.225073858507201e-308, 1.7976931348623157e308,
+      for _, x in ipairs { rt.float(0), rt.NEG0, rt.float(1), 5e-324, 2.225073858507201e-308, 1.7976931348623157e308,
                            math.huge, 0.1 } do
         local ev = reply { content = { double_bits = dbl_hex(x) } }
         assert.equal("DOUBLE", ev.content_type)
@@ -607,7 +607,7 @@ describe("conformance with the official littlehorse-client 0.14.0 codec", functi
 
     it("array: { type = 'ARRAY', value = { ... } } with lh.null items, nested", function()
       local desc = { array = { { int = "1" }, {}, { str = "x" }, { array = { { bool = true } } },
-                               { double_bits = dbl_hex(-0.0) }, { json_obj = '{"k":[1]}' } } }
+                               { double_bits = dbl_hex(rt.NEG0) }, { json_obj = '{"k":[1]}' } } }
       roundtrip(desc, "ARRAY", function(v)
         assert.equal(core.typed_mt, getmetatable(v))
         assert.equal("ARRAY", v.type)
@@ -615,7 +615,7 @@ describe("conformance with the official littlehorse-client 0.14.0 codec", functi
         assert.equal(6, #a)
         assert.equal(1, a[1]); assert.equal(lh.null, a[2]); assert.equal("x", a[3])
         assert.same({ type = "ARRAY", value = { true } }, a[4])
-        assert.equal(dbl_hex(-0.0), dbl_hex(a[5]))
+        assert.equal(dbl_hex(rt.NEG0), dbl_hex(a[5]))
         assert.same({ k = { 1 } }, a[6])
       end)
       local ev = reply '{"content":{"array":[]}}'

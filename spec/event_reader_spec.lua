@@ -60,8 +60,8 @@ local function event()
   if rnd() < 0.9 then parts[#parts + 1] = len_field(1, event_id()) end
   if rnd() < 0.8 then
     local ts = {}
-    if rnd() < 0.9 then ts[#ts + 1] = varint_field(1, rnd(-2e10, 2e10)) end
-    if rnd() < 0.9 then ts[#ts + 1] = varint_field(2, rnd(-1e9, 2e9)) end
+    if rnd() < 0.9 then ts[#ts + 1] = varint_field(1, math.floor((rnd() - 0.5) * 4e10)) end
+    if rnd() < 0.9 then ts[#ts + 1] = varint_field(2, math.floor(rnd() * 3e9) - 1e9) end
     parts[#parts + 1] = len_field(2, table.concat(shuffle(ts)))
   end
   if rnd() < 0.9 then parts[#parts + 1] = len_field(3, content()) end
@@ -109,8 +109,8 @@ local function show(v, seen)
 end
 
 local function both(bytes)
-  local fast = table.pack(core.decode_external_event(bytes))
-  local generic = table.pack(core.decode_external_event(bytes, "generic"))
+  local fast = rt.pack(core.decode_external_event(bytes))
+  local generic = rt.pack(core.decode_external_event(bytes, "generic"))
   return show(fast[1]) .. " " .. show(fast[2]), show(generic[1]) .. " " .. show(generic[2])
 end
 

@@ -33,7 +33,7 @@ local contents = {
   function() return rt.random_int() end,
   function() return rnd(-5, 5) end,
   function() return (rnd() - 0.5) * 10 ^ rnd(-300, 300) end,
-  function() return -0.0 end,
+  function() return rt.NEG0 end,
   function() return rnd() < 0.5 end,
   function() return lh.bytes(string.char(0, 1, 255) .. text()) end,
   function() return lh.bytes("") end,
@@ -53,7 +53,7 @@ local function request()
   if rnd() < 0.5 then r.external_event_def_name = text(true) else r.external_event_def_id = { name = text(true) } end
   if rnd() < 0.5 then r.guid = ({ "g-1", "g", "ünï" })[rnd(3)] end
   if rnd() < 0.4 then
-    r.thread_run_number = rnd(0, 2147483647)
+    r.thread_run_number = math.floor(rnd() * 2147483648) -- (5.1: 32-bit bounds)
     if rnd() < 0.5 then r.node_run_position = ({ 0, 1, 300, 2147483647 })[rnd(4)] end
   end
   return r

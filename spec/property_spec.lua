@@ -21,9 +21,9 @@ local R -- the random source: math.random, seeded per case
 
 local function pick(t) return t[R(#t)] end
 
-local EDGE_INTS = { 0, 1, -1, 127, 128, 255, 256, 65535, 2147483647, -2147483648, 4294967295,
+local EDGE_INTS = rt.subtype and { 0, 1, -1, 127, 128, 255, 256, 65535, 2147483647, -2147483648, 4294967295,
                     9007199254740992, 9007199254740993, -9007199254740993, math.maxinteger,
-                    math.mininteger, math.maxinteger - 1, math.mininteger + 1 }
+                    math.mininteger, math.maxinteger - 1, math.mininteger + 1 } or {}
 local function gen_int()
   local k = R(4)
   if k == 1 then return pick(EDGE_INTS) end

@@ -2,6 +2,7 @@
 -- (a post whose stored event nobody reads); failures are unchanged. Against the dev server.
 local lh = require "littlehorse"
 local devserver = require "devserver"
+local rt = require "runtime"
 
 local DEF = "reply-event"
 local TOKEN = "reply-spec-token"
@@ -33,7 +34,7 @@ describe("reply = false", function()
     assert.is_true(h:wait(5))
     assert.is_true(h:wait()) -- settled: the same again
     local got
-    client:put_external_event_async(req("async-2", { n = 3 }), { reply = false, on_done = function(...) got = table.pack(...) end })
+    client:put_external_event_async(req("async-2", { n = 3 }), { reply = false, on_done = function(...) got = rt.pack(...) end })
     local deadline = lh.core.now() + 5
     while not got and lh.core.now() < deadline do client:poll(0.1) end
     assert.are.same({ n = 1, true }, got)

@@ -224,10 +224,11 @@ int lh_int64_lua_int(lua_State *L) {
     lh_int64_push(L, (int64_t)d);
     return 1;
   }
-  if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LH_TCDATA)
+  /* lh.int's own value (a typed int: 5.1's form of a large int) is accepted too */
+  if ((lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LH_TCDATA && lua_type(L, 1) != LUA_TTABLE)
+      || !lh_int64_get(L, 1, &v, &root, LH_INT_TEXT | LH_INT_TYPED))
     return lh_misuse(L, "bad argument #1 to 'int' (number, decimal text or int64 cdata expected, got %s)",
                      luaL_typename(L, 1));
-  lh_int64_get(L, 1, &v, &root, LH_INT_TEXT);
   lh_int64_push(L, v);
   return 1;
 }

@@ -312,6 +312,10 @@ function M.check_int(v, text)
   return true
 end
 
+-- -0.0, made at run time: Lua 5.1 keeps one constant for 0.0 and -0.0 in a function (they
+-- are equal keys of its constant table), so a literal -0.0 there can be 0.
+M.NEG0 = -tonumber("0.0")
+
 M.MAXINT = M.int("9223372036854775807")
 M.MININT = M.int("-9223372036854775808")
 
