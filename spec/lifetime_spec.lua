@@ -286,6 +286,11 @@ describe("strings the caller drops while a request is converted", function()
         local fired = false
         local armed = true
         local runs = 0
+        local pause, stepmul
+        local function restore() -- back to the run's settings (the GC suites have theirs)
+          collectgarbage("setpause", pause)
+          collectgarbage("setstepmul", stepmul)
+        end
         local function arm()
           rt.finalizer(function()
             if not armed then return end
@@ -295,19 +300,20 @@ describe("strings the caller drops while a request is converted", function()
               return
             end
             armed = false
+            restore()
             fired = action()
           end)
         end
         local mode = rt.name == "5.4" and collectgarbage("incremental")
-        -- (5.3, 5.1, LuaJIT: a step in proportion to a busted-sized heap, or no cycle ends in time)
-        local pause, stepmul = collectgarbage("setpause", 100), collectgarbage("setstepmul", rt.name == "5.4" and 100 or 1000000)
+        -- 5.3, 5.1, LuaJIT: each step a whole cycle (their step does not grow with the heap, and
+        -- the suite's heap is tens of MB), until the finalizer has acted (restore)
+        pause, stepmul = collectgarbage("setpause", 100), collectgarbage("setstepmul", rt.name == "5.4" and 100 or 1000000)
         collectgarbage()
         arm()
         scrub()
         local res = rt.pack(pcall(call))
         armed = false
-        collectgarbage("setpause", pause) -- back to the run's settings (the GC suites have theirs)
-        collectgarbage("setstepmul", stepmul)
+        restore()
         if mode then collectgarbage(mode) end
         return fired, rt.unpack(res, 1, res.n)
       end

@@ -3,6 +3,7 @@
 -- rock installs into an empty tree offline; the installed module and CLI post to a dev server.
 local devserver = require "devserver"
 local shell = require "sh"
+local rt = require "runtime"
 
 local q = shell.q
 local ROCKSPEC = "littlehorse-client-0.1.0-1.rockspec"
@@ -13,7 +14,7 @@ local function slurp(path) return assert(shell.read_file(path)) end
 -- sh(cmd) -> status, stdout, stderr
 local function sh(cmd)
   local out, err = os.tmpname(), os.tmpname()
-  local _, how, code = os.execute(cmd .. " </dev/null >" .. q(out) .. " 2>" .. q(err))
+  local _, how, code = rt.execute(cmd .. " </dev/null >" .. q(out) .. " 2>" .. q(err))
   local o, e = slurp(out), slurp(err)
   os.remove(out); os.remove(err)
   return how == "exit" and code or 128 + code, o, e
@@ -29,7 +30,7 @@ end
 
 local function load_rockspec(path)
   local env = {}
-  assert(load(slurp(path), "@" .. path, "t", env))()
+  assert(rt.load(slurp(path), "@" .. path, "t", env))()
   return env
 end
 
@@ -159,15 +160,19 @@ describe("the rock from a fresh clone", function()
     local rock = pack_dir .. "/littlehorse-client-0.1.0-1.src.rock"
     assert.truthy(io.open(rock, "rb"), "no " .. rock .. ":\n" .. out)
 
-    st, out, err = sh(string.format("cd %s && %s luarocks --lua-version=5.4 --tree %s --only-server=%s install %s",
-                                    q(tmp), offline, q(tree), q("file://" .. tmp .. "/no-server"), q(rock)))
+    -- installed for the Lua running this spec (LuaJIT: Lua 5.1's tree, LuaJIT's headers)
+    st, out, err = sh(string.format("cd %s && %s luarocks --lua-version=%s --tree %s --only-server=%s install %s%s",
+                                    q(tmp), offline, rt.dir, q(tree), q("file://" .. tmp .. "/no-server"), q(rock),
+                                    rt.jit and " LUA_INCDIR=/usr/include/luajit-2.1" or ""))
     assert(st == 0, "luarocks install failed:\n" .. out .. err)
 
     -- The installed module, and only it, posts an event.
     local script = [[
-      local core_path = package.searchpath("littlehorse.core", package.cpath)
+      local core_path = package.searchpath and package.searchpath("littlehorse.core", package.cpath)
+                        or os.getenv("TREE") .. "/lib/lua/]] .. rt.dir .. [[/littlehorse/core.so" -- 5.1: the only path
       assert(core_path:find(os.getenv("TREE"), 1, true) == 1, core_path)
       local lh = require "littlehorse"
+      assert(package.loaded["littlehorse.core"] == lh.core)
       local c = lh.client { config_file = false }
       local ev, err = c:put_external_event { wf_run_id = "rock-wf", external_event_def_name = "rock-event",
                                              guid = "from-module", content = { via = "module" } }
@@ -177,13 +182,21 @@ describe("the rock from a fresh clone", function()
     local env = string.format("env -i PATH=%s HOME=%s TREE=%s LHC_API_HOST=127.0.0.1 LHC_API_PORT=%d "
                               .. "LUA_PATH=%s LUA_CPATH=%s ",
                               q(os.getenv("PATH")), q(tmp), q(tree), srv.port,
-                              q(tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua"),
-                              q(tree .. "/lib/lua/5.4/?.so"))
-    st, out, err = sh(env .. "lua5.4 -e " .. q(script))
+                              q(tree .. "/share/lua/" .. rt.dir .. "/?.lua;" .. tree .. "/share/lua/" .. rt.dir .. "/?/init.lua"),
+                              q(tree .. "/lib/lua/" .. rt.dir .. "/?.so"))
+    st, out, err = sh(env .. rt.lua .. " -e " .. q(script))
     assert(st == 0, out .. err)
-    assert.equal("stored from-module with " .. tree .. "/lib/lua/5.4/littlehorse/core.so\n", out)
+    assert.equal("stored from-module with " .. tree .. "/lib/lua/" .. rt.dir .. "/littlehorse/core.so\n", out)
 
-    -- The installed CLI (luarocks' wrapper in the tree's bin/).
+    -- The installed CLI (luarocks' wrapper in the tree's bin/). It is a Lua 5.4 script
+    -- (docs/cli.md), whatever Lua the rock was installed for: it runs from a 5.4 tree only.
+    if rt.name ~= "5.4" then
+      assert.equal("#!/usr/bin/env lua5.4", (slurp(tree .. "/bin/lh-put-event"):match("^[^\n]*")))
+      local ev, gerr = client:get_external_event { wf_run_id = "rock-wf", external_event_def_name = DEF, guid = "from-module" }
+      assert(ev, tostring(gerr))
+      assert.same({ via = "module" }, ev.content)
+      return
+    end
     st, out, err = sh("env -i PATH=" .. q(os.getenv("PATH")) .. " HOME=" .. q(tmp) .. " LHC_API_HOST=127.0.0.1 LHC_API_PORT="
                       .. srv.port .. " " .. q(tree .. "/bin/lh-put-event")
                       .. " --wf-run-id rock-wf --event " .. DEF .. " --json '{\"via\":\"cli\"}' --guid from-cli")
