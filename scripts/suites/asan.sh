@@ -30,7 +30,7 @@
   printf '%s\n' 'leak:libcares.so' 'leak:__argz_add_sep' >"$out/lsan.supp"
 
   # asan_run NAME RUNTIME [busted args...]: one sanitized busted run under RUNTIME (5.4 or
-  # luajit), its TAP build/tap/NAME.tap, its reports in build/asan/NAME/, judged below.
+  # luajit), its TAP build/tap/NAME.tap, its wrapper and reports in build/NAME/, judged below.
   asan_run() {
     aname=$1; runtime=$2; shift 2
     case "$runtime" in
@@ -42,7 +42,7 @@
       echo "not ok - $aname: the module does not build with -fsanitize=address,undefined" >"$tap"
       return 0
     fi
-    dir=$out/$aname
+    dir=$PWD/build/$aname # build/asan: the 5.4 variant tree, its wrapper and reports; build/asan-luajit likewise
     logs=$dir/reports
     rm -rf "$logs" && mkdir -p "$logs" "$dir/bin"
     LUA_INC=$(pkg-config --cflags $luapkg)
