@@ -188,10 +188,10 @@ describe("the rock from a fresh clone", function()
     assert(st == 0, out .. err)
     assert.equal("stored from-module with " .. tree .. "/lib/lua/" .. rt.dir .. "/littlehorse/core.so\n", out)
 
-    -- The installed CLI (luarocks' wrapper in the tree's bin/). It is a Lua 5.4 script
-    -- (docs/cli.md), whatever Lua the rock was installed for: it runs from a 5.4 tree only.
-    if rt.name ~= "5.4" then
-      assert.equal("#!/usr/bin/env lua5.4", (slurp(tree .. "/bin/lh-put-event"):match("^[^\n]*")))
+    -- The installed CLI (luarocks' wrapper in the tree's bin/). It is written for Lua 5.4
+    -- (docs/cli.md; 5.3 reads it too): a 5.1 or LuaJIT tree has it, and it does not run there.
+    if not rt.subtype then
+      assert.truthy(io.open(tree .. "/bin/lh-put-event"), "the CLI is not installed")
       local ev, gerr = client:get_external_event { wf_run_id = "rock-wf", external_event_def_name = DEF, guid = "from-module" }
       assert(ev, tostring(gerr))
       assert.same({ via = "module" }, ev.content)
