@@ -11,6 +11,7 @@
 -- Replies: the peer answers with messages the official encoder wrote (with the newer fields
 -- appended as fields around official sub-encoders), and our decoding must be exact.
 local lh = require "littlehorse"
+local rt = require "runtime"
 local cjson = require "cjson"
 local conformance_peer = require "conformance_peer"
 
@@ -68,7 +69,7 @@ describe("conformance of the client's newer messages with the official 0.14.0 co
       assert.equal("json_obj", raw.content["$member"])
       -- content the 0.14.0 decoder cannot read exactly: int64 beyond 2^53, a native array
       raw = sent("PutCorrelatedEvent", function()
-        client:put_correlated_event { key = "k", external_event_def_id = { name = "d" }, content = math.maxinteger }
+        client:put_correlated_event { key = "k", external_event_def_id = { name = "d" }, content = rt.MAXINT }
       end, "Value is larger than Number.MAX_SAFE_INTEGER") -- 0.14.0 reads int64 through Number
       assert.equal("9223372036854775807", raw.content.int)
       raw, off = sent("PutCorrelatedEvent", function()
@@ -199,7 +200,7 @@ describe("conformance of the client's newer messages with the official 0.14.0 co
         parts = { { field = 3, value = { array = { { int = "-9223372036854775808" }, { wf_run_id = { id = "w" } } } } } } })
       ce = assert(client:get_correlated_event { key = "k", external_event_def_name = "d" })
       assert.equal("ARRAY", ce.content_type)
-      assert.same({ math.mininteger, lh.wf_run_id { id = "w" } }, ce.content.value)
+      assert.same({ rt.MININT, lh.wf_run_id { id = "w" } }, ce.content.value)
       assert.same({}, ce.external_events)
       assert.is_nil(ce.created_at)
     end)

@@ -5,6 +5,7 @@
 -- with a waiting WfRun, delete_after_first_correlation and ttl_seconds, a def replaced by a
 -- repeated put, and pages of `limit` that follow bookmarks.
 local lh = require "littlehorse"
+local rt = require "runtime"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local devhook = require "devhook"
@@ -37,18 +38,18 @@ local FORMS = {
   blocking = function(client, method, req) return client[method](client, req) end,
   wait = function(client, method, req)
     local h = client[method .. "_async"](client, req)
-    local r = table.pack(h:wait(10))
+    local r = rt.pack(h:wait(10))
     assert.is_not_false(r[1], method .. ": still in flight after 10 s")
-    return table.unpack(r, 1, 3)
+    return rt.unpack(r, 1, 3)
   end,
   on_done = function(client, method, req)
     local got
-    local h = client[method .. "_async"](client, req, { on_done = function(...) got = table.pack(...) end })
+    local h = client[method .. "_async"](client, req, { on_done = function(...) got = rt.pack(...) end })
     assert.is_truthy(h)
     local t0 = core.now()
     while not got and core.now() - t0 < 10 do client:poll(0.05) end
     assert.is_table(got, method .. ": no on_done within 10 s")
-    return table.unpack(got, 1, 3)
+    return rt.unpack(got, 1, 3)
   end,
 }
 

@@ -5,6 +5,7 @@
 -- cli.home() is the private HOME (removed by cli.cleanup()).
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local M = {}
 local q = sh.q
@@ -47,7 +48,7 @@ function M.run(args, opts)
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
   spit(inp, opts.stdin or "")
   local t0 = core.now()
-  local ok, how, code = os.execute("(" .. cmd .. ") <" .. q(inp) .. " >" .. q(out) .. " 2>" .. q(err))
+  local ok, how, code = rt.execute("(" .. cmd .. ") <" .. q(inp) .. " >" .. q(out) .. " 2>" .. q(err))
   local r = { secs = core.now() - t0, out = sh.read_file(out) or "", err = sh.read_file(err) or "" }
   r.status = how == "exit" and code or 128 + code
   os.remove(out); os.remove(err); os.remove(inp)
