@@ -392,7 +392,7 @@ if next(nginx) then
     na_count = na_count + 1
     say("%-" .. LW .. "s %7s  n/a", "  /health p99, 200 posts in flight, slow server", "< 5")
   end
-  if nginx.log then say("  nginx error.log has [alert]/[crit]/[emerg] lines: see build/bench/nginx/*/logs") end
+  if nginx.log then say("  nginx error.log has [error]/[alert]/[crit]/[emerg] lines: see build/bench/nginx/*/logs") end
 end
 
 -- ---------------------------------------------------------------------- memory, conversion

@@ -66,8 +66,7 @@ start_devserver() {
 # start_nginx NAME LH_TARGET -> PORT (the master's pid is in NGINX_PIDS)
 start_nginx() {
   P="$B/$1"
-  mkdir -p "$P/conf" "$P/logs" "$P/wake"
-  chmod 777 "$P/wake"
+  mkdir -p "$P/conf" "$P/logs" # the worker makes its private wake directory $P/wake (0700)
   PORT=$(free_port)
   lua5.4 bench/nginx/conf.lua examples/nginx/nginx.conf "$P/conf/nginx.conf" PORT="$PORT" LH_TARGET="$2" \
     WAKE_DIR="$P/wake" LUA_PATH="$LJ/share/lua/5.1/?.lua;$LJ/share/lua/5.1/?/init.lua" \
@@ -130,4 +129,5 @@ for rep in $(seq 1 "$SLOW_REPS"); do
   wait "$load" || { cat "$B/load.out" >&2; exit 1; }
   echo "NGINX kind=slow-load rep=$rep $(sed -n 's/^WRK //p' "$B/load.out")"
 done
-if grep -E '\[(alert|crit|emerg)\]' "$B"/*/logs/error.log >&2; then echo "NGINX kind=log alerts=1"; fi
+# [error] too: a refused wake directory (one) silently turns the wait into ngx.sleep polling
+if grep -E '\[(error|alert|crit|emerg)\]' "$B"/*/logs/error.log >&2; then echo "NGINX kind=log alerts=1"; fi
