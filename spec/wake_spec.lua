@@ -138,3 +138,126 @@ describe("wake socket directory", function()
     if foreign then assert.is_true(exists(foreign)) end
   end)
 end)
+
+-- The channel itself (what littlehorse.resty's reader does under nginx, here with luasocket):
+-- ids of completed calls and HTTP jobs arrive after one byte, nothing is registered per wait,
+-- and only this process's own connection is taken.
+describe("wake channel", function()
+  local unix = require "socket.unix"
+  local devserver = require "devserver"
+  local lh = require "littlehorse"
+  local base, srv, client
+
+  lazy_setup(function()
+    srv = devserver.start { defs = { "wake-ev" }, args = { "--delay-ms", "100" } }
+    client = lh.client { host = "127.0.0.1", port = srv.port }
+    client:fd() -- the completion thread: completions come from it, as under nginx
+  end)
+  lazy_teardown(function()
+    client:close()
+    srv:stop()
+  end)
+  before_each(function()
+    base = out("mktemp -d /tmp/lh-wake-spec.XXXXXX")
+    assert(sh("chmod 755 " .. q(base)))
+  end)
+  after_each(function()
+    core._wake_stop()
+    sh("rm -rf " .. q(base))
+  end)
+
+  local function attach()
+    local path = assert(core._wake_start(base .. "/wake"))
+    local sock = assert(unix.stream())
+    assert(sock:connect(path))
+    assert(core._wake_attach())
+    assert.is_false(exists(path)) -- nothing left to find or clean up
+    sock:settimeout(10)
+    return sock
+  end
+
+  -- Read bytes and ids until every id of `want` came (each byte is answered by draining).
+  local function collect(sock, want)
+    local got, ids, bytes = {}, {}, 0
+    local missing = 0
+    for _ in pairs(want) do missing = missing + 1 end
+    while missing > 0 do
+      assert(sock:receive(1))
+      bytes = bytes + 1
+      repeat
+        local n, lost = core._wake_ready(ids)
+        assert.is_false(lost)
+        for i = 1, n do
+          if want[ids[i]] and not got[ids[i]] then
+            got[ids[i]] = true
+            missing = missing - 1
+          end
+        end
+      until n < 256
+    end
+    return bytes
+  end
+
+  it("announces completed calls by id, after one byte per batch", function()
+    local sock = attach()
+    local want, hs = {}, {}
+    for i = 1, 300 do
+      hs[i] = client:put_external_event_async { wf_run_id = "w", external_event_def_name = "wake-ev", content = i }
+      want[hs[i]:id()] = true
+    end
+    local bytes = collect(sock, want)
+    -- 300 completions within ~100 ms of each other: far fewer bytes than ids
+    assert.is_true(bytes < 300, bytes .. " bytes")
+    for _, h in ipairs(hs) do
+      assert.is_true(h:done()) -- announced only once done
+      assert(h:wait(0))
+    end
+    sock:close()
+  end)
+
+  it("keeps ids completed before the reader attached, and signals them on attach", function()
+    local path = assert(core._wake_start(base .. "/wake"))
+    local h = client:put_external_event_async { wf_run_id = "w", external_event_def_name = "wake-ev" }
+    local id = h:id()
+    assert(h:wait(5))
+    local sock = assert(unix.stream())
+    assert(sock:connect(path))
+    assert(core._wake_attach())
+    sock:settimeout(10)
+    collect(sock, { [id] = true })
+    sock:close()
+  end)
+
+  it("announces HTTP jobs too", function()
+    local sock = attach()
+    local job = assert(core._http_post_async("http://127.0.0.1:1/token", "x=1", { timeout = 5 }))
+    collect(sock, { [job:id()] = true })
+    assert.is_true(job:done())
+    local status, err = job:wait(0)
+    assert.is_nil(status)
+    assert.matches("onnect", err) -- nobody listens on port 1
+    job:close()
+    sock:close()
+  end)
+
+  it("takes only a connection from its own process", function()
+    local path = assert(core._wake_start(base .. "/wake"))
+    -- another process connects first and stays connected until we have tried
+    local marker = base .. "/connected"
+    local other = io.popen(string.format("lua5.4 -e %s", q(string.format(
+      "package.cpath = %q; local u = require 'socket.unix'; local s = assert(u.stream()); " ..
+      "assert(s:connect(%q)); io.open(%q, 'w'):close(); io.read('l')", package.cpath, path, marker))), "w")
+    local t0 = core.now()
+    while not exists(marker) and core.now() - t0 < 10 do core.sleep(0.01) end
+    assert.is_true(exists(marker), "the other process did not connect")
+    local ok, err = core._wake_attach()
+    assert.is_nil(ok)
+    assert.matches("no connection from this process is waiting", err)
+    local sock = assert(unix.stream())
+    assert(sock:connect(path))
+    assert(core._wake_attach())
+    other:write("\n")
+    other:close()
+    sock:close()
+  end)
+end)

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include "async.h"
 #include "runtime.h"
+#include "wake.h"
 
 static void list_init(lh_pending *s) { s->prev = s->next = s; }
 static void list_unlink(lh_pending *p) {
@@ -23,49 +24,10 @@ static void list_push(lh_pending *s, lh_pending *p) {
   s->prev = p;
 }
 
-/* Every live engine of the process, for wake-up registrations (process-wide C state). */
-static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
-static lh_engine *all_engines;
+/* The process-wide id sequence (C state, not Lua state). */
 static uint64_t next_id;
 
-static void wake(lh_pending *p) {
-  if (p->wake_fd < 0) return;
-  char line[32];
-  int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)p->id);
-  ssize_t w = write(p->wake_fd, line, (size_t)n); /* tiny; the socket buffer takes it */
-  (void)w; /* a failed write means the waiter went away; nothing to do */
-  p->wake_fd = -1;
-}
-
-int lh_async_wake_register(uint64_t id, int fd) {
-  int registered = 0;
-  pthread_mutex_lock(&all_mu);
-  pid_t me = lh_runtime_pid();
-  for (lh_engine *e = all_engines; e; e = e->next_engine) {
-    if (e->pid != me) continue; /* a forked parent's: its lock may be held by a thread we lack */
-    pthread_mutex_lock(&e->mu);
-    for (lh_pending *p = e->live.next; p != &e->live; p = p->next) {
-      if (p->id == id) { p->wake_fd = fd; registered = 1; break; }
-    }
-    pthread_mutex_unlock(&e->mu);
-    if (registered) break;
-  }
-  pthread_mutex_unlock(&all_mu);
-  return registered;
-}
-
-void lh_async_wake_forget(int fd) {
-  pthread_mutex_lock(&all_mu);
-  pid_t me = lh_runtime_pid();
-  for (lh_engine *e = all_engines; e; e = e->next_engine) {
-    if (e->pid != me) continue;
-    pthread_mutex_lock(&e->mu);
-    for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
-      if (p->wake_fd == fd) p->wake_fd = -1;
-    pthread_mutex_unlock(&e->mu);
-  }
-  pthread_mutex_unlock(&all_mu);
-}
+uint64_t lh_async_new_id(void) { return __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED); }
 
 static void engine_free(lh_engine *e) {
   pthread_mutex_destroy(&e->mu);
@@ -112,12 +74,12 @@ static void pending_unref_locked(lh_pending *p) {
  * its handle is gone), wake whoever waits. Called by the thread or by an inline driver. */
 static void on_event(lh_engine *e, grpc_event ev) {
   lh_pending *p = ev.tag;
+  uint64_t id = p->id;
   pthread_mutex_lock(&e->mu);
   p->done = 1;
   p->ok = ev.success;
   list_unlink(p);
   e->nlive--;
-  wake(p);
   if (p->refs == 1) {
     /* Only the engine cares (the handle is gone): nobody will read it. */
     pending_unref_locked(p);
@@ -130,6 +92,7 @@ static void on_event(lh_engine *e, grpc_event ev) {
   if (was_empty && e->threaded) signal_efd(e);
   pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
+  lh_wake_post(id); /* after done is set: a waiter that saw it unset gets this wake-up */
 }
 
 static gpr_timespec cq_deadline(double timeout) {
@@ -190,18 +153,10 @@ lh_engine *lh_engine_new(void) {
   e->pid = lh_runtime_pid();
   if (e->efd < 0) { engine_free(e); return NULL; }
   e->cq = grpc_completion_queue_create_for_next(NULL);
-  pthread_mutex_lock(&all_mu);
-  e->next_engine = all_engines;
-  all_engines = e;
-  pthread_mutex_unlock(&all_mu);
   return e;
 }
 
 void lh_engine_close(lh_engine *e) {
-  pthread_mutex_lock(&all_mu);
-  for (lh_engine **q = &all_engines; *q; q = &(*q)->next_engine)
-    if (*q == e) { *q = e->next_engine; break; }
-  pthread_mutex_unlock(&all_mu);
   pthread_mutex_lock(&e->mu);
   e->stopping = 1;
   for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
@@ -224,8 +179,7 @@ lh_pending *lh_pending_new(lh_engine *e) {
   if (!p) return NULL;
   p->engine = e;
   p->refs = 2;
-  p->wake_fd = -1;
-  p->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+  p->id = lh_async_new_id();
   pthread_mutex_lock(&e->mu);
   e->refs++;
   list_push(&e->live, p);

@@ -27,8 +27,7 @@ typedef struct lh_pending {
   int done;                  /* the completion arrived */
   int ok;                    /* its success flag */
   int in_done_list;
-  uint64_t id;               /* process-unique, for wake-up registrations (wake.c) */
-  int wake_fd;               /* a socket to write "<id>\n" to on completion, or -1 */
+  uint64_t id;               /* process-unique: announced to wake.h's channel on completion */
   int anchor;                /* client.c: the anchor slot of its handle (on_done), 0 none;
                               * set and read by the Lua thread only */
   struct lh_pending *prev, *next;   /* in the engine's in-flight list, then its done list */
@@ -48,7 +47,6 @@ struct lh_engine {
   lh_pending live;               /* sentinel of the in-flight list */
   lh_pending done;               /* sentinel of the done list (completed, not yet collected) */
   size_t nlive, ndone;
-  struct lh_engine *next_engine; /* in the process-wide list that wake-ups search */
 };
 
 /* Make an engine (inline mode); NULL on failure. */
@@ -80,10 +78,8 @@ void lh_pending_cancel(lh_pending *p);
  * when the list empties. */
 size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max);
 
-/* Wake-ups (wake.c): ask that "<id>\n" be written to fd when call `id` completes. Returns
- * 1 if registered, 0 if the call is already complete or unknown (write at once). */
-int lh_async_wake_register(uint64_t id, int fd);
-/* fd is about to be closed: drop every registration that names it. */
-void lh_async_wake_forget(int fd);
+/* A new process-unique id (calls, HTTP jobs and outbox jobs share the sequence, and so the
+ * wake channel, wake.h). */
+uint64_t lh_async_new_id(void);
 
 #endif

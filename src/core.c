@@ -159,7 +159,11 @@ static const luaL_Reg functions[] = {
   { "channel_count", lh_client_channel_count },
   /* not API: for littlehorse.oauth, littlehorse.resty and the Lua layer's misuse errors */
   { "_http_post", lh_http_lua_post },
+  { "_http_post_async", lh_http_lua_post_async },
   { "_wake_start", lh_wake_lua_start },
+  { "_wake_attach", lh_wake_lua_attach },
+  { "_wake_ready", lh_wake_lua_ready },
+  { "_wake_kick", lh_wake_lua_kick },
   { "_wake_stop", lh_wake_lua_stop },
   { "_misuse", misuse },
   { "_int", lh_int64_lua_int },
@@ -167,7 +171,7 @@ static const luaL_Reg functions[] = {
 };
 
 /* Keep this shared object mapped for the life of the process. Its threads (async engines,
- * the wake server) may outlive the lua_State that loaded it (nginx closes a worker's Lua VM,
+ * HTTP jobs) may outlive the lua_State that loaded it (nginx closes a worker's Lua VM,
  * and dlclose()s its modules, at exit); unmapping their code under them would crash. This
  * is RTLD_NODELETE set at run time, so it holds whatever built or loaded the module. */
 static void pin_module(void) {

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE 1 /* accept4 */
+#define _GNU_SOURCE 1 /* accept4, struct ucred */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -6,105 +6,78 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include "async.h"
+#include "runtime.h"
 #include "wake.h"
 
-#define MAX_LINE 32
+/* How many ids one core._wake_ready() hands over (the reader calls it again while full). */
+#define READY_BATCH 256
+/* Completed ids nobody collects (no reader) are dropped past this many, and the reader told
+ * that some were lost, so that every waiter checks its own call instead. */
+#define READY_MAX (1u << 20)
 
-/* Process-wide C state: the one wake server of this process. */
+/* Process-wide C state: this process's wake channel. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int enabled; /* ids are queued (read without the lock by lh_wake_post, as a hint) */
 static struct {
-  pid_t pid;          /* owner process; a forked child starts its own */
-  int running;
-  int listen_fd, stop_fd, epfd;
-  pthread_t thread;
+  pid_t pid;             /* the process it belongs to; a forked child starts its own */
+  int listen_fd;         /* bound and listening until the reader attaches, else -1 */
+  int notify_fd;         /* our end of the reader's connection, else -1 */
+  int signalled;         /* a byte was sent that the reader has not answered with a drain */
+  int lost;              /* ids were dropped (memory, or nobody reading): wake everyone */
+  uint64_t *ids;         /* completed ids, [head, n) not yet handed over */
+  size_t head, n, cap;
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-} srv;
+} w = { 0, -1, -1, 0, 0, NULL, 0, 0, 0, "" };
 
-typedef struct conn { char buf[MAX_LINE]; int len; } conn;
+static int mine(void) { return w.pid == lh_runtime_pid(); }
 
-static void close_conn(int fd, conn **conns, int *nconns) {
-  lh_async_wake_forget(fd); /* before close(): fd numbers are reused */
-  epoll_ctl(srv.epfd, EPOLL_CTL_DEL, fd, NULL);
-  close(fd);
-  if (fd < *nconns && (*conns)[fd].len >= 0) (*conns)[fd].len = -1;
+/* The lock is held across fork() so that a child never inherits it locked by a thread of the
+ * parent's (a completion thread posting an id) that the child does not have. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void before_fork(void) { pthread_mutex_lock(&mu); }
+static void after_fork(void) { pthread_mutex_unlock(&mu); }
+static void atfork_setup(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+
+/* One byte to the reader, unless one is already on its way. Called with mu held. */
+static void signal_reader(void) {
+  if (w.signalled || w.notify_fd < 0) return;
+  ssize_t r = send(w.notify_fd, "!", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* EAGAIN cannot happen with at most one byte unread; any other failure means the reader
+   * is gone, and the next one to attach is signalled then */
+  if (r == 1) w.signalled = 1;
 }
 
-static void *wake_thread(void *arg) {
-  (void)arg;
-  conn *conns = NULL;
-  int nconns = 0;
-  struct epoll_event evs[64];
-  for (;;) {
-    int n = epoll_wait(srv.epfd, evs, 64, -1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    for (int i = 0; i < n; i++) {
-      int fd = evs[i].data.fd;
-      if (fd == srv.stop_fd) goto out;
-      if (fd == srv.listen_fd) {
-        int c;
-        while ((c = accept4(srv.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-          if (c >= nconns) {
-            int nn = c + 64;
-            conn *grown = realloc(conns, (size_t)nn * sizeof *conns);
-            if (!grown) { close(c); continue; }
-            for (int k = nconns; k < nn; k++) grown[k].len = -1;
-            conns = grown;
-            nconns = nn;
-          }
-          conns[c].len = 0;
-          struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = c };
-          if (epoll_ctl(srv.epfd, EPOLL_CTL_ADD, c, &ev) < 0) close(c);
-        }
-        continue;
-      }
-      conn *cn = &conns[fd];
-      char tmp[256];
-      ssize_t r = read(fd, tmp, sizeof tmp);
-      if (r <= 0) {
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        close_conn(fd, &conns, &nconns);
-        continue;
-      }
-      int bad = 0;
-      for (ssize_t k = 0; k < r && !bad; k++) {
-        char ch = tmp[k];
-        if (ch == '\n') {
-          cn->buf[cn->len] = '\0';
-          char *end;
-          unsigned long long id = strtoull(cn->buf, &end, 10);
-          if (end == cn->buf || *end) { bad = 1; break; }
-          if (!lh_async_wake_register((uint64_t)id, fd)) {
-            char line[MAX_LINE + 2];
-            int m = snprintf(line, sizeof line, "%llu\n", id);
-            ssize_t w = write(fd, line, (size_t)m);
-            (void)w;
-          }
-          cn->len = 0;
-        } else if (cn->len < MAX_LINE - 1) {
-          cn->buf[cn->len++] = ch;
-        } else {
-          bad = 1;
-        }
-      }
-      if (bad) close_conn(fd, &conns, &nconns);
+void lh_wake_post(uint64_t id) {
+  if (!__atomic_load_n(&enabled, __ATOMIC_RELAXED)) return;
+  pthread_mutex_lock(&mu);
+  if (!enabled || !mine()) { pthread_mutex_unlock(&mu); return; }
+  if (w.n == w.cap) {
+    if (w.head > 0) { /* slide the unread ids down before growing */
+      memmove(w.ids, w.ids + w.head, (w.n - w.head) * sizeof *w.ids);
+      w.n -= w.head;
+      w.head = 0;
     }
   }
-out:
-  for (int fd = 0; fd < nconns; fd++)
-    if (conns[fd].len >= 0) { lh_async_wake_forget(fd); close(fd); }
-  free(conns);
-  return NULL;
+  if (w.n == w.cap) {
+    size_t cap = w.cap ? w.cap * 2 : 64;
+    uint64_t *grown = cap <= READY_MAX ? realloc(w.ids, cap * sizeof *grown) : NULL;
+    if (grown) {
+      w.ids = grown;
+      w.cap = cap;
+    }
+  }
+  if (w.n < w.cap) w.ids[w.n++] = id;
+  else w.lost = 1;
+  signal_reader();
+  pthread_mutex_unlock(&mu);
 }
 
 /* ---- the directory: private to this process's user, or refused ----
@@ -238,20 +211,46 @@ static void remove_stale(const char *dir) {
   closedir(d); /* closes dfd */
 }
 
+/* Close what this process opened for the wake channel. Called with mu held. */
+static void close_all(void) {
+  if (w.listen_fd >= 0) {
+    close(w.listen_fd);
+    unlink(w.path); /* only the file we bound */
+  }
+  if (w.notify_fd >= 0) close(w.notify_fd);
+  w.listen_fd = w.notify_fd = -1;
+  w.signalled = 0;
+}
+
+/* A forked child inherited the parent's state: the descriptors stay the parent's (they are
+ * open in the parent too, closing our copies does not touch its connection). */
+static void adopt_if_forked(void) {
+  if (w.pid == lh_runtime_pid()) return;
+  if (w.listen_fd >= 0) close(w.listen_fd); /* our copy; the file is the parent's: left */
+  if (w.notify_fd >= 0) close(w.notify_fd);
+  free(w.ids);
+  w.listen_fd = w.notify_fd = -1;
+  w.ids = NULL;
+  w.head = w.n = w.cap = 0;
+  w.signalled = w.lost = 0;
+  w.pid = lh_runtime_pid();
+  __atomic_store_n(&enabled, 0, __ATOMIC_RELAXED);
+}
+
 /* core._wake_start([dir]) -> socket path | nil, err, kind ("unsafe": the directory was refused
  * for who owns or can change it; "failed": anything else). */
 int lh_wake_lua_start(lua_State *L) {
   const char *given = luaL_optstring(L, 1, NULL);
+  pthread_once(&atfork_once, atfork_setup);
   pthread_mutex_lock(&mu);
-  if (srv.running && srv.pid == getpid()) {
-    lua_pushstring(L, srv.path);
+  adopt_if_forked();
+  if (w.listen_fd >= 0) { /* listening already: the same socket */
+    lua_pushstring(L, w.path);
     pthread_mutex_unlock(&mu);
     return 1;
   }
-  /* (a forked child's inherited state is for the parent's thread, which it does not have) */
   wake_err e = { "", 0 };
-  int ok = 1, bound = 0;
-  srv.listen_fd = srv.stop_fd = srv.epfd = -1;
+  int ok, fd = -1;
   struct sockaddr_un addr;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
@@ -269,74 +268,132 @@ int lh_wake_lua_start(lua_State *L) {
     remove_stale(dir);
     struct stat st; /* our own name, left by an earlier process with our pid */
     if (lstat(addr.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid()) unlink(addr.sun_path);
-    srv.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (srv.listen_fd < 0 || bind(srv.listen_fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
       fail(&e, 0, "cannot bind the wake socket %s: %s", addr.sun_path, strerror(errno));
+      if (fd >= 0) close(fd);
       ok = 0;
-    } else {
-      bound = 1;
+    } else if (chmod(addr.sun_path, 0600) < 0 || listen(fd, 8) < 0) {
       /* 0600: whatever the umask, only our user may connect */
-      if (chmod(addr.sun_path, 0600) < 0 || listen(srv.listen_fd, 1024) < 0) {
-        fail(&e, 0, "cannot listen on the wake socket %s: %s", addr.sun_path, strerror(errno));
-        ok = 0;
-      }
-    }
-  }
-  if (ok) {
-    srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event a = { .events = EPOLLIN, .data.fd = srv.listen_fd };
-    struct epoll_event b = { .events = EPOLLIN, .data.fd = srv.stop_fd };
-    if (srv.stop_fd < 0 || srv.epfd < 0 || epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.listen_fd, &a) < 0 ||
-        epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.stop_fd, &b) < 0) {
-      fail(&e, 0, "cannot set up the wake thread: %s", strerror(errno));
-      ok = 0;
-    }
-  }
-  if (ok) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* the host's signals stay with the host's threads */
-    int rc = pthread_create(&srv.thread, NULL, wake_thread, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-      fail(&e, 0, "cannot start the wake thread: %s", strerror(rc));
+      fail(&e, 0, "cannot listen on the wake socket %s: %s", addr.sun_path, strerror(errno));
+      close(fd);
+      unlink(addr.sun_path); /* only the file we made */
       ok = 0;
     }
   }
   if (!ok) {
-    if (srv.listen_fd >= 0) close(srv.listen_fd);
-    if (bound) unlink(addr.sun_path); /* only the file we made */
-    if (srv.stop_fd >= 0) close(srv.stop_fd);
-    if (srv.epfd >= 0) close(srv.epfd);
-    srv.listen_fd = srv.stop_fd = srv.epfd = -1;
     pthread_mutex_unlock(&mu);
     lua_pushnil(L);
     lua_pushstring(L, e.text);
     lua_pushstring(L, e.unsafe ? "unsafe" : "failed");
     return 3;
   }
-  srv.running = 1;
-  srv.pid = getpid();
-  memcpy(srv.path, addr.sun_path, sizeof srv.path);
-  lua_pushstring(L, srv.path);
+  w.listen_fd = fd;
+  memcpy(w.path, addr.sun_path, sizeof w.path);
+  __atomic_store_n(&enabled, 1, __ATOMIC_RELAXED); /* from here on completions are queued */
+  lua_pushstring(L, w.path);
   pthread_mutex_unlock(&mu);
   return 1;
 }
 
+/* core._wake_attach() -> true | nil, err: take the reader's connection, which the caller has
+ * just made to the path _wake_start returned (a unix socket connect completes in the listen
+ * backlog, before any accept). Only a connection from this very process is taken (its peer
+ * credentials say so); anything else that got into the backlog is closed. Then the listening
+ * socket is closed and its file removed: nothing is left to find or clean up. */
+int lh_wake_lua_attach(lua_State *L) {
+  pthread_mutex_lock(&mu);
+  adopt_if_forked();
+  if (w.listen_fd < 0) {
+    pthread_mutex_unlock(&mu);
+    lua_pushnil(L);
+    lua_pushliteral(L, "the wake socket is not listening (call _wake_start first)");
+    return 2;
+  }
+  int fd;
+  const char *why = NULL;
+  for (;;) {
+    fd = accept4(w.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      why = errno == EAGAIN || errno == EWOULDBLOCK ? "no connection from this process is waiting" : strerror(errno);
+      break;
+    }
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid()) break;
+    close(fd); /* not ours */
+  }
+  if (why) {
+    pthread_mutex_unlock(&mu);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot attach the wake reader: %s", why);
+    return 2;
+  }
+  close(w.listen_fd);
+  unlink(w.path);
+  w.listen_fd = -1;
+  if (w.notify_fd >= 0) close(w.notify_fd); /* an earlier reader's, gone */
+  w.notify_fd = fd;
+  w.signalled = 0;
+  if (w.n > w.head || w.lost) signal_reader(); /* completed while nobody read */
+  pthread_mutex_unlock(&mu);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core._wake_ready(t) -> n, lost: moves up to READY_BATCH completed ids into t[1..n] (as
+ * numbers: ids stay below 2^53). Call again while n is READY_BATCH. lost: ids were dropped,
+ * so every waiter must look at its own call. Once everything is handed over, the next
+ * completion sends the reader a byte again. */
+int lh_wake_lua_ready(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  uint64_t batch[READY_BATCH];
+  size_t k = 0;
+  int lost = 0;
+  pthread_mutex_lock(&mu);
+  if (mine()) {
+    while (k < READY_BATCH && w.head < w.n) batch[k++] = w.ids[w.head++];
+    if (w.head == w.n) {
+      w.head = w.n = 0;
+      w.signalled = 0;
+    }
+    lost = w.lost;
+    w.lost = 0;
+  }
+  pthread_mutex_unlock(&mu);
+  /* Lua work (allocation, so possibly an error) only after the lock is released */
+  for (size_t i = 0; i < k; i++) {
+    lua_pushnumber(L, (lua_Number)batch[i]);
+    lua_rawseti(L, 1, (int)i + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)k);
+  lua_pushboolean(L, lost);
+  return 2;
+}
+
+/* core._wake_kick(): one byte to the reader, to have it look at its state (the worker is
+ * exiting, say). Harmless when nobody reads. */
+int lh_wake_lua_kick(lua_State *L) {
+  (void)L;
+  pthread_mutex_lock(&mu);
+  if (mine() && w.notify_fd >= 0) {
+    ssize_t r = send(w.notify_fd, "!", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)r;
+  }
+  pthread_mutex_unlock(&mu);
+  return 0;
+}
+
+/* core._wake_stop(): stop queueing, close the sockets, remove the socket file if still there. */
 int lh_wake_lua_stop(lua_State *L) {
   (void)L;
   pthread_mutex_lock(&mu);
-  if (srv.running && srv.pid == getpid()) {
-    uint64_t one = 1;
-    ssize_t w = write(srv.stop_fd, &one, sizeof one);
-    (void)w;
-    pthread_join(srv.thread, NULL);
-    close(srv.listen_fd);
-    close(srv.stop_fd);
-    close(srv.epfd);
-    unlink(srv.path);
-    srv.running = 0;
+  if (mine()) {
+    __atomic_store_n(&enabled, 0, __ATOMIC_RELAXED);
+    close_all();
+    w.head = w.n = 0;
+    w.lost = 0;
   }
   pthread_mutex_unlock(&mu);
   return 0;

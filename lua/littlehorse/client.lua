@@ -13,9 +13,11 @@
 --   3. auth: the client's token as the `authorization` header, refreshed once when the
 --      server answers UNAUTHENTICATED;
 --   4. the call: inside an nginx phase that can yield, async with the request's coroutine
---      waiting on a cosocket (littlehorse.resty); elsewhere the blocking C call.
+--      waiting for its wake-up (littlehorse.resty); elsewhere the blocking C call.
 -- Async forms share step 3: a call of a client with a token returns a handle that sends the
 -- call once more with a fresh token if the first answer is UNAUTHENTICATED (AuthCall below).
+-- In an nginx phase that cannot yield (log_by_lua, ...), writes are started at once and
+-- finished in a timer, and reads raise ("Phases that cannot wait" below).
 --
 -- Adding an RPC: its row in src/client.c's rpcs table (conversion) and one entry in RPCS.
 local core = require "littlehorse.core"
@@ -27,22 +29,24 @@ local pages = require "littlehorse.pages"
 local validate = require "littlehorse.validate"
 local values = require "littlehorse.values"
 
-local type, pairs, rawget = type, pairs, rawget
-local can_yield = resty._can_yield
+local type, pairs, rawget, pcall, tostring = type, pairs, rawget, pcall, tostring
+local resty_mode = resty._mode
 
 -- The RPCs. name: the method (and name_async); rpc: the RPC, as errors name it; post: the
 -- blocking form takes the `retry` option (exactly-once posting, littlehorse.retry: "event"
 -- keyed by guid, "correlated" by correlation key) and `validate`; def_change: it changes a
--- def (the validate cache forgets it).
+-- def (the validate cache forgets it); write: in an nginx phase that cannot yield, the
+-- blocking form is started there and finished in a timer (a row without it raises there: its
+-- caller wants the reply, which cannot come).
 local RPCS = {
-  { name = "put_external_event", rpc = "PutExternalEvent", post = "event" },
+  { name = "put_external_event", rpc = "PutExternalEvent", post = "event", write = true },
   { name = "get_external_event", rpc = "GetExternalEvent" },
-  { name = "put_external_event_def", rpc = "PutExternalEventDef", def_change = true },
+  { name = "put_external_event_def", rpc = "PutExternalEventDef", def_change = true, write = true },
   { name = "get_external_event_def", rpc = "GetExternalEventDef" },
-  { name = "delete_external_event_def", rpc = "DeleteExternalEventDef", def_change = true },
-  { name = "put_correlated_event", rpc = "PutCorrelatedEvent", post = "correlated" },
+  { name = "delete_external_event_def", rpc = "DeleteExternalEventDef", def_change = true, write = true },
+  { name = "put_correlated_event", rpc = "PutCorrelatedEvent", post = "correlated", write = true },
   { name = "get_correlated_event", rpc = "GetCorrelatedEvent" },
-  { name = "delete_correlated_event", rpc = "DeleteCorrelatedEvent" },
+  { name = "delete_correlated_event", rpc = "DeleteCorrelatedEvent", write = true },
   { name = "list_external_events", rpc = "ListExternalEvents" },
   { name = "search_external_events", rpc = "SearchExternalEvent" },
   { name = "search_correlated_events", rpc = "SearchCorrelatedEvent" },
@@ -102,9 +106,28 @@ local function authorize(auth, r, opts)
   return o, header
 end
 
--- 4. One call, blocking the caller (or, in nginx, only the request's coroutine).
+-- Where a call is made: nil (block: plain Lua, or an nginx phase where that is the only way),
+-- "yield" (an nginx phase that can yield) or "defer" (one that cannot). Outside nginx this is
+-- one rawget.
+local function host_mode()
+  if rawget(_G, "ngx") == nil then return nil end
+  return resty_mode()
+end
+
+local function phase_name() return resty._phase() or "?" end
+
+local function cannot_wait(name)
+  misuse.raise(string.format("littlehorse: %s cannot wait for its reply in nginx's %s phase (that would block "
+    .. "the worker); call it from a phase that can yield (rewrite, access, content) or in a timer "
+    .. "(ngx.timer.at(0, fn))", name, phase_name()))
+end
+
+-- 4. One call, blocking the caller (or, in nginx, only the request's coroutine). Where
+-- nothing may wait (the writes were handed to a timer before this), it raises.
 local function send(c, r, req, opts)
-  if can_yield() then return resty._call(c, r.start, req, opts) end
+  local mode = host_mode()
+  if mode == "yield" then return resty._call(c, r.start, req, opts) end
+  if mode == "defer" then cannot_wait(r.name) end
   return r.sync(c, req, opts)
 end
 
@@ -124,6 +147,149 @@ local function attempt(self, c, r, req, opts)
 end
 
 ---------------------------------------------------------------------------------------------
+-- Phases that cannot wait (nginx's log, set, header and body filters, init_worker, ...)
+--
+-- Waiting there would block the worker (a yield is not allowed). A write is started at once
+-- (misuse raises at the caller's line; the request is converted and sent now) and its wait,
+-- the UNAUTHENTICATED refresh and any retries go on in a zero-delay ngx.timer; the method
+-- returns true, { deferred = true, guid = <the guid sent, or nil> } at once, and a failure is
+-- logged at [error] from the timer. When the client's token is not at hand (never fetched
+-- yet), the whole call goes to the timer. A read raises: its reply could not be returned.
+
+local function log_failure(what, phase, err, guid)
+  local ngx = ngx
+  ngx.log(ngx.ERR, "littlehorse: ", what, " called in the ", phase, " phase failed",
+          guid and (" (guid " .. tostring(guid) .. ")") or "", ": ", tostring(err))
+end
+
+-- The sync form's own checks of what the async form would take without a word.
+local function sync_only_options(r, opts)
+  if type(opts) ~= "table" then return end
+  if rawget(opts, "on_done") ~= nil then misuse.bad(r.name, 2, "on_done: only async calls take on_done") end
+  if rawget(opts, "retry") ~= nil and not r.post then
+    misuse.bad(r.name, 2, "retry: this call does not retry: the littlehorse client's blocking puts and posts "
+                          .. "(put_external_event, post_event, put_correlated_event, post_correlated_event) do")
+  end
+end
+
+-- Start r's call now (async, with the client's token when it has one at hand). Returns
+-- handle, header | false (no token at hand: the whole call must go to the timer) | nil, err,
+-- code (refused before sending). Misuse raises, naming the blocking method.
+local function start_now(self, c, r, req, opts)
+  local o, header = opts, nil
+  if self._auth then
+    o, header = authorize(self._auth, r, opts)
+    if not o then return false end
+  end
+  local ok, h, err, code = pcall(r.start, c, req, o)
+  if not ok then
+    if type(h) == "string" then h = h:gsub("to '" .. r.async .. "'", "to '" .. r.name .. "'", 1) end
+    error(h, 0)
+  end
+  if not h then return nil, err, code end
+  return h, header
+end
+
+-- In the timer: the started call's outcome (one more try with a fresh token on
+-- UNAUTHENTICATED, as attempt() does).
+local function finish(self, c, r, req, opts, h, header)
+  local v, err, code = resty._await(h, ((type(opts) == "table" and rawget(opts, "timeout")) or C.timeout(c)) + 1)
+  local auth = self._auth
+  if code ~= "UNAUTHENTICATED" or not auth then return v, err, code end
+  auth:invalidate(header)
+  local o
+  o, header, code = authorize(auth, r, opts)
+  if not o then return nil, header, code end
+  return send(c, r, req, o)
+end
+
+-- The timer for a deferred call, made before the call starts (so that a refusal to make it
+-- leaves nothing sent): run(job) in it once job is filled in.
+local function defer_timer(what, job, run)
+  local ok, err = resty._defer(what, function()
+    if job.ready then run(job) end
+  end)
+  if ok then return true end
+  local _, e, code = core.new_error("RESOURCE_EXHAUSTED", "cannot hand the call to an nginx timer from the "
+                                    .. phase_name() .. " phase: " .. tostring(err), job.rpc)
+  e.sent = false
+  return nil, e, code
+end
+
+-- A write without retries, from a phase that cannot wait.
+local function deferred(self, c, r, req, opts)
+  sync_only_options(r, opts)
+  local phase = phase_name()
+  local job = { rpc = r.rpc }
+  local ok, e, code = defer_timer(r.name, job, function(j)
+    local v, err
+    if j.whole then v, err = self[r.name](self, req, opts)
+    else v, err = finish(self, c, r, req, opts, j.h, j.header) end
+    if not v then log_failure(r.name, phase, err, type(req) == "table" and req.guid or nil) end
+  end)
+  if not ok then return nil, e, code end
+  local h, header, err
+  h, header, err, code = start_now(self, c, r, req, opts)
+  if h == nil then return nil, header, err end -- refused before sending
+  job.h, job.header, job.whole, job.ready = h, header, h == false, true
+  return true, { deferred = true, guid = type(req) == "table" and rawget(req, "guid") or nil }
+end
+
+-- A post with retries (the puts' retry option, post_event, post_correlated_event), from a
+-- phase that cannot wait: the key is fixed and the first attempt sent now, the rest in the
+-- timer.
+local function deferred_put_with_retry(self, c, r, req, opts, policy, what)
+  sync_only_options(r, opts)
+  local phase = phase_name()
+  local correlated = r.post == "correlated"
+  local get_rpc = correlated and RPC.get_correlated_event or RPC.get_external_event
+  local function put(rq, o) return attempt(self, c, r, rq, o) end
+  local function get(id, o) return attempt(self, c, get_rpc, id, o) end
+  local st = (correlated and retry.prepare_correlated or retry.prepare)(put, req, opts, policy, C.timeout(c))
+  local job = { rpc = r.rpc }
+  local ok, e, code = defer_timer(what, job, function(j)
+    local first
+    if not j.whole then first = function(rq, o) return finish(self, c, r, rq, o, j.h, j.header) end end
+    local v, err = retry.run(st, put, get, first)
+    if not v then log_failure(what, phase, err, st.req.guid) end
+  end)
+  if not ok then return nil, e, code end
+  local o1 = {}
+  for k, v in pairs(st.call_opts) do o1[k] = v end
+  o1.timeout = retry.attempt_timeout(st)
+  local h, header, err
+  h, header, err, code = start_now(self, c, r, st.req, o1)
+  if h == nil then return nil, header, err end -- refused before sending: not retried
+  job.h, job.header, job.whole, job.ready = h, header, h == false, true
+  if correlated then return true, { deferred = true, key = st.req.key } end
+  return true, { deferred = true, guid = st.req.guid }
+end
+
+-- A post whose content must first be checked against its def (validate), from a phase that
+-- cannot wait: the check may need to read the def, so the whole call goes to the timer (the
+-- guid fixed now, when it retries). what(self, req, opts) is the blocking method to call there.
+local function deferred_whole(self, r, req, opts, what)
+  local phase = phase_name()
+  if r.post == "event" and type(req) == "table" and rawget(req, "guid") == nil
+     and type(opts) == "table" and rawget(opts, "retry") then
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    copy.guid = retry.new_guid()
+    req = copy
+  end
+  local job = { rpc = r.rpc, ready = true }
+  local ok, e, code = defer_timer(what, job, function()
+    local v, err = self[r.name](self, req, opts)
+    if not v then log_failure(what, phase, err, type(req) == "table" and rawget(req, "guid") or nil) end
+  end)
+  if not ok then return nil, e, code end
+  if r.post == "correlated" then
+    return true, { deferred = true, key = type(req) == "table" and rawget(req, "key") or nil }
+  end
+  return true, { deferred = true, guid = type(req) == "table" and rawget(req, "guid") or nil }
+end
+
+---------------------------------------------------------------------------------------------
 -- 2. Retry (posts only)
 
 local function without(opts, a, b)
@@ -132,8 +298,13 @@ local function without(opts, a, b)
   return o
 end
 
--- A put with retries (policy: true or a table; false or nil: one plain attempt).
-local function put_with_retry(self, c, r, req, opts, policy)
+-- A put with retries (policy: true or a table; false or nil: one plain attempt). what: the
+-- method the caller called (post_event), for the log of a deferred call.
+local function put_with_retry(self, c, r, req, opts, policy, what)
+  if host_mode() == "defer" then
+    if not policy then return deferred(self, c, r, req, opts) end
+    return deferred_put_with_retry(self, c, r, req, opts, policy, what or r.name)
+  end
   if not policy then return attempt(self, c, r, req, opts) end
   local put = function(rq, o) return attempt(self, c, r, rq, o) end
   if r.post == "correlated" then
@@ -169,8 +340,9 @@ local function check_content(self, c, r, req, opts)
 end
 
 -- A put (put_external_event, put_correlated_event) with `retry` or `validate` to honour.
-local function post(self, c, r, req, opts)
-  local policy, check = nil, self._validate
+-- what: the method the caller called, for the log of a deferred call.
+local function post(self, c, r, req, opts, what)
+  local policy, check, given = nil, self._validate, opts
   if type(opts) == "table" then
     policy = rawget(opts, "retry")
     local v = rawget(opts, "validate")
@@ -180,11 +352,12 @@ local function post(self, c, r, req, opts)
     end
     if policy ~= nil or v ~= nil then opts = without(opts, "retry", "validate") end
   end
+  if check and host_mode() == "defer" then return deferred_whole(self, r, req, given, what or r.name) end
   if check then
     local err = check_content(self, c, r, req, opts)
     if err then return nil, err, err.code end
   end
-  return put_with_retry(self, c, r, req, opts, policy)
+  return put_with_retry(self, c, r, req, opts, policy, what)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -293,18 +466,26 @@ for _, r in ipairs(RPCS) do
       if self._validate or (type(opts) == "table" and (rawget(opts, "retry") ~= nil or rawget(opts, "validate") ~= nil)) then
         return post(self, c, r, req, opts)
       end
+      if host_mode() == "defer" then return deferred(self, c, r, req, opts) end
       return attempt(self, c, r, req, opts)
     end
   elseif r.def_change then
     Client[name] = function(self, req, opts)
       local c = CORE[self] or bad_self(self, name)
-      local v, err, code = attempt(self, c, r, req, opts)
+      local v, err, code
+      if host_mode() == "defer" then v, err, code = deferred(self, c, r, req, opts)
+      else v, err, code = attempt(self, c, r, req, opts) end
       if self._defs then validate.forget(self._defs, def_name_of(req)) end
       return v, err, code
     end
   else
     Client[name] = function(self, req, opts)
-      return attempt(self, CORE[self] or bad_self(self, name), r, req, opts)
+      local c = CORE[self] or bad_self(self, name)
+      if host_mode() == "defer" then
+        if not r.write then cannot_wait(name) end
+        return deferred(self, c, r, req, opts)
+      end
+      return attempt(self, c, r, req, opts)
     end
   end
   Client[async] = function(self, req, opts)
@@ -351,7 +532,7 @@ function Client:post_event(wf_run_id, def_name, content, opts)
                 node_run_position = opts.node_run_position }
   local call_opts = { timeout = opts.timeout, metadata = opts.metadata, reply = opts.reply,
                       retry = opts.retry == nil or opts.retry, validate = opts.validate }
-  local ok, ev, info, code = pcall(post, self, c, RPC.put_external_event, req, call_opts)
+  local ok, ev, info, code = pcall(post, self, c, RPC.put_external_event, req, call_opts, "post_event")
   if not ok then error(as_post_error(ev, "put_external_event", "post_event"), 0) end
   return ev, info, code
 end
@@ -370,7 +551,7 @@ function Client:post_correlated_event(key, def_name, content, opts)
   local req = { key = key, external_event_def_name = def_name, content = content }
   local call_opts = { timeout = opts.timeout, metadata = opts.metadata, reply = opts.reply,
                       retry = opts.retry == nil or opts.retry, validate = opts.validate }
-  local ok, ev, info, code = pcall(post, self, c, RPC.put_correlated_event, req, call_opts)
+  local ok, ev, info, code = pcall(post, self, c, RPC.put_correlated_event, req, call_opts, "post_correlated_event")
   if not ok then error(as_post_error(ev, "put_correlated_event", "post_correlated_event"), 0) end
   return ev, info, code
 end

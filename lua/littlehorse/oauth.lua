@@ -16,8 +16,11 @@
 -- Secrets (the client secret, tokens) live in closures, not in table fields, so printing or
 -- serialising a provider cannot show them. Token fetches block the calling thread (libcurl),
 -- for at most `timeout` seconds; a Lua state never runs two fetches at once, because a fetch
--- does not yield.
+-- does not yield. Inside nginx they never block the worker: the request runs on a thread of
+-- its own and the request's coroutine waits for it, one fetch per worker shared by every
+-- request that needs a token meanwhile (see cached()).
 local core = require "littlehorse.core"
+local resty = require "littlehorse.resty"
 
 local M = {}
 
@@ -25,6 +28,7 @@ M.DEFAULT_TIMEOUT = 10       -- seconds for one token request
 M.MAX_EARLY = 30             -- refresh at most this many seconds before expiry...
 M.EARLY_FRACTION = 0.1       -- ...or this fraction of the lifetime, whichever is less
 M.FAILURE_HOLD = 1           -- seconds a failed fetch is remembered (invalidate() forgets it)
+M.FUNCTION_WAIT = 60         -- nginx: seconds a request waits for a token function another one runs
 
 local function now() return core.now() end
 
@@ -49,17 +53,33 @@ local function refresh_at(t0, expires_in)
   return t0 + expires_in - early
 end
 
+-- Where a fetch may wait: nil (block: plain Lua, or an nginx phase where that is the only
+-- way), "yield" or "defer" (an nginx phase that cannot wait), as littlehorse.resty says.
+local function host_mode()
+  if rawget(_G, "ngx") == nil then return nil end
+  return resty._mode()
+end
+
 -- A cache of one header value, shared by the fetching providers. After a failed fetch the
 -- error is returned for FAILURE_HOLD seconds without another request, so a burst of calls
 -- against a broken token endpoint makes one request, not one each.
-local function cached(fetch)
-  local value, until_t = nil, -math.huge
+--
+-- Inside nginx one Lua state serves many requests at once, and a fetch there never blocks
+-- the worker: it yields (fetch does its HTTP on a thread, littlehorse.resty). So there is one
+-- fetch at a time per worker: while it runs, other requests that need a token wait for its
+-- result (`wait_limit` seconds at most), and a token that is due for its early refresh but
+-- not yet expired is used meanwhile (the refresh runs in a timer, nobody waits for it). In a
+-- phase that cannot yield (log_by_lua, ...) token() never fetches: it returns the token still
+-- valid, or nil and an error, and starts the fetch in a timer.
+local function cached(fetch, wait_limit)
+  local value, until_t, expires_t = nil, -math.huge, -math.huge
   local failure, failure_until = nil, -math.huge
   local fetches, requests = 0, 0
-  local function token()
+  local flight       -- nginx: the fetch under way (resty._flight), others wait for its result
+  local background   -- nginx: a fetch was handed to a timer
+
+  local function fetch_now()
     local t0 = now()
-    if value ~= nil and t0 < until_t then return value end
-    if failure ~= nil and t0 < failure_until then return nil, failure end
     requests = requests + 1
     local v, expires_in_or_err = fetch()
     if v == nil then
@@ -70,10 +90,47 @@ local function cached(fetch)
     fetches = fetches + 1
     failure = nil
     value, until_t = v, refresh_at(t0, expires_in_or_err)
+    expires_t = expires_in_or_err == nil and math.huge or t0 + expires_in_or_err
     return value
   end
+
+  -- nginx, a phase that can yield: this coroutine fetches, the others wait for it
+  local function fetch_shared()
+    if flight then return flight:wait(wait_limit) end
+    local f = resty._flight()
+    flight = f
+    local ok, v, err = pcall(fetch_now)
+    flight = nil
+    if not ok then v, err = nil, "littlehorse: the token fetch raised: " .. tostring(v) end
+    f:finish(v, err)
+    return v, err
+  end
+
+  local function in_background()
+    if flight or background then return end
+    background = resty._defer("littlehorse token fetch", function()
+      background = nil
+      fetch_shared()
+    end)
+  end
+
+  local function token()
+    local t0 = now()
+    if value ~= nil and t0 < until_t then return value end
+    if failure ~= nil and t0 < failure_until then return nil, failure end
+    local mode = host_mode()
+    if mode == nil then return fetch_now() end
+    if value ~= nil and t0 < expires_t then -- due for refresh, still valid: refresh aside
+      in_background()
+      return value
+    end
+    if mode == "yield" then return fetch_shared() end
+    in_background()
+    return nil, "littlehorse: no access token yet, and nginx's " .. tostring(resty._phase())
+                .. " phase cannot wait for one (it is being fetched in a timer)"
+  end
   local function invalidate(v)
-    if v == nil or v == value then value, until_t = nil, -math.huge end
+    if v == nil or v == value then value, until_t, expires_t = nil, -math.huge, -math.huge end
     failure = nil
   end
   local function stats()
@@ -124,7 +181,7 @@ function M.from_function(fn)
     if expires_in == nil then expires_in = 0 end -- not cached
     return bearer(tok), expires_in
   end
-  local token, invalidate, stats = cached(fetch)
+  local token, invalidate, stats = cached(fetch, M.FUNCTION_WAIT)
   return new("function", {}, token, invalidate, stats, "littlehorse.auth: token function")
 end
 
@@ -178,7 +235,8 @@ function M.client_credentials(o)
   end
 
   local function fetch()
-    local post = http_post or core._http_post
+    -- inside an nginx phase that can yield, on a thread, awaited without blocking the worker
+    local post = http_post or (resty._can_yield() and resty._http_post) or core._http_post
     if not post then return fail("this build of littlehorse.core has no HTTP client (libcurl)") end
     local ok, status, body = pcall(post, token_url, "grant_type=client_credentials",
                                    { user = user, password = password, timeout = timeout, ca_file = ca_file })
@@ -211,7 +269,7 @@ function M.client_credentials(o)
     return "Bearer " .. tok, expires_in
   end
 
-  local token, invalidate, stats = cached(fetch)
+  local token, invalidate, stats = cached(fetch, timeout + 1)
   return new("oauth", { client_id = client_id, token_url = shown_url }, token, invalidate, stats,
              "littlehorse.auth: oauth client_credentials (client_id " .. client_id .. ", " .. shown_url .. ")")
 end

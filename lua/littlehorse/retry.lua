@@ -129,7 +129,9 @@ local CORRELATED = {
   end,
 }
 
-local function post(how, put, get, req, opts, retry_opts, timeout)
+-- The first half of a post: checks the policy (misuse raises here), fixes the key and the
+-- deadline. Returns the state run() takes: st.req is the request every attempt sends.
+local function prepare(how, put, req, opts, retry_opts, timeout)
   local p = M.policy(retry_opts)
   -- a request or a timeout the C side would refuse: let it raise its usual misuse error
   -- (before anything is sent), rather than retry with a timeout made up here
@@ -141,25 +143,37 @@ local function post(how, put, get, req, opts, retry_opts, timeout)
   local r = {}
   for k, v in pairs(req) do r[k] = v end
   local key = how.key(r)
-  local function info(attempt, duplicate)
-    return { attempts = attempt, duplicate = duplicate, [how.field] = key }
-  end
-  local sleep = p.sleep or M.default_sleep()
-  local per_attempt = p.per_attempt_timeout or opts.timeout or timeout
-  local deadline = core.now() + p.deadline
   local call_opts = {}
   for k, v in pairs(opts) do call_opts[k] = v end
+  return { how = how, key = key, policy = p, req = r, opts = opts, call_opts = call_opts,
+           per_attempt = p.per_attempt_timeout or opts.timeout or timeout, deadline = core.now() + p.deadline }
+end
+
+--- The timeout of the next attempt of st: its per-attempt timeout, within the deadline.
+function M.attempt_timeout(st)
+  return math.max(0.001, math.min(st.per_attempt, st.deadline - core.now()))
+end
+
+--- The second half of a post: the attempts. first(req, call_opts), when given, is the first
+-- attempt's outcome (a call started before, awaited now) instead of put's.
+function M.run(st, put, get, first)
+  local how, p, r, opts, call_opts = st.how, st.policy, st.req, st.opts, st.call_opts
+  local function info(attempt, duplicate)
+    return { attempts = attempt, duplicate = duplicate, [how.field] = st.key }
+  end
+  local sleep = p.sleep or M.default_sleep() -- where it runs (an nginx timer: ngx.sleep)
   local attempt = 0
   while true do
     attempt = attempt + 1
-    call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
-    local ev, err, code = put(r, call_opts)
+    call_opts.timeout = M.attempt_timeout(st)
+    local ev, err, code
+    if attempt == 1 and first then ev, err, code = first(r, call_opts) else ev, err, code = put(r, call_opts) end
     if ev then return ev, info(attempt, false) end
     if code == "ALREADY_EXISTS" and opts.reply == false then
       return true, info(attempt, true) -- stored; not read
     elseif code == "ALREADY_EXISTS" then
       -- Stored by an earlier attempt (or an earlier run with the same key): fetch it.
-      call_opts.timeout = math.max(0.001, math.min(per_attempt, deadline - core.now()))
+      call_opts.timeout = M.attempt_timeout(st)
       ev, err, code = get(how.id(r), call_opts)
       if ev then return ev, info(attempt, true) end
       if code == "NOT_FOUND" and how == CORRELATED then
@@ -173,10 +187,20 @@ local function post(how, put, get, req, opts, retry_opts, timeout)
     err.attempts = attempt
     if not p.retry_on[code] or err.sent == false or attempt >= p.attempts then return nil, err, code end
     local delay = err.retry_delay or backoff(p, attempt)
-    if core.now() + delay >= deadline then return nil, err, code end
+    if core.now() + delay >= st.deadline then return nil, err, code end
     if p.on_retry then p.on_retry(err, attempt, delay) end
     sleep(delay)
   end
+end
+
+--- The first half of put() (its checks, the guid, the deadline), for run() later.
+function M.prepare(put, req, opts, retry_opts, timeout)
+  return prepare(EVENT, put, req, opts, retry_opts, timeout)
+end
+
+--- The first half of put_correlated(), for run() later.
+function M.prepare_correlated(put, req, opts, retry_opts, timeout)
+  return prepare(CORRELATED, put, req, opts, retry_opts, timeout)
 end
 
 --- Post an ExternalEvent with retries: put(req, opts) and get(id, opts) make one attempt each
@@ -186,13 +210,13 @@ end
 -- is { attempts = n, duplicate = bool, guid = g } and err.attempts says how many were made.
 -- A request the client refused before sending (err.sent == false) is never retried.
 function M.put(put, get, req, opts, retry_opts, timeout)
-  return post(EVENT, put, get, req, opts, retry_opts, timeout)
+  return M.run(M.prepare(put, req, opts, retry_opts, timeout), put, get)
 end
 
 --- The same for a CorrelatedEvent, keyed by req.key: info is { attempts =, duplicate =, key = }
 -- (and deleted = true, with `true` for the event, when it was stored but is gone already).
 function M.put_correlated(put, get, req, opts, retry_opts, timeout)
-  return post(CORRELATED, put, get, req, opts, retry_opts, timeout)
+  return M.run(M.prepare_correlated(put, req, opts, retry_opts, timeout), put, get)
 end
 
 return M

@@ -11,6 +11,7 @@ local socket = require "socket"
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
+local token_server = require "token_server"
 local files = require "sh"
 
 local q = files.q
@@ -178,6 +179,42 @@ local TEST_SERVER = [[
       }
     }
 
+    # A post with a client that fetches OAuth tokens from ${OAUTH_URL} (made on first use).
+    location = /event-oauth {
+      content_by_lua_block {
+        local c = package.loaded.oauth_client
+        if not c then
+          c = require("littlehorse").client { target = "${LH_TARGET}", timeout = 5,
+            oauth = { client_id = "lh-client", client_secret = "lh-secret", token_url = "${OAUTH_URL}" } }
+          package.loaded.oauth_client = c
+        end
+        local ev, err = c:put_external_event({ wf_run_id = ngx.var.arg_wf, external_event_def_name = "nginx-event",
+                                                guid = ngx.var.arg_guid, content = 1 }, { reply = false })
+        ngx.say(ev and "stored" or tostring(err))
+      }
+    }
+
+    # Posts from log_by_lua, where nothing may wait: post_event returns at once (true and
+    # { deferred = true, guid = }), the post goes on in a timer.
+    location = /log-post {
+      content_by_lua_block { ngx.say("answered") }
+      log_by_lua_block {
+        local ok, info = package.loaded.lh_client:post_event(ngx.var.arg_wf, "nginx-event",
+          { n = tonumber(ngx.var.arg_guid:match("%d+$")) }, { guid = ngx.var.arg_guid })
+        if ok ~= true or not info.deferred or info.guid ~= ngx.var.arg_guid then
+          ngx.log(ngx.ERR, "post_event from log_by_lua returned ", tostring(ok), ", ", tostring(info))
+        end
+      }
+    }
+
+    # A read from log_by_lua: it cannot have its reply there, so it raises.
+    location = /log-read {
+      content_by_lua_block { ngx.say("answered") }
+      log_by_lua_block {
+        package.loaded.lh_client:get_external_event { wf_run_id = "x", external_event_def_name = "nginx-event", guid = "x" }
+      }
+    }
+
     # Retries with a zero backoff against a port nobody listens on.
     location = /retry-nowhere {
       content_by_lua_block {
@@ -190,8 +227,13 @@ local TEST_SERVER = [[
   }
 ]]
 
--- One nginx with the example config, in a fresh prefix. setup(prefix) runs before it starts.
-local function start_nginx(lh_port, setup)
+-- One nginx with the example config, in a fresh prefix. o: a function setup(n), run before it
+-- starts, or a table { setup =, worker_connections = n, vars = { NAME = value } } (vars fill
+-- the ${NAME} placeholders of TEST_SERVER).
+local function start_nginx(lh_port, o)
+  if type(o) == "function" then o = { setup = o } end
+  o = o or {}
+  local setup = o.setup
   local n = { prefix = io.popen("mktemp -d /tmp/lh-nginx.XXXXXX"):read("*l"), port = free_port(), test_port = free_port() }
   local p = n.prefix
   assert(sh(string.format("mkdir -p %s/conf %s/logs %s/tmp && chmod 755 %s && chmod 1777 %s/tmp && " ..
@@ -204,10 +246,16 @@ local function start_nginx(lh_port, setup)
     PORT = tostring(n.port), TEST_PORT = tostring(n.test_port), LH_TARGET = "127.0.0.1:" .. lh_port,
     WAKE_DIR = n.wake_dir, HOLD_S = tostring(HOLD_S),
     LUA_PATH = mods .. "/share/lua/5.1/?.lua;" .. mods .. "/share/lua/5.1/?/init.lua",
-    LUA_CPATH = mods .. "/lib/lua/5.1/?.so",
+    LUA_CPATH = mods .. "/lib/lua/5.1/?.so", OAUTH_URL = "http://127.0.0.1:1/token",
   }
-  local conf, added = read_file(ROOT .. "/examples/nginx/nginx.conf"):gsub("}%s*$", TEST_SERVER .. "}\n")
+  for k, v in pairs(o.vars or {}) do vars[k] = v end
+  local conf, added = read_file(ROOT .. "/examples/nginx/nginx.conf"):gsub("}%s*$", function() return TEST_SERVER .. "}\n" end)
   assert(added == 1, "examples/nginx/nginx.conf does not end with the http block's }")
+  if o.worker_connections then
+    local n_wc
+    conf, n_wc = conf:gsub("worker_connections%s+%d+;", "worker_connections " .. o.worker_connections .. ";")
+    assert(n_wc == 1, "no worker_connections in examples/nginx/nginx.conf")
+  end
   conf = conf:gsub("%${([%w_]+)}", function(k) return vars[k] end) -- unknown names stay as they are
   local f = assert(io.open(p .. "/conf/nginx.conf", "w"))
   f:write(conf)
@@ -321,9 +369,12 @@ describe("nginx + littlehorse (stock Debian nginx, one worker)", function()
     conn:close()
     local ev = assert(client:get_external_event { wf_run_id = "one", external_event_def_name = "nginx-event", guid = "one-1" })
     assert.same({ a = 1 }, ev.content)
-    -- the worker made its own private wake directory and socket
+    -- the worker made its own private wake directory; its socket is gone once the reader
+    -- took its connection (nothing is left to find or clean up)
     local worker = ngx1.worker_pids()[1]
-    assert.is_true(sh("test -S " .. q(ngx1.wake_dir .. "/lhwake." .. worker .. ".sock")))
+    assert.is_true(sh("test -d " .. q(ngx1.wake_dir) .. " && test ! -L " .. q(ngx1.wake_dir)))
+    assert.equal("700", io.popen("stat -c %a " .. q(ngx1.wake_dir)):read("*l"))
+    assert.is_false(sh("test -e " .. q(ngx1.wake_dir .. "/lhwake." .. worker .. ".sock")))
   end)
 
   it("keeps /health answering while 50 posts wait on a 200 ms server (against a control in the same run)", function()
@@ -475,6 +526,143 @@ describe("nginx + littlehorse (stock Debian nginx, one worker)", function()
     for _, level in ipairs { "alert", "error", "crit", "emerg" } do
       assert.same({}, log_lines(log, level))
     end
+  end)
+end)
+
+-- /health latencies during `batch` (posts made by make_batch()) and during a control batch of
+-- as many requests held by /hold, waves alternating; sorted, with the judge's verdict.
+local function health_against_control(n, waves, make_batch)
+  local get = prober(n.port)
+  get("/health") -- warm
+  local lat, ctl = {}, {}
+  for w = 1, waves do
+    local posts, codes = probe_during(get, make_batch(w))
+    for _, code in ipairs(codes) do assert.equal("200", code) end
+    for _, v in ipairs(posts) do lat[#lat + 1] = v end
+    local held = probe_during(get, post_many(n.test_port, 50, "hold" .. w, "/hold"))
+    for _, v in ipairs(held) do ctl[#ctl + 1] = v end
+  end
+  table.sort(lat)
+  table.sort(ctl)
+  local ok, figures = judge(lat, ctl)
+  assert.is_true(#lat >= 100 and #ctl >= 100, "too few probes: " .. #lat .. ", " .. #ctl .. "; " .. figures)
+  return ok, figures
+end
+
+-- Reads (get_external_event, concurrently) until every event wf/guid-1..n is stored with
+-- content.n == i, or `limit` seconds pass; true when all are.
+local function all_stored(client, wf, n, limit)
+  local t0, missing = core.now(), {}
+  for i = 1, n do missing[i] = true end
+  repeat
+    local reads = {}
+    for i in pairs(missing) do
+      reads[i] = client:get_external_event_async { wf_run_id = wf, external_event_def_name = "nginx-event", guid = wf .. "-" .. i }
+    end
+    for i, h in pairs(reads) do
+      local ev = h:wait(10)
+      if ev then
+        assert.equal(i, ev.content.n)
+        missing[i] = nil
+      end
+    end
+  until next(missing) == nil or core.now() - t0 > limit
+  return next(missing) == nil
+end
+
+describe("nginx + littlehorse: OAuth tokens from a slow token endpoint", function()
+  local srv, client, ts, n, tokens
+
+  lazy_setup(function()
+    tokens = os.tmpname()
+    ts = token_server.start { client_id = "lh-client", client_secret = "lh-secret", delay_ms = 1000, token_file = tokens }
+    srv = devserver.start { defs = { "nginx-event" }, args = { "--token-file", tokens } }
+    local tok = assert(ts:fetch())
+    client = lh.client { host = "127.0.0.1", port = srv.port, token = tok.access_token }
+    n = start_nginx(srv.port, { vars = { OAUTH_URL = ts.token_url } })
+  end)
+
+  lazy_teardown(function()
+    if n then n.stop() end
+    if client then client:close() end
+    if srv then srv:stop() end
+    if ts then ts:stop() end
+    if tokens then os.remove(tokens) end
+  end)
+
+  it("fetches one token for 50 concurrent requests without blocking the worker (/health against a control)", function()
+    local before = ts:stats().requests
+    local ok, figures = health_against_control(n, 1, function() return post_many(n.test_port, 50, "oauth", "/event-oauth") end)
+    print("\n    /health while 50 posts wait for a 1 s token fetch: " .. figures)
+    assert.is_true(ok, figures)
+    assert.equal(1, ts:stats().requests - before, "one token request for the worker, shared by its requests")
+    local stored = 0
+    for i = 1, 50 do
+      if client:get_external_event { wf_run_id = "oauth", external_event_def_name = "nginx-event", guid = "oauth-" .. i } then
+        stored = stored + 1
+      end
+    end
+    assert.equal(50, stored)
+    for _, level in ipairs { "alert", "error", "crit", "emerg" } do assert.same({}, log_lines(n.log(), level)) end
+  end)
+end)
+
+describe("nginx + littlehorse: phases that cannot wait, and waits that hold no connection", function()
+  local srv, client, n
+
+  lazy_setup(function()
+    srv = devserver.start { defs = { "nginx-event" }, args = { "--delay-ms", tostring(math.floor(HOLD_S * 1000)) } }
+    client = lh.client { host = "127.0.0.1", port = srv.port }
+    n = start_nginx(srv.port)
+  end)
+
+  lazy_teardown(function()
+    if n then n.stop() end
+    if client then client:close() end
+    if srv then srv:stop() end
+  end)
+
+  it("posts from log_by_lua without blocking the worker: 50 posts in flight at once, every event stored", function()
+    local before = srv:stats().put_event
+    local t0 = core.now()
+    -- each request is answered before its log phase runs, so all 200 whatever the log phase does
+    local codes = post_many(n.test_port, 50, "log", "/log-post"):collect(30)
+    for i, code in ipairs(codes) do assert.equal("200", code, "request " .. i) end
+    -- The dev server holds each post 200 ms: a log phase that waited for its post would make
+    -- them one after another, 50 x 0.2 = 10 s until the last one arrives. A third of that is
+    -- the line (here they all arrive within a few ms of each other).
+    assert.is_true(wait_for(function() return srv:stats().put_event >= before + 50 end, 30))
+    local took = core.now() - t0
+    print(string.format("\n    50 posts from log_by_lua all reached the server after %.3f s", took))
+    assert.is_true(took < 10 / 3, "the posts took " .. took .. " s to reach the server")
+    assert.is_true(all_stored(client, "log", 50, 20), "events missing")
+    for _, level in ipairs { "alert", "error", "crit", "emerg" } do assert.same({}, log_lines(n.log(), level)) end
+  end)
+
+  it("raises for a read in log_by_lua, naming the phase and the caller's line", function()
+    local get = prober(n.test_port)
+    assert.equal(200, get("/log-read"))
+    local line
+    assert.is_true(wait_for(function()
+      line = log_lines(n.log(), "error")[1]
+      return line ~= nil
+    end, 5))
+    assert.matches("log_by_lua%(nginx%.conf:%d+%):%d+: littlehorse: get_external_event cannot wait for its reply in "
+                   .. "nginx's log phase", line)
+    assert.matches("ngx.timer.at(0, fn)", line, 1, true)
+  end)
+
+  it("waits for 50 calls with worker_connections 64 (no connection per waiting call)", function()
+    local small = start_nginx(srv.port, { worker_connections = 64 })
+    local ok, err = pcall(function()
+      for w = 1, 2 do
+        local codes = post_many(small.port, 50, "small" .. w):collect(20)
+        for i, code in ipairs(codes) do assert.equal("200", code, "post " .. i .. " of wave " .. w) end
+      end
+      for _, level in ipairs { "alert", "error", "crit", "emerg" } do assert.same({}, log_lines(small.log(), level)) end
+    end)
+    small.stop()
+    assert(ok, err)
   end)
 end)
 

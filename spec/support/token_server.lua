@@ -1,7 +1,8 @@
 -- spec/support/token_server.py as a process for specs.
 --   local token_server = require "token_server"
 --   local ts = token_server.start { client_id = "c", client_secret = "s", expires_in = 2,
---                                   token_file = path }   -- also no_expires_in = true
+--                                   token_file = path }   -- also no_expires_in = true,
+--                                                            -- delay_ms = N (a slow endpoint)
 --   ts.url ("http://127.0.0.1:PORT"), ts.token_url, ts:fetch() -> reply table | nil, status,
 --   ts:stats() -> { requests =, issued =, failed =, revoked = }, ts:revoke(), ts:stop()
 -- HTTP from Lua goes through python3 (also what runs the server), so no Lua socket library
@@ -95,6 +96,7 @@ function M.start(o)
                  q(ts.client_secret) }
   if o.expires_in then args[#args + 1] = "--expires-in " .. tonumber(o.expires_in) end
   if o.no_expires_in then args[#args + 1] = "--no-expires-in" end
+  if o.delay_ms then args[#args + 1] = "--delay-ms " .. math.floor(o.delay_ms) end
   if o.token_file then args[#args + 1] = "--token-file " .. q(o.token_file) end
   assert(rt.execute(string.format("%s >%s 2>&1 & echo $! >%s", table.concat(args, " "), q(out), q(pidfile))))
   ts.pid = tonumber((read_file(pidfile) or ""):match("%d+"))

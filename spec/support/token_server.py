@@ -4,7 +4,7 @@ Python 3 standard library only.
 
     python3 spec/support/token_server.py --client-id ID --client-secret SECRET
         [--host 127.0.0.1] [--port 0] [--expires-in N] [--no-expires-in]
-        [--token-file FILE] [--token-prefix tok-]
+        [--token-file FILE] [--token-prefix tok-] [--delay-ms N]
 
 Prints "LISTENING 127.0.0.1:PORT" (flushed) once it accepts connections; SIGTERM/SIGINT stop it.
 
@@ -16,6 +16,9 @@ Prints "LISTENING 127.0.0.1:PORT" (flushed) once it accepts connections; SIGTERM
   GET  /stats   -> {"requests": POSTs to /token, "issued": tokens issued, "failed": refused
                     requests, "revoked": tokens revoked, "last_token": "..."}
   POST /revoke  every token issued so far stops being active -> {"revoked": n}
+
+--delay-ms N: every POST /token is answered N ms after it came (a slow token endpoint;
+/stats counts the request when it comes).
 
 --token-file FILE: after every issue or revoke the file is rewritten atomically (temp file +
 rename) with one line per active token, "TOKEN EXPIRY_UNIX_SECONDS" (0 = no expiry). Start
@@ -49,6 +52,7 @@ def main():
     ap.add_argument("--no-expires-in", action="store_true", help="omit expires_in (tokens never expire)")
     ap.add_argument("--token-file", help="keep the active tokens in this file for lh-devserver --token-file")
     ap.add_argument("--token-prefix", default="tok-")
+    ap.add_argument("--delay-ms", type=int, default=0, help="answer POST /token this many ms late")
     args = ap.parse_args()
 
     lock = threading.Lock()
@@ -111,6 +115,8 @@ def main():
                 return
             with lock:
                 state["requests"] += 1
+            if args.delay_ms > 0:
+                time.sleep(args.delay_ms / 1000.0)
             auth = self.headers.get("Authorization") or ""
             cid = secret = None
             if auth[:6].lower() == "basic ":
