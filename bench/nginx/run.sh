@@ -9,7 +9,9 @@
 #      a dev server answering after 200 ms; BENCH_NGINX_SLOW_REPS rounds.
 # nginx is pinned to CPU 0, the dev server to CPU 1; the clients to CPU 0 in 1 (as in the Lua
 # rows) and to CPU 1 in 2, where they would otherwise take CPU from the worker they measure
-# (BENCH_PIN=0: unpinned).
+# (BENCH_PIN=0: unpinned). BENCH_NGINX_RT=1 (root): every process of these rows, nginx and its
+# threads included, runs under SCHED_FIFO (chrt -f 40), so that other work on a shared machine
+# cannot preempt them: what is left is the nginx path's own latency, not the neighbours'.
 # Started by bench/run.sh (which sets BENCH_LUAJIT_TREE and BENCH_DEVSERVER to its snapshot);
 # by hand: sh scripts/build-lua.sh luajit && sh bench/nginx/run.sh
 set -eu
@@ -27,6 +29,7 @@ rm -rf "$B" && mkdir -p "$B"
 
 SERVER_PIN="" CLIENT_PIN=""
 if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then SERVER_PIN="taskset -c 1"; CLIENT_PIN="taskset -c 0"; fi
+if [ "${BENCH_NGINX_RT:-0}" = 1 ]; then SERVER_PIN="chrt -f 40 $SERVER_PIN"; CLIENT_PIN="chrt -f 40 $CLIENT_PIN"; fi
 LUAJIT_ENV="LUA_PATH=$LJ/share/lua/5.1/?.lua;$LJ/share/lua/5.1/?/init.lua;;"
 LUAJIT_CENV="LUA_CPATH=$LJ/lib/lua/5.1/?.so;;"
 
@@ -100,7 +103,7 @@ say "nginx + fast dev server: $REPS rounds of /health, /event and a plain LuaJIT
 start_devserver fast
 start_nginx fast "$SRV_TARGET"
 wrk_run 1 1 "/event?wf=bench-nginx" "$BODY" >/dev/null # the worker's client connects
-echo "NGINX kind=meta body_bytes=$(wc -c <"$BODY") nginx=$(nginx -v 2>&1 | sed 's/.*\///') wrk=$(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1)"
+echo "NGINX kind=meta sched_fifo=${BENCH_NGINX_RT:-0} body_bytes=$(wc -c <"$BODY") nginx=$(nginx -v 2>&1 | sed 's/.*\///') wrk=$(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1)"
 for rep in $(seq 1 "$REPS"); do
   for k in 0 1 2; do
     case $(( (rep - 1 + k) % 3 )) in

@@ -108,16 +108,32 @@ local function wake_all()
   end
 end
 
+-- Most waiters woken in one turn of the event loop. Each woken request finishes its handler
+-- in that turn (decoding, its response), so a burst (say 200 calls answered at once) would
+-- otherwise hold the loop for all of them, and every other request (a /health probe) waits
+-- that long: past this many, the reader lets the loop run for a turn (ngx.sleep, 1 ms at
+-- most) before it wakes the next ones.
+local WAKE_CHUNK = 16
+
 local function dispatch()
+  local posted = 0
   repeat
     local n, lost = core._wake_ready(ready)
     for i = 1, n do
       local id = ready[i]
       local s = waiters[id]
       if s then
-        waiters[id] = nil
-        nwaiting = nwaiting - 1
-        s:post(1)
+        if posted == WAKE_CHUNK then
+          ngx.sleep(0.001) -- ngx.sleep(0) would log a warning on stock nginx
+          posted = 0
+          s = waiters[id] -- it may have timed out and left meanwhile
+        end
+        if s then
+          waiters[id] = nil
+          nwaiting = nwaiting - 1
+          posted = posted + 1
+          s:post(1)
+        end
       end
     end
     if lost then wake_all() end
