@@ -232,6 +232,9 @@ local function deferred(self, c, r, req, opts)
   h, header, err, code = start_now(self, c, r, req, opts)
   if h == nil then return nil, header, err end -- refused before sending
   job.h, job.header, job.whole, job.ready = h, header, h == false, true
+  if r.post == "correlated" then
+    return true, { deferred = true, key = type(req) == "table" and rawget(req, "key") or nil }
+  end
   return true, { deferred = true, guid = type(req) == "table" and rawget(req, "guid") or nil }
 end
 

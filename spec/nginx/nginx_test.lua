@@ -207,6 +207,18 @@ local TEST_SERVER = [[
       }
     }
 
+    # A CorrelatedEvent posted (with retries) from log_by_lua: deferred, keyed by its key.
+    location = /log-correlated {
+      content_by_lua_block { ngx.say("answered") }
+      log_by_lua_block {
+        local ok, info = package.loaded.lh_client:post_correlated_event(ngx.var.arg_guid, "nginx-corr",
+          { n = tonumber(ngx.var.arg_guid:match("%d+$")) })
+        if ok ~= true or not info.deferred or info.key ~= ngx.var.arg_guid then
+          ngx.log(ngx.ERR, "post_correlated_event from log_by_lua returned ", tostring(ok), ", ", tostring(info))
+        end
+      }
+    }
+
     # A read from log_by_lua: it cannot have its reply there, so it raises.
     location = /log-read {
       content_by_lua_block { ngx.say("answered") }
@@ -636,6 +648,22 @@ describe("nginx + littlehorse: phases that cannot wait, and waits that hold no c
     print(string.format("\n    50 posts from log_by_lua all reached the server after %.3f s", took))
     assert.is_true(took < 10 / 3, "the posts took " .. took .. " s to reach the server")
     assert.is_true(all_stored(client, "log", 50, 20), "events missing")
+    for _, level in ipairs { "alert", "error", "crit", "emerg" } do assert.same({}, log_lines(n.log(), level)) end
+  end)
+
+  it("posts CorrelatedEvents from log_by_lua: deferred by key, every one stored", function()
+    assert(client:put_external_event_def { name = "nginx-corr", correlated_event_config = true })
+    local codes = post_many(n.test_port, 20, "lcorr", "/log-correlated"):collect(30)
+    for i, code in ipairs(codes) do assert.equal("200", code, "request " .. i) end
+    local missing
+    assert.is_true(wait_for(function()
+      missing = 0
+      for i = 1, 20 do
+        local ce = client:get_correlated_event { key = "lcorr-" .. i, external_event_def_name = "nginx-corr" }
+        if not ce then missing = missing + 1 else assert.same({ n = i }, ce.content) end
+      end
+      return missing == 0
+    end, 20), "CorrelatedEvents missing")
     for _, level in ipairs { "alert", "error", "crit", "emerg" } do assert.same({}, log_lines(n.log(), level)) end
   end)
 
