@@ -47,11 +47,16 @@ enum { OPT_TIMEOUT, OPT_REPLY, OPT_ON_DONE, OPT_METADATA, OPT_OTHER };
 
 static int option_name(lua_State *L, int k) {
   if (lua_type(L, k) != LUA_TSTRING) return OPT_OTHER;
-  const char *s = lua_tostring(L, k);
-  if (strcmp(s, "timeout") == 0) return OPT_TIMEOUT;
-  if (strcmp(s, "reply") == 0) return OPT_REPLY;
-  if (strcmp(s, "on_done") == 0) return OPT_ON_DONE;
-  if (strcmp(s, "metadata") == 0) return OPT_METADATA;
+  size_t n;
+  const char *s = lua_tolstring(L, k, &n);
+  switch (n) { /* the length picks the one candidate (every call reads its options) */
+  case 7:
+    if (memcmp(s, "timeout", 7) == 0) return OPT_TIMEOUT;
+    if (memcmp(s, "on_done", 7) == 0) return OPT_ON_DONE;
+    break;
+  case 5: if (memcmp(s, "reply", 5) == 0) return OPT_REPLY; break;
+  case 8: if (memcmp(s, "metadata", 8) == 0) return OPT_METADATA; break;
+  }
   return OPT_OTHER;
 }
 
@@ -193,7 +198,10 @@ static int too_large(lua_State *L, lh_client *cl, const lh_rpc *r, lh_context *c
  * context's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
  * request is over max_send_size. */
 static int begin_call(lua_State *L, lh_rpc_id m, int async, lh_client **clp, call_opts *o) {
-  lh_client *cl = *clp = check_client(L);
+  /* METHOD checked self before the body started; only close() can have happened since (a
+   * finalizer run by the allocation of the body's closure). */
+  lh_client *cl = *clp = lua_touserdata(L, 1);
+  if (cl->closed) lh_misuse(L, "littlehorse: this client is closed");
   lh_context *c = lh_context_get(L);
   const lh_rpc *r = &lh_rpcs[m];
   lh_path req_root = lh_path_root(async ? r->async_method : r->method, 1);

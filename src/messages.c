@@ -27,11 +27,13 @@ static void pack(lua_State *L, lh_context *c, const ProtobufCMessage *m) {
 /* Look up which of `names` the key at -2 is; raise for anything else. */
 static int field_index(lua_State *L, const lh_path *root, const char *const names[], const char *what) {
   if (lua_type(L, -2) == LUA_TSTRING) {
-    const char *k = lua_tostring(L, -2);
+    size_t kn;
+    const char *k = lua_tolstring(L, -2, &kn);
+    /* the first byte rules out most names without a call (this runs for every field) */
     for (int i = 0; names[i]; i++)
-      if (strcmp(k, names[i]) == 0) return i;
-    lh_path p = lh_path_field(root, k, strlen(k));
-    const char *near = lh_nearest(k, strlen(k), names);
+      if (names[i][0] == k[0] && strcmp(k, names[i]) == 0) return i;
+    lh_path p = lh_path_field(root, k, kn);
+    const char *near = lh_nearest(k, kn, names);
     if (near) return lh_path_error(L, &p, "unknown field of %s (did you mean %s?)", what, near);
     return lh_path_error(L, &p, "unknown field of %s", what);
   }
