@@ -50,8 +50,25 @@ static void unanchor(lua_State *L, int hidx, lh_handle *h) {
   h->p->anchor = 0;
 }
 
+/* The finished call of h was made with reply = false and succeeded (the common post):
+ * settle it as `true` and return 1; otherwise return 0 and change nothing. Nothing is read
+ * into the context's buffers and nothing is allocated (so no Lua code can run), which is why
+ * handle:wait() does this without the protected call the other outcomes need. */
+static int settle_true(lua_State *L, int hidx, lh_handle *h) {
+  lh_pending *p = h->p;
+  if (!h->no_reply || !p->ok || !p->st.started || p->st.status != GRPC_STATUS_OK || !p->st.recv) return 0;
+  lh_call_discard(&p->st);
+  h->p = NULL;
+  lh_pending_release(p);
+  lua_pushboolean(L, 1);
+  lua_setiuservalue(L, hidx, HV_RESULTS);
+  h->nresults = 1;
+  return 1;
+}
+
 /* Move the outcome of h's finished call into its cached results (uservalue HV_RESULTS). */
 static void settle(lua_State *L, int hidx, lh_handle *h) {
+  if (settle_true(L, hidx, h)) return;
   lh_context *c = lh_context_get(L);
   lh_pending *p = h->p;
   lh_call_result res = { 0, &c->message, &c->reply, 0, -1 };
@@ -90,14 +107,16 @@ int lh_handle_push_delivery(lua_State *L, int hidx) {
   return push_results(L, hidx);
 }
 
+static double wait_timeout(lua_State *L) {
+  if (lua_isnoneornil(L, 2)) return -1;
+  lh_path root = lh_path_root("wait", 1);
+  return lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : lh_check_seconds(L, 2, &root);
+}
+
 /* handle:wait([timeout]) -> the call's results | false (still in flight after timeout) */
 static int handle_wait_body(lua_State *L) {
-  lh_handle *h = check_handle(L);
-  double timeout = -1;
-  if (!lua_isnoneornil(L, 2)) {
-    lh_path root = lh_path_root("wait", 1);
-    timeout = lua_isnumber(L, 2) && lua_tonumber(L, 2) == 0 ? 0 : lh_check_seconds(L, 2, &root);
-  }
+  lh_handle *h = lua_touserdata(L, 1); /* checked by handle_wait */
+  double timeout = wait_timeout(L);
   if (h->p) {
     if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
     if (anchored(h)) unanchor(L, 1, h); /* the caller takes the results: no callback */
@@ -108,7 +127,12 @@ static int handle_wait_body(lua_State *L) {
 }
 
 static int handle_wait(lua_State *L) {
-  check_handle(L);
+  lh_handle *h = check_handle(L);
+  if (h->p && h->no_reply && !anchored(h)) {
+    double timeout = wait_timeout(L);
+    if (!lh_pending_wait(h->p, timeout)) { lua_pushboolean(L, 0); return 1; }
+    if (settle_true(L, 1, h)) return push_results(L, 1);
+  }
   return lh_context_protect(L, handle_wait_body);
 }
 
