@@ -54,7 +54,11 @@ gpr_timespec lh_deadline_in(double seconds) {
 }
 
 void lh_call_init(lh_call_state *st) {
-  memset(st, 0, sizeof *st);
+  /* every field but md[], whose first nmd entries are the only ones ever read */
+  st->nmd = 0;
+  st->call = NULL;
+  st->send = st->recv = NULL;
+  st->started = 0;
   st->status = GRPC_STATUS_UNKNOWN;
   st->details = grpc_empty_slice();
   grpc_metadata_array_init(&st->initial_md);

@@ -91,6 +91,18 @@ static void check_header(lua_State *L, const lh_path *pm) {
     if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) lh_path_error(L, &pk, "header values are printable ASCII");
 }
 
+/* During read_call_opts's walk of the options (key and value on the stack top): insert the
+ * slots for on_done and metadata (both nil) below them; returns on_done's, *md metadata's. */
+static int opt_slots(lua_State *L, int *md) {
+  int fn = lua_gettop(L) - 1; /* where the key is now */
+  lua_pushnil(L);
+  lua_insert(L, fn);
+  lua_pushnil(L);
+  lua_insert(L, fn + 1);
+  *md = fn + 1;
+  return fn;
+}
+
 /* Read and check the options at index 3, raw (lua_next: no metamethod runs, and nothing is
  * allocated, so no finalizer runs either: the caller's code cannot run between the start of
  * a call and the conversion of its request). Every key must be a call option. Leaves on the
@@ -106,9 +118,9 @@ static void read_call_opts(lua_State *L, lh_client *cl, const lh_rpc *r, int asy
   if (lua_isnoneornil(L, 3)) return;
   if (!lua_istable(L, 3)) lh_path_error(L, &root, "expected a table of call options, got %s", luaL_typename(L, 3));
   luaL_checkstack(L, 2 * MAX_CALL_HEADERS + 8, "littlehorse: out of memory");
-  lua_pushnil(L); /* on_done */
-  lua_pushnil(L); /* metadata */
-  int fn = lua_gettop(L) - 1, md = fn + 1;
+  /* The slots for on_done and metadata are made when one of them is there: the usual
+   * options (reply, timeout) need neither. */
+  int fn = 0, md = 0;
   lua_pushnil(L);
   while (lua_next(L, 3)) {
     switch (option_name(L, -2)) {
@@ -128,10 +140,12 @@ static void read_call_opts(lua_State *L, lh_client *cl, const lh_rpc *r, int asy
         lh_path po = lh_path_field(&root, "on_done", 7);
         lh_path_error(L, &po, async ? "expected a function" : "only async calls take on_done");
       }
+      if (!fn) fn = opt_slots(L, &md);
       lua_pushvalue(L, -1);
       lua_replace(L, fn);
       break;
     case OPT_METADATA:
+      if (!fn) fn = opt_slots(L, &md);
       lua_pushvalue(L, -1);
       lua_replace(L, md);
       break;
@@ -140,6 +154,7 @@ static void read_call_opts(lua_State *L, lh_client *cl, const lh_rpc *r, int asy
     }
     lua_pop(L, 1);
   }
+  if (!fn) return; /* neither on_done nor metadata */
   if (!lua_isnil(L, md)) {
     lh_path pm = lh_path_field(&root, "metadata", 8);
     if (!lua_istable(L, md)) lh_path_error(L, &pm, "expected a table of header = value strings");
@@ -573,6 +588,8 @@ int lh_client_new(lua_State *L) {
   lua_setiuservalue(L, -2, LH_CLIENT_UV_CONTEXT);
   lua_newtable(L);
   lua_setiuservalue(L, -2, LH_CLIENT_UV_ANCHORS);
+  luaL_getmetatable(L, LH_CALL_MT);
+  lua_setiuservalue(L, -2, LH_CLIENT_UV_CALL_MT);
 
   static const char *const names[] = { "target", "tenant", "timeout", "max_send_size", "tls",
     "keepalive_time_ms", "keepalive_timeout_ms", "lb_policy", "max_receive_size", NULL };

@@ -18,7 +18,9 @@
  * Integer slots, reused through luaL_ref's free list, keep that table's array part dense;
  * keys that come and go (pending pointers, say) would make it rehash every few dozen calls
  * (bench/: a tenth of a call's cost). */
-enum { LH_CLIENT_UV_CONTEXT = 1, LH_CLIENT_UV_ANCHORS = 2, LH_CLIENT_NUV = 2 };
+enum { LH_CLIENT_UV_CONTEXT = 1, LH_CLIENT_UV_ANCHORS = 2, LH_CLIENT_UV_CALL_MT = 3, LH_CLIENT_NUV = 3 };
+/* 3: the call-handle metatable, which every async call sets on its new handle (a user value
+ * is read in a few instructions; the registry lookup by name costs a string lookup). */
 
 typedef struct lh_client {
   lh_channel *shared;           /* the (possibly shared) channel this client holds */

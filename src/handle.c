@@ -24,7 +24,7 @@ lh_handle *lh_handle_push(lua_State *L, int client, int method, int no_reply, pi
   h->method = method;
   h->no_reply = no_reply;
   h->nresults = 0;
-  luaL_getmetatable(L, LH_CALL_MT);
+  lua_getiuservalue(L, client, LH_CLIENT_UV_CALL_MT); /* luaL_getmetatable(L, LH_CALL_MT) */
   lua_setmetatable(L, -2);
   lua_pushvalue(L, client);
   lua_setiuservalue(L, -2, HV_CLIENT);
