@@ -525,6 +525,33 @@ static void shortest(uint64_t ieee_m, uint32_t ieee_e, uint64_t *out_m, int32_t 
   *out_e = e10 + removed;
 }
 
+/* A short decimal fraction (a price, an amount: 19.99, 289.48, 0.5) without Ryu: for the
+ * smallest k in 1..8, the k-digit fractions next to a * 10^k are tried; c / 10^k, both exact
+ * doubles and one correctly rounded division, equals a exactly when the text "c e-k" reads
+ * back as a. The first k with exactly one such c gives the shortest text (fewer fraction
+ * digits, fewer digits; c has no trailing zero, or k - 1 would have matched) and the only
+ * one of that length, so the one Ryu picks. Two matches, or none up to 8 digits: 0, and
+ * shortest() decides. a is positive and not an integer below 2^53. */
+static int short_fraction(double a, uint64_t *out_m, int32_t *out_e) {
+#if FLT_EVAL_METHOD == 0
+  static const double P10[9] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8 };
+  if (!(a >= 1e-4 && a < 1e15)) return 0;
+  for (int k = 1; k <= 8; k++) {
+    double x = a * P10[k];
+    if (x >= 4503599627370496.0) return 0; /* 2^52: c and c + 1 must be exact */
+    uint64_t c = (uint64_t)(x + 0.5), hit = 0;
+    int hits = 0;
+    for (uint64_t t = c ? c - 1 : 0; t <= c + 1; t++)
+      if ((double)t / P10[k] == a) { hit = t; hits++; }
+    if (hits == 1) { *out_m = hit; *out_e = -k; return 1; }
+    if (hits) return 0;
+  }
+#else
+  (void)a; (void)out_m; (void)out_e;
+#endif
+  return 0;
+}
+
 size_t lh_num_format_double(char *o, double d) {
   uint64_t bits, m;
   uint32_t ieee_e;
@@ -542,7 +569,7 @@ size_t lh_num_format_double(char *o, double d) {
       (ieee_m & ((UINT64_C(1) << (1023 + 52 - ieee_e)) - 1)) == 0) {
     m = ((UINT64_C(1) << 52) | ieee_m) >> (1023 + 52 - ieee_e);
     e10 = 0;
-  } else {
+  } else if (!short_fraction(d < 0 ? -d : d, &m, &e10)) {
     shortest(ieee_m, ieee_e, &m, &e10);
   }
   dg = u64_digits(tmp + 20, m);
