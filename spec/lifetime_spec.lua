@@ -5,7 +5,9 @@
 --     (a typed TIMESTAMP whose `value` has an __index, an __index added to lh's typed-value
 --     metatable);
 --   * a `__gc` finalizer, at any allocation: JSON text given to lh.json_arr / lh.json_obj is
---     decoded (to be checked) while the request is converted, and that allocates a lot.
+--     checked while the request is converted, and a string in it with escapes and longer
+--     than the checker's 2 KiB scratch space takes a buffer of its own (an allocation); the
+--     texts here have hundreds of them.
 -- The code that runs empties the request (ids, def name, guid, nested str / bytes / struct
 -- names and field names / map keys / WfRunIds, metadata), collects, and allocates many
 -- strings of the same sizes, so that freed memory is reused at once. Each case asserts what
@@ -63,7 +65,13 @@ end
 -- JSON array text whose decoding allocates a few MB of strings of the victims' sizes.
 local function big_json(seed)
   local items = {}
-  for i = 1, 1500 do items[i] = '"' .. ("#"):rep(i % 2 == 0 and SHORT or LONG) .. '"' end
+  for i = 1, 1500 do
+    if i % 5 == 0 then
+      items[i] = '"' .. ("#\\t"):rep(800) .. '"' -- checking it allocates (see the top)
+    else
+      items[i] = '"' .. ("#"):rep(i % 2 == 0 and SHORT or LONG) .. '"'
+    end
+  end
   items[1] = '"' .. seed .. '"'
   return "[" .. table.concat(items, ",") .. "]"
 end
@@ -269,7 +277,7 @@ describe("strings the caller drops while a request is converted", function()
       -- A finalizer that runs during the conversion: the collector is made incremental, a
       -- new cycle starting as soon as one ends, so that cycles end every few tens of KB of
       -- allocation. The object whose __gc empties the request is garbage from the start: the
-      -- JSON decoding (some MB) ends a cycle that finalizes it, then another that frees what
+      -- JSON checking (its scratch buffers, about a MB) ends a cycle that finalizes it, then another that frees what
       -- it dropped, then reuses that memory. It acts only when it runs inside a call of the
       -- module (a C function called by a C function: the method and its protected body); run
       -- anywhere else (Lua code before the call), it arms a new one. Attempt k lets its

@@ -351,6 +351,32 @@ describe("value mapping through the dev server", function()
       end
     end)
 
+    it("JSON text is judged exactly as json_decode judges it (the same message, or accepted)", function()
+      local long_escaped = '{"s":"' .. string.rep("a\\n", 1200) .. '"}'
+      local long_number = '{"n":1' .. string.rep("0", 400) .. '}'
+      local texts = {
+        "{bad", "{", "{}", '{"a":}', '{"a" 1}', '{"a":1,}', '{"a":1 "b":2}', '{"a":[1,2,]}',
+        '{"a":[1 2]}', '{"a":tru}', '{"a":nul}', '{"a":falsy}', '{"a":-}', '{"a":01}', '{"a":1.}',
+        '{"a":1e}', '{"a":1e999}', '{"a":-1e400}', '{"a":"\\x"}', '{"a":"\\u12G4"}',
+        '{"a":"\\uD800"}', '{"a":"\\uDC00"}', '{"a":"\\uD83D\\uDE00"}', '{"a":"x\1y"}', '{"a":"\xff"}',
+        '{"a":"abc', '{"a":1} x', " { } ", '{"a":{"b":{"c":[[],{}]}}}', string.rep("[", 129) .. string.rep("]", 129),
+        "{" .. string.rep('"k":[', 127) .. string.rep("]", 127) .. "}", long_escaped, long_number,
+        long_escaped:sub(1, -3), '{"n":' .. string.rep("9", 300) .. 'e-999}',
+        '{"a":9223372036854775807,"b":-9223372036854775808,"c":18446744073709551616,"d":1.5e-7}',
+      }
+      for _, text in ipairs(texts) do
+        local v, why = lh.json_decode(text)
+        local ok, err = pcall(core.encode_put_external_event,
+                              { wf_run_id = "w", external_event_def_name = DEF, content = lh.json_obj(text) })
+        if v == nil then
+          assert.is_false(ok, text)
+          assert.is_truthy(err:find("content: invalid JSON text: " .. why, 1, true), text .. " -> " .. err)
+        elseif text:match("^%s*{") then
+          assert.is_true(ok, text .. " -> " .. tostring(err))
+        end
+      end
+    end)
+
     it("constructor contents with no faithful encoding: errors naming the path", function()
       refuses(lh.json_obj "{bad", "content: invalid JSON text: at byte 2")
       refuses(lh.json_obj "[1]", "content: lh%.json_obj needs a JSON object, got an array")

@@ -516,6 +516,7 @@ typedef struct dec {
   const unsigned char *p, *end, *start;
   char *err;
   size_t errlen;
+  int build;   /* push the Lua value; 0: only check the text (lh_json_check) */
   int mt;      /* stack index of the array metatable */
   int depth;
   unsigned char sbuf[2048]; /* strings with escapes are unescaped here (or in a userdata) */
@@ -603,10 +604,12 @@ static int parse_number(dec *d) {
     /* at most 19 digits: an integer if it fits */
     /* beyond 2^53 under 5.1 / LuaJIT: the exact forms of int64.h */
     if (!neg && m <= (uint64_t)INT64_MAX) {
+      if (!d->build) return 1;
       lh_int64_push(L, (int64_t)m);
       return 1;
     }
     if (neg && m <= (uint64_t)INT64_MAX + 1) {
+      if (!d->build) return 1;
       lh_int64_push(L, (int64_t)(0 - m));
       return 1;
     }
@@ -615,7 +618,7 @@ static int parse_number(dec *d) {
   v = slow_number(L, (const char *)s + neg, (size_t)(p - s) - (size_t)neg);
   if (v - v != 0) return fail(d, s, "number out of range (beyond the largest double)");
 done:
-  lua_pushnumber(L, (lua_Number)(neg ? -v : v));
+  if (d->build) lua_pushnumber(L, (lua_Number)(neg ? -v : v));
   return 1;
 }
 
@@ -707,8 +710,12 @@ static int parse_string_escaped(dec *d, const unsigned char *s, const unsigned c
       p += k;
     }
   }
-  lua_pushlstring(L, (const char *)out, (size_t)(o - out));
-  if (out != d->sbuf) lua_remove(L, -2);
+  if (d->build) {
+    lua_pushlstring(L, (const char *)out, (size_t)(o - out));
+    if (out != d->sbuf) lua_remove(L, -2);
+  } else if (out != d->sbuf) {
+    lua_pop(L, 1);
+  }
   d->p = q + 1;
   return 1;
 }
@@ -729,7 +736,7 @@ static int parse_string(dec *d) {
     while (p < end && !ESC[*p]) p++;
     if (p >= end) return fail(d, d->p, "unterminated string");
     if (*p == '"') {
-      lua_pushlstring(d->L, (const char *)s, (size_t)(p - s));
+      if (d->build) lua_pushlstring(d->L, (const char *)s, (size_t)(p - s));
       d->p = p + 1;
       return 1;
     }
@@ -767,10 +774,11 @@ static int parse_array(dec *d) {
   lua_Integer i = 1;
   int first = lua_gettop(L) + 1, gathering = 1;
   if (++d->depth > LH_JSON_MAX_DEPTH) return fail(d, d->p, "nesting deeper than %d", LH_JSON_MAX_DEPTH);
-  if (!lua_checkstack(L, JSON_GATHER + 4)) no_memory(L);
+  if (!d->build) gathering = 0; /* and nothing is pushed */
+  else if (!lua_checkstack(L, JSON_GATHER + 4)) no_memory(L);
   p = skip_ws(d->p + 1, d->end);
   if (p < d->end && *p == ']') {
-    array_from_stack(d, first, 0);
+    if (d->build) array_from_stack(d, first, 0);
     d->p = p + 1;
     d->depth--;
     return 1;
@@ -779,7 +787,7 @@ static int parse_array(dec *d) {
     d->p = p;
     if (!parse_value(d)) return 0;
     if (!gathering) {
-      lua_rawseti(L, first, i);
+      if (d->build) lua_rawseti(L, first, i);
     } else if (i == JSON_GATHER) {
       array_from_stack(d, first, (int)i);
       gathering = 0;
@@ -819,10 +827,11 @@ static int parse_object(dec *d) {
   const unsigned char *p;
   int first = lua_gettop(L) + 1, n = 0, gathering = 1;
   if (++d->depth > LH_JSON_MAX_DEPTH) return fail(d, d->p, "nesting deeper than %d", LH_JSON_MAX_DEPTH);
-  if (!lua_checkstack(L, 2 * JSON_GATHER + 4)) no_memory(L);
+  if (!d->build) gathering = 0; /* and nothing is pushed */
+  else if (!lua_checkstack(L, 2 * JSON_GATHER + 4)) no_memory(L);
   p = skip_ws(d->p + 1, d->end);
   if (p < d->end && *p == '}') {
-    lua_createtable(L, 0, 0);
+    if (d->build) lua_createtable(L, 0, 0);
     d->p = p + 1;
     d->depth--;
     return 1;
@@ -836,7 +845,7 @@ static int parse_object(dec *d) {
     d->p = skip_ws(p + 1, d->end);
     if (!parse_value(d)) return 0;
     if (!gathering) {
-      lua_rawset(L, first);
+      if (d->build) lua_rawset(L, first);
     } else if (++n == JSON_GATHER) {
       object_from_stack(d, first, n);
       gathering = 0;
@@ -868,33 +877,37 @@ static int parse_value(dec *d) {
   case '5': case '6': case '7': case '8': case '9':
     return parse_number(d);
   case 't':
-    if (left >= 4 && memcmp(p, "true", 4) == 0) { lua_pushboolean(d->L, 1); d->p = p + 4; return 1; }
+    if (left >= 4 && memcmp(p, "true", 4) == 0) { if (d->build) lua_pushboolean(d->L, 1); d->p = p + 4; return 1; }
     return fail(d, p, "invalid literal (expected true)");
   case 'f':
-    if (left >= 5 && memcmp(p, "false", 5) == 0) { lua_pushboolean(d->L, 0); d->p = p + 5; return 1; }
+    if (left >= 5 && memcmp(p, "false", 5) == 0) { if (d->build) lua_pushboolean(d->L, 0); d->p = p + 5; return 1; }
     return fail(d, p, "invalid literal (expected false)");
   case 'n':
-    if (left >= 4 && memcmp(p, "null", 4) == 0) { lua_pushlightuserdata(d->L, NULL); d->p = p + 4; return 1; }
+    if (left >= 4 && memcmp(p, "null", 4) == 0) { if (d->build) lua_pushlightuserdata(d->L, NULL); d->p = p + 4; return 1; }
     return fail(d, p, "invalid literal (expected null)");
   default:
     return fail_expected(d, p, "a value");
   }
 }
 
-int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+static int decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen, int build) {
   dec d;
   int base = lua_gettop(L);
   if (errlen > 0) err[0] = 0;
-  /* Per nesting level: the container and (in objects) a key; plus scratch. */
-  if (!lua_checkstack(L, 2 * LH_JSON_MAX_DEPTH + 20)) no_memory(L);
   d.L = L;
   d.start = (const unsigned char *)text;
   d.end = d.start + len;
   d.err = err;
   d.errlen = errlen;
+  d.build = build;
   d.depth = 0;
-  lh_json_push_array_mt(L);
-  d.mt = base + 1;
+  d.mt = 0;
+  if (build) {
+    /* Per nesting level: the container and (in objects) a key; plus scratch. */
+    if (!lua_checkstack(L, 2 * LH_JSON_MAX_DEPTH + 20)) no_memory(L);
+    lh_json_push_array_mt(L);
+    d.mt = base + 1;
+  }
   d.p = skip_ws(d.start, d.end);
   if (!parse_value(&d)) {
     lua_settop(L, base);
@@ -905,8 +918,16 @@ int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t
     lua_settop(L, base);
     return fail_expected(&d, d.p, "end of text after the value");
   }
-  lua_remove(L, base + 1);
+  if (build) lua_remove(L, base + 1);
   return 1;
+}
+
+int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+  return decode(L, text, len, err, errlen, 1);
+}
+
+int lh_json_check(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+  return decode(L, text, len, err, errlen, 0);
 }
 
 /* ---------------------------------------------------------------- Lua functions */

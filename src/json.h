@@ -37,6 +37,11 @@ void lh_json_encode(lua_State *L, int idx, lh_buf *out, const lh_path *path);
  * errors raise. */
 int lh_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
 
+/* Check text[0..len) as lh_json_decode would, pushing nothing: 1, or 0 with the same message
+ * in err. Makes no Lua value (so no collection step, no finalizer), except a scratch buffer
+ * for a string with escapes longer than 2 KiB or a number longer than about 100 digits. */
+int lh_json_check(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
+
 /* lua_CFunctions with the context as upvalue 1 (lh_context_get(L)->json is the scratch buffer):
  *   json_encode(v) -> string       raises on misuse ("bad argument #1 to 'json_encode' (...)")
  *   json_decode(s) -> value | nil, err */

@@ -163,10 +163,9 @@ static char *json_text(lua_State *L, int idx, lh_context *c, const lh_path *path
   const char *src;
   size_t n;
   if (lua_type(L, idx) == LUA_TSTRING) {
-    src = lua_tolstring(L, idx, &n); /* the string stays at idx while it is decoded */
+    src = lua_tolstring(L, idx, &n); /* the string stays at idx while it is checked */
     char err[160];
-    if (!lh_json_decode(L, src, n, err, sizeof err)) lh_path_error(L, path, "invalid JSON text: %s", err);
-    lua_pop(L, 1);
+    if (!lh_json_check(L, src, n, err, sizeof err)) lh_path_error(L, path, "invalid JSON text: %s", err);
     if (memchr(src, '\0', n)) lh_path_error(L, path, "contains a NUL byte");
     src = lh_keep_string(L, c, idx, &n);
   } else {
