@@ -22,6 +22,7 @@ external_dependencies = {
   GRPC = { header = "grpc/grpc.h", library = "grpc" },
   PROTOBUF_C = { header = "protobuf-c/protobuf-c.h", library = "protobuf-c" },
   CURL = { library = "curl" }, -- no header check: Debian keeps curl.h in the multiarch include dir
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" }, -- the outbox's file
 }
 -- The specs (busted, with the project's .busted) run against dev server processes: build it
 -- first (`make devserver`); `make check` and `make test` do both.
@@ -36,7 +37,8 @@ build = {
         "src/compat.c", "src/content_check.c", "src/context.c", "src/core.c", "src/correlated.c",
         "src/error.c", "src/event_def.c", "src/event_reader.c", "src/event_writer.c",
         "src/handle.c", "src/http.c", "src/int64.c", "src/json.c", "src/keep.c", "src/listing.c",
-        "src/messages.c", "src/numfmt.c", "src/object.c", "src/path.c", "src/pbwire.c", "src/reply.c",
+        "src/messages.c", "src/numfmt.c", "src/object.c", "src/outbox.c", "src/outbox_record.c",
+        "src/outbox_store.c", "src/outbox_writer.c", "src/path.c", "src/pbwire.c", "src/reply.c",
         "src/request.c", "src/rpc.c", "src/runtime.c", "src/timestamp.c", "src/type_spec.c",
         "src/typecheck.c", "src/utf8.c", "src/value.c", "src/wake.c",
         "src/gen/common_enums.pb-c.c", "src/gen/external_event.pb-c.c",
@@ -45,9 +47,9 @@ build = {
         "src/gen/google/rpc/status.pb-c.c",
         "src/gen/object_id.pb-c.c", "src/gen/service.pb-c.c", "src/gen/type_definition.pb-c.c",
       },
-      incdirs = { "src", "src/gen", "$(GRPC_INCDIR)", "$(PROTOBUF_C_INCDIR)", "$(CURL_INCDIR)" },
-      libdirs = { "$(GRPC_LIBDIR)", "$(PROTOBUF_C_LIBDIR)", "$(CURL_LIBDIR)" },
-      libraries = { "grpc", "gpr", "protobuf-c", "curl", "pthread", "dl" },
+      incdirs = { "src", "src/gen", "$(GRPC_INCDIR)", "$(PROTOBUF_C_INCDIR)", "$(CURL_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(GRPC_LIBDIR)", "$(PROTOBUF_C_LIBDIR)", "$(CURL_LIBDIR)", "$(SQLITE_LIBDIR)" },
+      libraries = { "grpc", "gpr", "protobuf-c", "curl", "sqlite3", "pthread", "dl" },
     },
     ["littlehorse"] = "lua/littlehorse/init.lua",
     ["littlehorse.bulk"] = "lua/littlehorse/bulk.lua",

@@ -212,13 +212,13 @@ static int too_large(lua_State *L, lh_client *cl, const lh_rpc *r, lh_context *c
 /* What every call does first: check the client, read the options, pack the request into the
  * context's wire buffer. Returns 0, or the number of results pushed (nil, err, code) when the
  * request is over max_send_size. */
-static int begin_call(lua_State *L, lh_rpc_id m, int async, lh_client **clp, call_opts *o) {
+static int begin_call(lua_State *L, lh_rpc_id m, int async, int packed, lh_client **clp, call_opts *o) {
   /* METHOD checked self before the body started; only close() can have happened since (a
    * finalizer run by the allocation of the body's closure). */
   lh_client *cl = *clp = lua_touserdata(L, 1);
   if (cl->closed) lh_misuse(L, "littlehorse: this client is closed");
   lh_context *c = lh_context_get(L);
-  const lh_rpc *r = &lh_rpcs[m];
+  const lh_rpc *r = packed ? &lh_rpcs_packed[m] : &lh_rpcs[m];
   lh_path req_root = lh_path_root(async ? r->async_method : r->method, 1);
   read_call_opts(L, cl, r, async, o);
   r->pack(L, 2, &req_root, c);
@@ -228,10 +228,10 @@ static int begin_call(lua_State *L, lh_rpc_id m, int async, lh_client **clp, cal
 /* ---- blocking calls ---- */
 
 /* client:<rpc>(request [, { timeout =, metadata = }]) -> reply | nil, err, code */
-static int do_call(lua_State *L, lh_rpc_id m) {
+static int do_call(lua_State *L, lh_rpc_id m, int packed) {
   lh_client *cl;
   call_opts o;
-  int refused = begin_call(L, m, 0, &cl, &o);
+  int refused = begin_call(L, m, 0, packed, &cl, &o);
   if (refused) return refused;
   lh_context *c = lh_context_get(L);
   const lh_rpc *r = &lh_rpcs[m];
@@ -264,18 +264,19 @@ static void client_leave(void *ud) {
     return lh_context_protect_then(L, name##_body, client_leave, cl_);    \
   }
 
-METHOD(put_external_event, do_call(L, LH_RPC_PUT_EVENT))
-METHOD(get_external_event, do_call(L, LH_RPC_GET_EVENT))
-METHOD(put_external_event_def, do_call(L, LH_RPC_PUT_DEF))
-METHOD(get_external_event_def, do_call(L, LH_RPC_GET_DEF))
-METHOD(put_correlated_event, do_call(L, LH_RPC_PUT_CORRELATED))
-METHOD(get_correlated_event, do_call(L, LH_RPC_GET_CORRELATED))
-METHOD(delete_correlated_event, do_call(L, LH_RPC_DELETE_CORRELATED))
-METHOD(delete_external_event_def, do_call(L, LH_RPC_DELETE_DEF))
-METHOD(list_external_events, do_call(L, LH_RPC_LIST_EVENTS))
-METHOD(search_external_events, do_call(L, LH_RPC_SEARCH_EVENTS))
-METHOD(search_correlated_events, do_call(L, LH_RPC_SEARCH_CORRELATED))
-METHOD(search_external_event_defs, do_call(L, LH_RPC_SEARCH_DEFS))
+METHOD(put_external_event, do_call(L, LH_RPC_PUT_EVENT, 0))
+METHOD(get_external_event, do_call(L, LH_RPC_GET_EVENT, 0))
+METHOD(put_external_event_def, do_call(L, LH_RPC_PUT_DEF, 0))
+METHOD(get_external_event_def, do_call(L, LH_RPC_GET_DEF, 0))
+METHOD(put_correlated_event, do_call(L, LH_RPC_PUT_CORRELATED, 0))
+METHOD(get_correlated_event, do_call(L, LH_RPC_GET_CORRELATED, 0))
+METHOD(delete_correlated_event, do_call(L, LH_RPC_DELETE_CORRELATED, 0))
+METHOD(delete_external_event_def, do_call(L, LH_RPC_DELETE_DEF, 0))
+METHOD(list_external_events, do_call(L, LH_RPC_LIST_EVENTS, 0))
+METHOD(search_external_events, do_call(L, LH_RPC_SEARCH_EVENTS, 0))
+METHOD(search_correlated_events, do_call(L, LH_RPC_SEARCH_CORRELATED, 0))
+METHOD(search_external_event_defs, do_call(L, LH_RPC_SEARCH_DEFS, 0))
+METHOD(put_external_event_packed, do_call(L, LH_RPC_PUT_EVENT, 1))
 
 /* ---- async calls ---- */
 
@@ -288,11 +289,11 @@ static lh_engine *client_engine(lua_State *L, lh_client *cl) {
 }
 
 /* client:put_external_event_async(request [, { timeout =, metadata =, on_done = fn }]) -> handle */
-static int do_call_async(lua_State *L, lh_rpc_id m) {
+static int do_call_async(lua_State *L, lh_rpc_id m, int packed) {
   lua_settop(L, 3); /* options (or nil) stay at 3, whatever is pushed later */
   lh_client *cl;
   call_opts o;
-  int refused = begin_call(L, m, 1, &cl, &o);
+  int refused = begin_call(L, m, 1, packed, &cl, &o);
   if (refused) return refused;
   lh_context *c = lh_context_get(L);
   lh_engine *e = client_engine(L, cl);
@@ -320,18 +321,19 @@ static int do_call_async(lua_State *L, lh_rpc_id m) {
   return 1;
 }
 
-METHOD(put_external_event_async, do_call_async(L, LH_RPC_PUT_EVENT))
-METHOD(get_external_event_async, do_call_async(L, LH_RPC_GET_EVENT))
-METHOD(put_external_event_def_async, do_call_async(L, LH_RPC_PUT_DEF))
-METHOD(get_external_event_def_async, do_call_async(L, LH_RPC_GET_DEF))
-METHOD(put_correlated_event_async, do_call_async(L, LH_RPC_PUT_CORRELATED))
-METHOD(get_correlated_event_async, do_call_async(L, LH_RPC_GET_CORRELATED))
-METHOD(delete_correlated_event_async, do_call_async(L, LH_RPC_DELETE_CORRELATED))
-METHOD(delete_external_event_def_async, do_call_async(L, LH_RPC_DELETE_DEF))
-METHOD(list_external_events_async, do_call_async(L, LH_RPC_LIST_EVENTS))
-METHOD(search_external_events_async, do_call_async(L, LH_RPC_SEARCH_EVENTS))
-METHOD(search_correlated_events_async, do_call_async(L, LH_RPC_SEARCH_CORRELATED))
-METHOD(search_external_event_defs_async, do_call_async(L, LH_RPC_SEARCH_DEFS))
+METHOD(put_external_event_async, do_call_async(L, LH_RPC_PUT_EVENT, 0))
+METHOD(get_external_event_async, do_call_async(L, LH_RPC_GET_EVENT, 0))
+METHOD(put_external_event_def_async, do_call_async(L, LH_RPC_PUT_DEF, 0))
+METHOD(get_external_event_def_async, do_call_async(L, LH_RPC_GET_DEF, 0))
+METHOD(put_correlated_event_async, do_call_async(L, LH_RPC_PUT_CORRELATED, 0))
+METHOD(get_correlated_event_async, do_call_async(L, LH_RPC_GET_CORRELATED, 0))
+METHOD(delete_correlated_event_async, do_call_async(L, LH_RPC_DELETE_CORRELATED, 0))
+METHOD(delete_external_event_def_async, do_call_async(L, LH_RPC_DELETE_DEF, 0))
+METHOD(list_external_events_async, do_call_async(L, LH_RPC_LIST_EVENTS, 0))
+METHOD(search_external_events_async, do_call_async(L, LH_RPC_SEARCH_EVENTS, 0))
+METHOD(search_correlated_events_async, do_call_async(L, LH_RPC_SEARCH_CORRELATED, 0))
+METHOD(search_external_event_defs_async, do_call_async(L, LH_RPC_SEARCH_DEFS, 0))
+METHOD(put_external_event_packed_async, do_call_async(L, LH_RPC_PUT_EVENT, 1))
 
 /* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
  * settle every finished call whose handle has an on_done callback, calling it with the
@@ -502,6 +504,8 @@ static const luaL_Reg methods[] = {
   RPC_METHODS(search_correlated_events),
   RPC_METHODS(search_external_event_defs),
 #undef RPC_METHODS
+  { "put_external_event_packed", put_external_event_packed },
+  { "put_external_event_packed_async", put_external_event_packed_async },
   { "poll", client_poll },
   { "fd", client_fd },
   { "in_flight", client_in_flight },

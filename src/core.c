@@ -23,6 +23,7 @@
 #include "int64.h"
 #include "wake.h"
 #include "path.h"
+#include "outbox.h"
 #include <dlfcn.h>
 
 /* core.encode_put_external_event(request [, "generic"]) -> wire bytes (what
@@ -167,6 +168,8 @@ static const luaL_Reg functions[] = {
   { "_wake_stop", lh_wake_lua_stop },
   { "_misuse", misuse },
   { "_int", lh_int64_lua_int },
+  /* not API: littlehorse.outbox's C object */
+  { "_outbox", lh_outbox_new },
   { NULL, NULL },
 };
 
@@ -191,6 +194,7 @@ LUALIB_API int luaopen_littlehorse_core(lua_State *L) {
   lh_context_new(L);
   lh_client_register(L);
   lh_handle_register(L);
+  lh_outbox_register(L);
   luaL_setfuncs(L, functions, 1);
 
   lua_pushlightuserdata(L, NULL);

@@ -5,6 +5,7 @@
 #include "event_def.h"
 #include "listing.h"
 #include "messages.h"
+#include "buffer.h"
 
 #define SERVICE "/littlehorse.LittleHorse/"
 
@@ -21,6 +22,22 @@ const lh_rpc lh_rpcs[LH_RPC_COUNT] = {
   { "SearchExternalEvent", "search_external_events", "search_external_events_async", SERVICE "SearchExternalEvent", lh_pack_search_external_events, lh_push_external_event_id_list },
   { "SearchCorrelatedEvent", "search_correlated_events", "search_correlated_events_async", SERVICE "SearchCorrelatedEvent", lh_pack_search_correlated_events, lh_push_correlated_event_id_list },
   { "SearchExternalEventDef", "search_external_event_defs", "search_external_event_defs_async", SERVICE "SearchExternalEventDef", lh_pack_search_external_event_defs, lh_push_external_event_def_id_list },
+};
+
+/* A packed request's bytes go into the wire buffer as they are. */
+static void pack_bytes(lua_State *L, int idx, const lh_path *root, lh_context *c) {
+  size_t n;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    lh_path_error(L, root, "expected the packed request bytes (a string), got %s", luaL_typename(L, idx));
+  const char *s = lua_tolstring(L, idx, &n);
+  lh_buf_reset(&c->wire);
+  if (!lh_buf_reserve(&c->wire, n ? n : 1)) luaL_error(L, "littlehorse: out of memory");
+  lh_buf_put_unchecked(&c->wire, s, n);
+}
+
+const lh_rpc lh_rpcs_packed[LH_RPC_COUNT] = {
+  [LH_RPC_PUT_EVENT] = { "PutExternalEvent", "put_external_event_packed", "put_external_event_packed_async",
+                         SERVICE "PutExternalEvent", pack_bytes, lh_push_external_event },
 };
 
 /* reply = false skips the reply's decoding: a post whose stored event nobody reads saves a

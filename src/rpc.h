@@ -26,6 +26,11 @@ typedef struct lh_rpc {
 
 extern const lh_rpc lh_rpcs[LH_RPC_COUNT];
 
+/* The RPCs that also take a request packed beforehand (an outbox record,
+ * core.encode_put_external_event), sent as it is: client:<method>_packed(bytes [, opts]) and
+ * its async form. Only rows with a pack function exist; the reply is the RPC's. */
+extern const lh_rpc lh_rpcs_packed[LH_RPC_COUNT];
+
 /* Push the outcome of a finished call: the reply (true when no_reply: the caller said
  * reply = false), or nil, err, code; returns how many values. target is named in
  * UNAVAILABLE and DEADLINE_EXCEEDED errors (NULL: not named). */

@@ -1,0 +1,471 @@
+-- The outbox's file and writer thread, through littlehorse.core's outbox object: posts are
+-- stored (durably, by the writer thread) before their job completes; limits refuse clearly;
+-- leases keep a claimed record from being claimed twice until they end; acknowledgements,
+-- dead letters, requeue and purge keep the counters right; files of a newer layout, of
+-- another kind, or damaged are refused and left exactly as they were.
+local core = require "littlehorse.core"
+local sh = require "sh"
+
+local q = sh.q
+local DEF = "outbox-event"
+
+local function tmpdir()
+  local p = io.popen("mktemp -d /tmp/lh-outbox.XXXXXX")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+local function run(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function ok_wait(job) -- the result, or a failure naming the error
+  local v, err = job:wait(10)
+  assert(v ~= false, "the job did not finish in 10 s")
+  assert(v ~= nil, tostring(err))
+  return v
+end
+
+local function post(ob, wf, content, guid)
+  return ob:post_async { wf_run_id = wf, external_event_def_name = DEF, content = content, guid = guid }
+end
+
+-- The raw bytes of a file (nil when missing).
+local read = sh.read_file
+
+local function write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+-- The SQLite header's big-endian 32-bit field at offset off (0-based).
+local function header_u32(bytes, off)
+  local a, b, c, d = bytes:byte(off + 1, off + 4)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+local function set_u32(bytes, off, v)
+  local s = string.char(v >> 24 & 255, v >> 16 & 255, v >> 8 & 255, v & 255)
+  return bytes:sub(1, off) .. s .. bytes:sub(off + 5)
+end
+
+-- A closed outbox file holding n records (its WAL checkpointed into it by close()).
+local function make_file(path, n)
+  local ob = core._outbox(path)
+  for i = 1, n do ok_wait(post(ob, "wf", { n = i })) end
+  ob:close()
+end
+
+describe("outbox store", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() run("rm -rf " .. q(dir)) end)
+
+  it("makes a new file of the current layout and stores posts before their job completes", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path)
+    assert.matches("^littlehorse.outbox: 0x%x+ %(" .. path:gsub("%p", "%%%0") .. "%)$", tostring(ob))
+    assert.is_true(ok_wait(ob:ready_async()))
+    local j = post(ob, "wf-1", { a = 1 })
+    assert.matches("^littlehorse.outbox_job: 0x%x+ %(outbox:post, ", tostring(j))
+    local guid = ok_wait(j)
+    assert.matches("^%x+$", guid)
+    assert.equal(32, #guid)
+    assert.equal("given-guid", ok_wait(post(ob, "wf-1", 2, "given-guid")))
+    -- a second object on the same file (its own connection and thread) sees both at once:
+    -- the first one's jobs completed only after the commit
+    local other = core._outbox(path)
+    local rows = ok_wait(other:list_async("pending", { requests = true }))
+    assert.equal(2, #rows)
+    assert.same({ guid, "given-guid" }, { rows[1].guid, rows[2].guid })
+    assert.equal("wf-1", rows[1].wf_run_id)
+    assert.equal(DEF, rows[1].external_event_def_name)
+    assert.equal("event", rows[1].kind)
+    assert.equal(0, rows[1].attempts)
+    -- the stored bytes are the packed request, with the guid the outbox chose added
+    assert.equal(core.encode_put_external_event { wf_run_id = "wf-1", external_event_def_name = DEF,
+                                                  content = 2, guid = "given-guid" }, rows[2].request)
+    local packed = core.encode_put_external_event { wf_run_id = "wf-1", external_event_def_name = DEF, content = { a = 1 } }
+    assert.equal(packed .. "\26\32" .. guid, rows[1].request)
+    other:close()
+    ob:close()
+    local bytes = read(path)
+    assert.equal(1, header_u32(bytes, 60))           -- user_version: the record layout
+    assert.equal(0x4c484f42, header_u32(bytes, 68))  -- application_id: "LHOB"
+  end)
+
+  it("names WfRunIds with parents as LittleHorse writes them (parent_child)", function()
+    local ob = core._outbox(dir .. "/a.db")
+    ok_wait(ob:post_async { wf_run_id = { id = "child", parent_wf_run_id = { id = "mid", parent_wf_run_id = { id = "top" } } },
+                            external_event_def_name = DEF })
+    assert.equal("top_mid_child", ok_wait(ob:list_async("pending"))[1].wf_run_id)
+    ob:close()
+  end)
+
+  it("raises on misuse at post time, naming the field, and stores nothing", function()
+    local ob = core._outbox(dir .. "/a.db")
+    local ok, err = pcall(ob.post_async, ob, { wf_run_id = "w", external_event_def_name = DEF, content = { f = print } })
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'post_async' %(content%.f: cannot encode a function", err)
+    ok, err = pcall(ob.post_async, ob, { wf_run_id = "w", external_event_def_name = DEF, giud = "x" })
+    assert.is_false(ok)
+    assert.matches("giud", err)
+    ok, err = pcall(ob.post_async, ob, { wf_run_id = "w", external_event_def_name = DEF }, { on_done = 1 })
+    assert.matches("bad argument #2 to 'post_async' %(on_done: expected a function%)", err)
+    ok, err = pcall(ob.post_async, ob, { wf_run_id = "w", external_event_def_name = DEF }, { ondone = print })
+    assert.matches("unknown option 'ondone'", err)
+    ok, err = pcall(core.outbox, dir .. "/b.db", { max_row = 1 })
+    assert.matches("unknown option 'max_row'", err)
+    ok, err = pcall(core.outbox, dir .. "/b.db", { max_age = -1 })
+    assert.matches("max_age: must be a number of seconds >= 0", err)
+    ok, err = pcall(core.outbox, "")
+    assert.matches("expected a file path", err)
+    assert.equal(0, ok_wait(ob:stats_async()).accepted)
+    ob:close()
+    ob:close() -- idempotent
+    assert.is_true(ob:is_closed())
+    assert.equal("littlehorse.outbox: " .. tostring(ob):match("0x%x+") .. " (closed)", tostring(ob))
+    ok, err = pcall(ob.stats_async, ob)
+    assert.matches("this outbox is closed", err)
+  end)
+
+  it("refuses posts over max_rows and max_bytes with RESOURCE_EXHAUSTED, storing nothing of them", function()
+    local ob = core._outbox(dir .. "/a.db", { max_rows = 3 })
+    local jobs = {}
+    for i = 1, 5 do jobs[i] = post(ob, "wf", i) end
+    for i = 1, 3 do ok_wait(jobs[i]) end
+    for i = 4, 5 do
+      local v, err, code = jobs[i]:wait()
+      assert.is_nil(v)
+      assert.equal("RESOURCE_EXHAUSTED", code)
+      assert.matches("outbox:post: RESOURCE_EXHAUSTED %(8%): outbox .*a%.db is full: it holds 3 records %(max_rows = 3", tostring(err))
+      assert.matches("nothing was stored", err.message)
+    end
+    local st = ok_wait(ob:stats_async())
+    assert.equal(3, st.pending)
+    assert.equal(3, st.accepted)
+    ob:close()
+    local big = core._outbox(dir .. "/b.db", { max_bytes = 300 })
+    ok_wait(post(big, "wf", string.rep("x", 150)))
+    local v, err, code = post(big, "wf", string.rep("y", 150)):wait()
+    assert.is_nil(v)
+    assert.equal("RESOURCE_EXHAUSTED", code)
+    assert.matches("would pass max_bytes = 300", err.message)
+    assert.equal(1, ok_wait(big:stats_async()).pending)
+    big:close()
+  end)
+
+  it("leases claimed records: not claimed again (by any process's outbox) until acknowledged or the lease ends", function()
+    local path = dir .. "/a.db"
+    local a = core._outbox(path, { lease = 0.5 })
+    local b = core._outbox(path, { lease = 0.5 })
+    for i = 1, 4 do ok_wait(post(a, "wf", i)) end
+    local got = ok_wait(a:claim_async(3))
+    assert.equal(3, #got)
+    assert.same({ 1, 2, 3 }, { got[1].id, got[2].id, got[3].id })
+    local rest = ok_wait(b:claim_async(10))
+    assert.equal(1, #rest)
+    assert.equal(4, rest[1].id)
+    assert.equal(0, #ok_wait(a:claim_async(10)))
+    -- the lease of a's three ends (a "dies" without acknowledging): they come back
+    local t0 = core.now()
+    local again
+    repeat
+      again = ok_wait(b:claim_async(10))
+      if #again == 0 then core.sleep(0.05) end
+    until #again > 0 or core.now() - t0 > 5
+    assert.is_true(core.now() - t0 >= 0.3, "came back before the lease ended")
+    table.sort(again, function(x, y) return x.id < y.id end)
+    assert.same({ 1, 2, 3 }, { again[1].id, again[2].id, again[3].id })
+    -- a's late acknowledgement of a retry no longer applies (b holds the lease now); a
+    -- delivery still does (delivered is delivered)
+    local counts = ok_wait(a:ack_async { { id = 1, outcome = "retry", delay = 60, code = "UNAVAILABLE" },
+                                         { id = 2, outcome = "delivered" } })
+    assert.same({ delivered = 1, duplicates = 0, retries = 0, dead = 0 }, counts)
+    counts = ok_wait(b:ack_async { { id = 1, outcome = "duplicate" }, { id = 2, outcome = "delivered" },
+                                   { id = 3, outcome = "dead", code = "INVALID_ARGUMENT", message = "No ExternalEventDef named x" },
+                                   { id = 4, outcome = "delivered" } })
+    assert.same({ delivered = 1, duplicates = 1, retries = 0, dead = 1 }, counts)
+    local st = ok_wait(b:stats_async())
+    assert.same({ accepted = 4, delivered = 2, duplicates = 1, retries = 0, dead = 1, pending = 0, dead_letters = 1 },
+                { accepted = st.accepted, delivered = st.delivered, duplicates = st.duplicates, retries = st.retries,
+                  dead = st.dead, pending = st.pending, dead_letters = st.dead_letters })
+    a:close()
+    b:close()
+  end)
+
+  it("backs off retried records until their due time, and says when the next one is due", function()
+    local ob = core._outbox(dir .. "/a.db")
+    ok_wait(post(ob, "wf", 1))
+    local rows = ok_wait(ob:claim_async(10))
+    ok_wait(ob:ack_async { { id = rows[1].id, outcome = "retry", delay = 0.4, code = "UNAVAILABLE", message = "down" } })
+    local none = ok_wait(ob:claim_async(10))
+    assert.equal(0, #none)
+    assert.is_true(none.next_due > 0.2 and none.next_due <= 0.4, tostring(none.next_due))
+    local pending = ok_wait(ob:list_async("pending"))
+    assert.equal(1, pending[1].attempts)
+    assert.equal("UNAVAILABLE", pending[1].last_code)
+    assert.equal("down", pending[1].last_message)
+    core.sleep(none.next_due + 0.05)
+    local back = ok_wait(ob:claim_async(10))
+    assert.equal(1, #back)
+    assert.equal(1, back[1].attempts)
+    assert.equal(1, ok_wait(ob:stats_async()).retries)
+    ob:close()
+  end)
+
+  it("keeps per-WfRun order when opened with ordered = true", function()
+    local ob = core._outbox(dir .. "/a.db", { ordered = true })
+    for i = 1, 3 do ok_wait(post(ob, "wf-a", i)) end
+    for i = 1, 2 do ok_wait(post(ob, "wf-b", i)) end
+    local rows = ok_wait(ob:claim_async(10)) -- one per WfRun: the first of each
+    assert.equal(2, #rows)
+    assert.same({ 1, 4 }, { rows[1].id, rows[2].id })
+    -- the first of wf-a fails and backs off: nothing of wf-a goes before it
+    ok_wait(ob:ack_async { { id = 1, outcome = "retry", delay = 0.3, code = "UNAVAILABLE" },
+                           { id = 4, outcome = "delivered" } })
+    rows = ok_wait(ob:claim_async(10))
+    assert.same({ 5 }, { rows[1] and rows[1].id })
+    ok_wait(ob:ack_async { { id = 5, outcome = "delivered" } })
+    assert.equal(0, #ok_wait(ob:claim_async(10)))
+    core.sleep(0.35)
+    rows = ok_wait(ob:claim_async(10))
+    assert.same({ 1 }, { rows[1].id })
+    ok_wait(ob:ack_async { { id = 1, outcome = "delivered" } })
+    assert.same({ 2 }, { ok_wait(ob:claim_async(10))[1].id })
+    ok_wait(ob:ack_async { { id = 2, outcome = "dead", code = "INVALID_ARGUMENT" } })
+    -- a dead letter does not hold back the records after it
+    assert.same({ 3 }, { ok_wait(ob:claim_async(10))[1].id })
+    ob:close()
+    -- without ordered, every due record is claimed at once
+    local free = core._outbox(dir .. "/b.db")
+    for i = 1, 3 do ok_wait(post(free, "wf-a", i)) end
+    assert.equal(3, #ok_wait(free:claim_async(10)))
+    free:close()
+  end)
+
+  it("turns records older than max_age into dead letters (reason expired) instead of delivering them late", function()
+    local ob = core._outbox(dir .. "/a.db", { max_age = 0.2 })
+    ok_wait(post(ob, "wf", 1))
+    core.sleep(1.1) -- past max_age, and past the once-a-second expiry sweep
+    local rows = ok_wait(ob:claim_async(10))
+    assert.equal(0, #rows)
+    local dead = ok_wait(ob:list_async("dead"))
+    assert.equal(1, #dead)
+    assert.equal("expired", dead[1].reason)
+    assert.equal("DEADLINE_EXCEEDED", dead[1].last_code)
+    assert.matches("expired: not delivered before its max_age ran out", dead[1].last_message)
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 0, 1, 1 }, { st.pending, st.dead_letters, st.dead })
+    -- requeued, it gets a new max_age window and is delivered
+    assert.equal(1, ok_wait(ob:requeue_async { dead[1].id }))
+    assert.equal(1, #ok_wait(ob:claim_async(10)))
+    ob:close()
+  end)
+
+  it("lists, inspects, requeues and purges dead letters", function()
+    local ob = core._outbox(dir .. "/a.db")
+    for i = 1, 4 do ok_wait(post(ob, "wf", i)) end
+    local rows = ok_wait(ob:claim_async(10))
+    local acks = {}
+    for i, r in ipairs(rows) do acks[i] = { id = r.id, outcome = "dead", code = "NOT_FOUND", message = "gone " .. i } end
+    ok_wait(ob:ack_async(acks))
+    local dead = ok_wait(ob:list_async("dead", { limit = 2 }))
+    assert.same({ 1, 2 }, { dead[1].id, dead[2].id })
+    assert.is_nil(dead[1].request)
+    local page2 = ok_wait(ob:list_async("dead", { after = 2, requests = true }))
+    assert.same({ 3, 4 }, { page2[1].id, page2[2].id })
+    assert.equal("rejected", page2[1].reason)
+    assert.equal("gone 3", page2[1].last_message)
+    assert.equal(1, page2[1].attempts)
+    assert.equal(core.encode_put_external_event { wf_run_id = "wf", external_event_def_name = DEF, content = 3 }
+                 .. "\26\32" .. page2[1].guid, page2[1].request)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT", tostring(page2[1].created_at))
+    assert.equal(1, ok_wait(ob:requeue_async { 2 }))
+    assert.equal(0, ok_wait(ob:requeue_async { 2 })) -- not dead any more
+    assert.equal(2, ok_wait(ob:purge_async { 1, 3 }))
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 1, 1 }, { st.pending, st.dead_letters })
+    assert.equal(1, ok_wait(ob:purge_async("all")))
+    st = ok_wait(ob:stats_async())
+    assert.same({ 1, 0 }, { st.pending, st.dead_letters })
+    local ok, err = pcall(ob.purge_async, ob)
+    assert.matches("expected a list of record ids, or \"all\"", err)
+    ok, err = pcall(ob.purge_async, ob, { 1, "x" })
+    assert.matches("%[2%]: expected an integer", err)
+    ob:close()
+  end)
+
+  it("reports the oldest pending record's age and the bytes held", function()
+    local ob = core._outbox(dir .. "/a.db")
+    local empty = ok_wait(ob:stats_async())
+    assert.equal(0, empty.oldest_pending_age)
+    assert.is_nil(empty.next_due)
+    ok_wait(post(ob, "wf", 1))
+    core.sleep(0.2)
+    local st = ok_wait(ob:stats_async())
+    assert.is_true(st.oldest_pending_age >= 0.19 and st.oldest_pending_age < 5, tostring(st.oldest_pending_age))
+    local bytes = #core.encode_put_external_event { wf_run_id = "wf", external_event_def_name = DEF, content = 1 } + 34
+    assert.equal(bytes, st.bytes)
+    ob:close()
+  end)
+
+  it("ends a watch when posts are stored, or when its time runs out", function()
+    local ob = core._outbox(dir .. "/a.db")
+    ok_wait(ob:ready_async())
+    local t0 = core.now()
+    assert.is_false(ob:watch_async(0.2):wait(10))
+    assert.is_true(core.now() - t0 >= 0.19)
+    local w = ob:watch_async(30)
+    assert.is_false(w:done())
+    ok_wait(post(ob, "wf", 1))
+    assert.is_true(ok_wait(w))
+    ob:close()
+  end)
+
+  it("commits what was queued before close(), and never blocks in __gc", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path)
+    local jobs = {}
+    for i = 1, 200 do jobs[i] = post(ob, "wf", i) end
+    ob:close() -- waits for the writer: every queued post is committed
+    for i = 1, 200 do assert.is_true(jobs[i]:done()) end
+    local guids = {}
+    for i = 1, 200 do guids[i] = ok_wait(jobs[i]) end
+    local other = core._outbox(path)
+    local rows = ok_wait(other:list_async("pending", { limit = 1000 }))
+    assert.equal(200, #rows)
+    for i = 1, 200 do assert.equal(guids[i], rows[i].guid) end
+    other:close()
+    -- dropped without close: __gc lets the writer finish alone (a later open sees the posts)
+    local gone = core._outbox(path)
+    for i = 1, 50 do post(gone, "wf", i) end
+    gone = nil
+    collectgarbage()
+    collectgarbage()
+    local again = core._outbox(path)
+    local t0 = core.now()
+    local n
+    repeat
+      n = ok_wait(again:stats_async()).pending
+    until n == 250 or core.now() - t0 > 10
+    assert.equal(250, n)
+    again:close()
+  end)
+
+  it("delivers on_done callbacks in poll(), and signals its fd", function()
+    local ob = core._outbox(dir .. "/a.db")
+    local got = {}
+    for i = 1, 5 do
+      post(ob, "wf", i, "g" .. i)
+      ob:post_async({ wf_run_id = "wf", external_event_def_name = DEF, content = i, guid = "cb" .. i },
+                    { on_done = function(guid, err) got[#got + 1] = guid or tostring(err) end })
+    end
+    local fd = ob:fd()
+    assert.is_number(fd)
+    local t0, n = core.now(), 0
+    while #got < 5 and core.now() - t0 < 10 do n = n + ob:poll(0.5) end
+    table.sort(got)
+    assert.same({ "cb1", "cb2", "cb3", "cb4", "cb5" }, got)
+    assert.is_true(n >= 5)
+    assert.equal(0, ob:in_flight())
+    ob:close()
+  end)
+end)
+
+describe("outbox files it must not use", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() run("rm -rf " .. q(dir)) end)
+
+  -- open, ask whether it is ready: nil, err, code, and the file unchanged
+  local function refused(path)
+    local before = read(path)
+    local ob = core._outbox(path)
+    local v, err, code = ob:ready_async():wait()
+    -- every other job fails the same way
+    local v2, err2 = post(ob, "wf", 1):wait()
+    ob:close()
+    assert.is_nil(v)
+    assert.is_nil(v2)
+    assert.equal(err.message, err2.message)
+    assert.equal(before, read(path), "the refused file was changed")
+    return err, code
+  end
+
+  it("refuses a file written by a newer version (a higher record layout)", function()
+    local path = dir .. "/a.db"
+    make_file(path, 3)
+    write(path, set_u32(read(path), 60, 2))
+    local err, code = refused(path)
+    assert.equal("FAILED_PRECONDITION", code)
+    assert.matches("was written by a newer version of littlehorse %(record layout 2; this version reads layout 1%); " ..
+                   "it was left as it is", err.message)
+  end)
+
+  it("refuses an SQLite database that is not an outbox", function()
+    local path = dir .. "/a.db"
+    make_file(path, 1)
+    write(path, set_u32(read(path), 68, 12345))
+    local err, code = refused(path)
+    assert.equal("FAILED_PRECONDITION", code)
+    assert.matches("is not a littlehorse outbox", err.message)
+  end)
+
+  it("refuses a file that is not a database at all", function()
+    local path = dir .. "/a.db"
+    write(path, string.rep("not a database\n", 500))
+    local err, code = refused(path)
+    assert.equal("DATA_LOSS", code)
+    assert.matches("file is not a database %(the file is damaged; it was left as it is%)", err.message)
+  end)
+
+  it("detects a damaged file at open (quick_check) and leaves it as it is", function()
+    local path = dir .. "/a.db"
+    make_file(path, 300)
+    local bytes = read(path)
+    local page = header_u32(bytes, 16) >> 16 -- page size (a 2-byte field)
+    if page == 1 then page = 65536 end
+    assert.is_true(#bytes >= 4 * page)
+    -- scribble over the header of the second page (the records' b-tree root)
+    local at = page
+    write(path, bytes:sub(1, at) .. string.rep("\255", 12) .. bytes:sub(at + 13))
+    local err, code = refused(path)
+    assert.equal("DATA_LOSS", code)
+    assert.matches("is corrupt %(SQLite quick_check: .+%); it was left as it is", err.message)
+  end)
+
+  it("refuses a file it cannot write (a read-only file)", function()
+    local path = dir .. "/a.db"
+    make_file(path, 1)
+    if io.popen("id -u"):read("*l") == "0" then
+      -- root writes through permission bits: a read-only bind mount of the directory instead
+      local ro = dir .. "/ro"
+      assert(run("mkdir " .. q(ro)))
+      if not run("mount --bind -o ro " .. q(dir) .. " " .. q(ro) .. " 2>/dev/null") then
+        pending("cannot make a read-only mount here (needs mount permission)")
+        return
+      end
+      finally(function() run("umount " .. q(ro)) end)
+      path = ro .. "/a.db"
+    else
+      assert(run("chmod 0444 " .. q(path) .. " && chmod 0555 " .. q(dir)))
+      finally(function() run("chmod 0755 " .. q(dir)) end)
+    end
+    local err, code = refused(path)
+    assert.equal("FAILED_PRECONDITION", code)
+    assert.matches("read%-only", err.message)
+  end)
+
+  it("says why when the directory does not exist", function()
+    local ob = core._outbox(dir .. "/no/such/dir/a.db")
+    local v, err, code = ob:ready_async():wait()
+    ob:close()
+    assert.is_nil(v)
+    assert.equal("FAILED_PRECONDITION", code)
+    assert.matches("cannot open: unable to open database file %(check that the directory exists and is writable%)", err.message)
+  end)
+end)

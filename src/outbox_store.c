@@ -1,0 +1,784 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include <grpc/status.h>
+#include "outbox_store.h"
+
+/* Layout 1. `due_at` is when a pending record may next be claimed: its post time, then the end
+ * of its lease while a process delivers it, then its next attempt after a retryable failure.
+ * `counters` holds one row: totals since the file was made and the gauges the limits need,
+ * kept in step by the same transactions that change the records. */
+static const char *const SCHEMA =
+  "CREATE TABLE records ("
+  "  id INTEGER PRIMARY KEY,"
+  "  guid TEXT NOT NULL,"
+  "  kind INTEGER NOT NULL,"
+  "  wf_run_id TEXT, def_name TEXT NOT NULL, corr_key TEXT, order_key TEXT,"
+  "  request BLOB NOT NULL,"
+  "  created_at INTEGER NOT NULL,"
+  "  expires_at INTEGER,"
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  due_at INTEGER NOT NULL,"
+  "  state INTEGER NOT NULL DEFAULT 0,"       /* 0 pending, 1 dead letter */
+  "  dead_reason INTEGER,"
+  "  lease_owner TEXT,"
+  "  last_code TEXT, last_message TEXT);"
+  "CREATE INDEX records_due ON records (state, due_at);"
+  "CREATE INDEX records_order ON records (order_key, id) WHERE order_key IS NOT NULL;"
+  "CREATE TABLE counters ("
+  "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+  "  accepted INTEGER NOT NULL, delivered INTEGER NOT NULL, duplicates INTEGER NOT NULL,"
+  "  retries INTEGER NOT NULL, dead INTEGER NOT NULL,"
+  "  pending_rows INTEGER NOT NULL, dead_rows INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+  "INSERT INTO counters VALUES (1, 0, 0, 0, 0, 0, 0, 0, 0);";
+
+enum {
+  Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SYNC_FULL, Q_SYNC_NORMAL,
+  Q_COUNTERS, Q_ADD_COUNTERS, Q_INSERT,
+  Q_CLAIM, Q_NEXT_DUE, Q_EXPIRE,
+  Q_DELETE, Q_RETRY, Q_DEAD,
+  Q_OLDEST,
+  Q_COUNT
+};
+
+static const char *const SQL[Q_COUNT] = {
+  [Q_BEGIN] = "BEGIN IMMEDIATE",
+  [Q_COMMIT] = "COMMIT",
+  [Q_ROLLBACK] = "ROLLBACK",
+  [Q_SYNC_FULL] = "PRAGMA synchronous = FULL",
+  [Q_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+  [Q_COUNTERS] = "SELECT pending_rows, dead_rows, bytes, accepted, delivered, duplicates, retries, dead FROM counters WHERE id = 1",
+  [Q_ADD_COUNTERS] = "UPDATE counters SET accepted = accepted + ?1, delivered = delivered + ?2, duplicates = duplicates + ?3,"
+                     " retries = retries + ?4, dead = dead + ?5, pending_rows = pending_rows + ?6,"
+                     " dead_rows = dead_rows + ?7, bytes = bytes + ?8 WHERE id = 1",
+  [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
+               " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
+  /* Due, pending, and first of its order key among pending records. */
+  [Q_CLAIM] = "UPDATE records SET due_at = ?2, lease_owner = ?3 WHERE id IN ("
+              " SELECT id FROM records AS r WHERE state = 0 AND due_at <= ?1"
+              "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
+              "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
+              " ORDER BY due_at, id LIMIT ?4)"
+              " RETURNING id, guid, kind, request, attempts, created_at",
+  [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0",
+  /* Not while another process's lease on it runs: that delivery's outcome decides. */
+  [Q_EXPIRE] = "UPDATE records SET state = 1, dead_reason = 2, lease_owner = NULL,"
+               " last_code = coalesce(last_code, 'DEADLINE_EXCEEDED'),"
+               " last_message = 'expired: not delivered before its max_age ran out' ||"
+               "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
+               " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1"
+               "  AND (lease_owner IS NULL OR due_at <= ?1)"
+               " RETURNING length(request)",
+  [Q_DELETE] = "DELETE FROM records WHERE id = ?1 RETURNING state, length(request)",
+  [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, last_code = ?3,"
+              " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
+  [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL,"
+             " last_code = ?2, last_message = ?3 WHERE id = ?1 AND state = 0 AND lease_owner = ?4",
+  [Q_OLDEST] = "SELECT created_at FROM records WHERE state = 0 ORDER BY id LIMIT 1",
+};
+
+struct ob_store {
+  sqlite3 *db;
+  sqlite3_stmt *q[Q_COUNT];
+  char *path;
+  int64_t last_sweep;   /* when expired records were last looked for (ms) */
+  int sync_full;        /* the connection's synchronous setting */
+};
+
+/* ---- errors ---- */
+
+static void set_err(ob_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(ob_err *e, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+  va_end(ap);
+  e->code = code;
+}
+
+/* The gRPC status family of an SQLite result code. */
+static int status_of(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+  case SQLITE_NOMEM:
+  case SQLITE_TOOBIG: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return GRPC_STATUS_UNAVAILABLE;
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: return GRPC_STATUS_DATA_LOSS;
+  case SQLITE_READONLY:
+  case SQLITE_CANTOPEN:
+  case SQLITE_PERM:
+  case SQLITE_AUTH: return GRPC_STATUS_FAILED_PRECONDITION;
+  default: return GRPC_STATUS_INTERNAL;
+  }
+}
+
+static const char *advice(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL: return " (the disk is full)";
+  case SQLITE_BUSY: return " (another process held the file longer than busy_timeout)";
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: return " (the file is damaged; it was left as it is)";
+  case SQLITE_READONLY: return " (the file or its directory is read-only)";
+  case SQLITE_CANTOPEN: return " (check that the directory exists and is writable)";
+  default: return "";
+  }
+}
+
+static int db_err(ob_store *s, ob_err *e, int rc, const char *what) {
+  const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+  set_err(e, status_of(rc), "outbox %s: %s: %s%s", s->path, what, msg, advice(rc));
+  return 0;
+}
+
+/* ---- statements ---- */
+
+static int stmt(ob_store *s, int q, sqlite3_stmt **out, ob_err *e) {
+  if (!s->q[q]) {
+    int rc = sqlite3_prepare_v3(s->db, SQL[q], -1, SQLITE_PREPARE_PERSISTENT, &s->q[q], NULL);
+    if (rc != SQLITE_OK) return db_err(s, e, rc, "preparing a statement");
+  }
+  *out = s->q[q];
+  return 1;
+}
+
+/* Run a statement that returns no rows (or whose rows are not wanted). */
+static int exec_q(ob_store *s, int q, ob_err *e, const char *what) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, q, &st, e)) return 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, what);
+  return 1;
+}
+
+static int set_sync(ob_store *s, int full, ob_err *e) {
+  if (s->sync_full == full) return 1;
+  if (!exec_q(s, full ? Q_SYNC_FULL : Q_SYNC_NORMAL, e, "setting synchronous")) return 0;
+  s->sync_full = full;
+  return 1;
+}
+
+/* BEGIN IMMEDIATE (the write lock now, waiting busy_timeout for another process), with the
+ * sync level the transaction's COMMIT uses. */
+static int begin(ob_store *s, int full, ob_err *e) {
+  if (!set_sync(s, full, e)) return 0;
+  return exec_q(s, Q_BEGIN, e, "starting a transaction");
+}
+
+static void rollback(ob_store *s) {
+  ob_err ignored;
+  if (!sqlite3_get_autocommit(s->db)) exec_q(s, Q_ROLLBACK, &ignored, "rollback");
+}
+
+static int commit(ob_store *s, ob_err *e) {
+  if (exec_q(s, Q_COMMIT, e, "committing")) return 1;
+  rollback(s); /* a failed COMMIT may leave the transaction open: nothing of it stays */
+  return 0;
+}
+
+typedef struct counters { int64_t pending, dead_rows, bytes, accepted, delivered, duplicates, retries, dead; } counters;
+
+static int read_counters(ob_store *s, counters *c, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_COUNTERS, &st, e)) return 0;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    c->pending = sqlite3_column_int64(st, 0);
+    c->dead_rows = sqlite3_column_int64(st, 1);
+    c->bytes = sqlite3_column_int64(st, 2);
+    c->accepted = sqlite3_column_int64(st, 3);
+    c->delivered = sqlite3_column_int64(st, 4);
+    c->duplicates = sqlite3_column_int64(st, 5);
+    c->retries = sqlite3_column_int64(st, 6);
+    c->dead = sqlite3_column_int64(st, 7);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) { set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s: its counters row is missing (the file was changed by something else)", s->path); return 0; }
+    return db_err(s, e, rc, "reading the counters");
+  }
+  return 1;
+}
+
+static int add_counters(ob_store *s, const counters *d, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_ADD_COUNTERS, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, d->accepted);
+  sqlite3_bind_int64(st, 2, d->delivered);
+  sqlite3_bind_int64(st, 3, d->duplicates);
+  sqlite3_bind_int64(st, 4, d->retries);
+  sqlite3_bind_int64(st, 5, d->dead);
+  sqlite3_bind_int64(st, 6, d->pending);
+  sqlite3_bind_int64(st, 7, d->dead_rows);
+  sqlite3_bind_int64(st, 8, d->bytes);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "updating the counters");
+  return 1;
+}
+
+/* ---- open ---- */
+
+static int pragma_int(ob_store *s, const char *sql, int64_t *out, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return db_err(s, e, rc, "reading the file's header");
+  rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(s, e, rc, "reading the file's header");
+  return 1;
+}
+
+static int exec_sql(ob_store *s, const char *sql, ob_err *e, const char *what) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+  sqlite3_free(msg);
+  if (rc != SQLITE_OK) return db_err(s, e, rc, what);
+  return 1;
+}
+
+/* PRAGMA quick_check: the first line is "ok" for a sound file. */
+static int quick_check(ob_store *s, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+  if (rc != SQLITE_OK) return db_err(s, e, rc, "checking the file");
+  rc = sqlite3_step(st);
+  int ok = 1;
+  if (rc == SQLITE_ROW) {
+    const char *line = (const char *)sqlite3_column_text(st, 0);
+    if (!line || strcmp(line, "ok") != 0) {
+      set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s is corrupt (SQLite quick_check: %s); it was left as it is: "
+              "move it aside, and recover what it holds with the sqlite3 tool's .recover",
+              s->path, line ? line : "?");
+      ok = 0;
+    }
+  } else {
+    ok = db_err(s, e, rc, "checking the file");
+  }
+  sqlite3_finalize(st);
+  return ok;
+}
+
+/* Create the layout in a new file, or check an existing one. Under the write lock, so two
+ * processes opening a new file at once make it once. */
+static int check_or_create(ob_store *s, ob_err *e) {
+  if (!begin(s, 1, e)) return 0;
+  int64_t version, app, tables;
+  if (!pragma_int(s, "PRAGMA user_version", &version, e) || !pragma_int(s, "PRAGMA application_id", &app, e) ||
+      !pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables, e)) {
+    rollback(s);
+    return 0;
+  }
+  if (app != OB_APPLICATION_ID && (app != 0 || tables != 0)) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_FAILED_PRECONDITION, "%s is not a littlehorse outbox (an SQLite database of something "
+            "else); it was left as it is", s->path);
+    return 0;
+  }
+  if (version > OB_LAYOUT) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_FAILED_PRECONDITION, "outbox %s was written by a newer version of littlehorse (record "
+            "layout %lld; this version reads layout %d); it was left as it is: use the newer version",
+            s->path, (long long)version, OB_LAYOUT);
+    return 0;
+  }
+  if (app == 0) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", OB_APPLICATION_ID, OB_LAYOUT);
+    if (!exec_sql(s, SCHEMA, e, "creating the layout") || !exec_sql(s, sql, e, "creating the layout")) {
+      rollback(s);
+      return 0;
+    }
+  } else if (version < 1) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s has no record layout version; it was left as it is", s->path);
+    return 0;
+  }
+  return commit(s, e);
+}
+
+ob_store *ob_store_open(const char *path, const ob_open_opts *o, ob_err *e) {
+  ob_store *s = calloc(1, sizeof *s);
+  if (!s || !(s->path = strdup(path))) {
+    free(s);
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", path);
+    return NULL;
+  }
+  s->sync_full = -1;
+  /* NOMUTEX: the connection is only ever used by one thread at a time (the writer). */
+  int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    db_err(s, e, rc, "cannot open");
+    ob_store_close(s);
+    return NULL;
+  }
+  sqlite3_extended_result_codes(s->db, 1);
+  sqlite3_busy_timeout(s->db, (int)(o->busy_timeout_ms > 0x7fffffff ? 0x7fffffff : o->busy_timeout_ms));
+  int ok = 1;
+  if (sqlite3_db_readonly(s->db, "main") == 1) {
+    set_err(e, GRPC_STATUS_FAILED_PRECONDITION, "outbox %s: the file is read-only; an outbox must be writable", path);
+    ok = 0;
+  }
+  /* WAL: posts append to the log and readers never block the writer; the mode is kept in
+   * the file, so every process that opens it agrees. */
+  sqlite3_stmt *st = NULL;
+  if (ok) {
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      const char *mode = (const char *)sqlite3_column_text(st, 0);
+      if (!mode || strcmp(mode, "wal") != 0) {
+        set_err(e, GRPC_STATUS_FAILED_PRECONDITION, "outbox %s: cannot use WAL mode (journal mode stays '%s')",
+                path, mode ? mode : "?");
+        ok = 0;
+      }
+    } else {
+      ok = db_err(s, e, rc, "cannot open");
+    }
+    sqlite3_finalize(st);
+  }
+  if (ok && o->check) ok = quick_check(s, e);
+  if (ok) ok = check_or_create(s, e);
+  if (ok) {
+    counters c;
+    ok = read_counters(s, &c, e);
+  }
+  if (!ok) {
+    ob_store_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+void ob_store_close(ob_store *s) {
+  if (!s) return;
+  for (int i = 0; i < Q_COUNT; i++)
+    if (s->q[i]) sqlite3_finalize(s->q[i]);
+  if (s->db) sqlite3_close_v2(s->db);
+  free(s->path);
+  free(s);
+}
+
+/* ---- adding records ---- */
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+  if (v) sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else sqlite3_bind_null(st, i);
+}
+
+int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e) {
+  if (!begin(s, 1, e)) return 0;
+  counters now, d;
+  memset(&d, 0, sizeof d);
+  sqlite3_stmt *ins = NULL;
+  if (!read_counters(s, &now, e) || !stmt(s, Q_INSERT, &ins, e)) {
+    rollback(s);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    ob_new *r = &recs[i];
+    r->refused = 0;
+    r->id = 0;
+    int64_t rows = now.pending + now.dead_rows + d.pending, bytes = now.bytes + d.bytes;
+    if (lim->max_rows > 0 && rows + 1 > lim->max_rows) {
+      r->refused = 1;
+      set_err(&r->err, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s is full: it holds %lld records (max_rows = %lld; "
+              "%lld of them dead letters); nothing was stored", s->path, (long long)rows, (long long)lim->max_rows,
+              (long long)now.dead_rows);
+      continue;
+    }
+    if (lim->max_bytes > 0 && bytes + (int64_t)r->request_len > lim->max_bytes) {
+      r->refused = 1;
+      set_err(&r->err, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s is full: it holds %lld bytes of requests, and "
+              "this one (%zu bytes) would pass max_bytes = %lld; nothing was stored", s->path, (long long)bytes,
+              r->request_len, (long long)lim->max_bytes);
+      continue;
+    }
+    sqlite3_bind_text(ins, 1, r->guid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 2, r->kind);
+    bind_text_or_null(ins, 3, r->wf_run_id);
+    bind_text_or_null(ins, 4, r->def_name);
+    bind_text_or_null(ins, 5, r->corr_key);
+    bind_text_or_null(ins, 6, r->order_key);
+    sqlite3_bind_blob64(ins, 7, r->request, r->request_len, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 8, r->created_at);
+    if (lim->max_age_ms > 0) sqlite3_bind_int64(ins, 9, r->created_at + lim->max_age_ms);
+    else sqlite3_bind_null(ins, 9);
+    int rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+    if (rc != SQLITE_DONE) {
+      db_err(s, e, rc, "storing a record");
+      rollback(s);
+      return 0;
+    }
+    r->id = sqlite3_last_insert_rowid(s->db);
+    d.pending++;
+    d.accepted++;
+    d.bytes += (int64_t)r->request_len;
+  }
+  if (d.accepted && !add_counters(s, &d, e)) {
+    rollback(s);
+    return 0;
+  }
+  return commit(s, e);
+}
+
+/* ---- delivery ---- */
+
+void ob_claimed_free(ob_claimed *rows, size_t n) {
+  if (!rows) return;
+  for (size_t i = 0; i < n; i++) {
+    free(rows[i].guid);
+    free(rows[i].request);
+  }
+  free(rows);
+}
+
+static char *dup_bytes(const void *p, size_t n) {
+  char *c = malloc(n + 1);
+  if (c) {
+    if (n) memcpy(c, p, n);
+    c[n] = '\0';
+  }
+  return c;
+}
+
+static char *col_text(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? dup_bytes(t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* Records past their expiry become dead letters (looked for at most once a second). */
+static int expire(ob_store *s, int64_t now, counters *d, ob_err *e) {
+  if (now - s->last_sweep < 1000 && now >= s->last_sweep) return 1;
+  s->last_sweep = now;
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_EXPIRE, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, now);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    d->pending--;
+    d->dead_rows++;
+    d->dead++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "expiring records");
+  return 1;
+}
+
+static int next_due(ob_store *s, int64_t *out, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_NEXT_DUE, &st, e)) return 0;
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return db_err(s, e, rc, "reading the next due time");
+  return 1;
+}
+
+int ob_store_claim(ob_store *s, int64_t now, int64_t lease_ms, const char *owner, size_t limit,
+                   ob_claimed **rows, size_t *n, int64_t *due, ob_err *e) {
+  *rows = NULL;
+  *n = 0;
+  if (!begin(s, 0, e)) return 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  sqlite3_stmt *st = NULL;
+  if (!expire(s, now, &d, e) || (d.dead && !add_counters(s, &d, e)) || !stmt(s, Q_CLAIM, &st, e)) {
+    rollback(s);
+    return 0;
+  }
+  ob_claimed *out = limit ? calloc(limit, sizeof *out) : NULL;
+  if (limit && !out) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    return 0;
+  }
+  sqlite3_bind_int64(st, 1, now);
+  sqlite3_bind_int64(st, 2, now + lease_ms);
+  sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+  int rc;
+  size_t k = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit) {
+    ob_claimed *r = &out[k++];
+    r->id = sqlite3_column_int64(st, 0);
+    r->guid = col_text(st, 1);
+    r->kind = sqlite3_column_int(st, 2);
+    r->request_len = (size_t)sqlite3_column_bytes(st, 3);
+    r->request = dup_bytes(sqlite3_column_blob(st, 3), r->request_len);
+    r->attempts = sqlite3_column_int(st, 4);
+    r->created_at = sqlite3_column_int64(st, 5);
+    if (!r->guid || !r->request) rc = SQLITE_NOMEM;
+    if (rc == SQLITE_NOMEM) break;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || !next_due(s, due, e) || !commit(s, e)) {
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) db_err(s, e, rc, "claiming records");
+    rollback(s);
+    ob_claimed_free(out, k);
+    return 0;
+  }
+  /* in id order (RETURNING gives no order): the order records were posted in */
+  for (size_t i = 1; i < k; i++) {
+    ob_claimed t = out[i];
+    size_t j = i;
+    while (j > 0 && out[j - 1].id > t.id) { out[j] = out[j - 1]; j--; }
+    out[j] = t;
+  }
+  if (k == 0) { free(out); out = NULL; }
+  *rows = out;
+  *n = k;
+  return 1;
+}
+
+int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e) {
+  memset(out, 0, sizeof *out);
+  if (!begin(s, 0, e)) return 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  sqlite3_stmt *del = NULL, *retry = NULL, *dead = NULL;
+  if (!stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e)) {
+    rollback(s);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const ob_ack *a = &acks[i];
+    int rc;
+    if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) {
+      sqlite3_bind_int64(del, 1, a->id);
+      rc = sqlite3_step(del);
+      if (rc == SQLITE_ROW) {
+        int state = sqlite3_column_int(del, 0);
+        int64_t len = sqlite3_column_int64(del, 1);
+        if (state == 0) d.pending--;
+        else d.dead_rows--;
+        d.bytes -= len;
+        if (a->outcome == OB_ACK_DELIVERED) d.delivered++;
+        else d.duplicates++;
+        rc = sqlite3_step(del);
+      }
+      sqlite3_reset(del);
+    } else {
+      sqlite3_stmt *st = a->outcome == OB_ACK_RETRY ? retry : dead;
+      sqlite3_bind_int64(st, 1, a->id);
+      int i2 = 2;
+      if (a->outcome == OB_ACK_RETRY) sqlite3_bind_int64(st, i2++, a->due_at);
+      bind_text_or_null(st, i2++, a->code);
+      bind_text_or_null(st, i2++, a->message);
+      sqlite3_bind_text(st, i2, owner, -1, SQLITE_STATIC);
+      rc = sqlite3_step(st);
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      if (rc == SQLITE_DONE && sqlite3_changes(s->db) > 0) {
+        if (a->outcome == OB_ACK_RETRY) d.retries++;
+        else {
+          d.dead++;
+          d.pending--;
+          d.dead_rows++;
+        }
+      }
+    }
+    if (rc != SQLITE_DONE) {
+      db_err(s, e, rc, "recording delivery outcomes");
+      rollback(s);
+      return 0;
+    }
+  }
+  if (!add_counters(s, &d, e) || !commit(s, e)) {
+    rollback(s);
+    return 0;
+  }
+  out->delivered = d.delivered;
+  out->duplicates = d.duplicates;
+  out->retries = d.retries;
+  out->dead = d.dead;
+  return 1;
+}
+
+/* ---- reading ---- */
+
+int ob_store_stats(ob_store *s, ob_stats *out, ob_err *e) {
+  memset(out, 0, sizeof *out);
+  /* one read transaction: the counters and the records agree */
+  if (!exec_sql(s, "BEGIN", e, "reading the stats")) return 0;
+  counters c;
+  sqlite3_stmt *st = NULL;
+  int ok = read_counters(s, &c, e) && stmt(s, Q_OLDEST, &st, e);
+  if (ok) {
+    int rc = sqlite3_step(st);
+    out->oldest_pending_ms = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "reading the stats");
+  }
+  if (ok) ok = next_due(s, &out->next_due_ms, e);
+  ob_err ignored;
+  exec_sql(s, "COMMIT", &ignored, "reading the stats");
+  if (!ok) return 0;
+  out->accepted = c.accepted;
+  out->delivered = c.delivered;
+  out->duplicates = c.duplicates;
+  out->retries = c.retries;
+  out->dead = c.dead;
+  out->pending = c.pending;
+  out->dead_letters = c.dead_rows;
+  out->bytes = c.bytes;
+  return 1;
+}
+
+void ob_records_free(ob_record *r, size_t n) {
+  if (!r) return;
+  for (size_t i = 0; i < n; i++) {
+    free(r[i].guid);
+    free(r[i].wf_run_id);
+    free(r[i].def_name);
+    free(r[i].corr_key);
+    free(r[i].order_key);
+    free(r[i].lease_owner);
+    free(r[i].last_code);
+    free(r[i].last_message);
+    free(r[i].request);
+  }
+  free(r);
+}
+
+int ob_store_list(ob_store *s, int state, int64_t after, size_t limit, int with_request,
+                  ob_record **out, size_t *n, ob_err *e) {
+  *out = NULL;
+  *n = 0;
+  if (limit == 0) return 1;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db,
+    "SELECT id, created_at, due_at, expires_at, kind, attempts, state, dead_reason, guid, wf_run_id, def_name,"
+    " corr_key, order_key, lease_owner, last_code, last_message, CASE WHEN ?4 THEN request END"
+    " FROM records WHERE state = ?1 AND id > ?2 ORDER BY id LIMIT ?3", -1, &st, NULL);
+  if (rc != SQLITE_OK) return db_err(s, e, rc, "listing records");
+  sqlite3_bind_int(st, 1, state);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+  sqlite3_bind_int(st, 4, with_request);
+  size_t cap = limit < 64 ? limit : 64, k = 0;
+  ob_record *r = calloc(cap, sizeof *r);
+  int oom = r == NULL;
+  while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == cap) {
+      ob_record *g = realloc(r, cap * 2 * sizeof *r);
+      if (!g) { oom = 1; break; }
+      memset(g + cap, 0, cap * sizeof *r);
+      r = g;
+      cap *= 2;
+    }
+    ob_record *x = &r[k++];
+    x->id = sqlite3_column_int64(st, 0);
+    x->created_at = sqlite3_column_int64(st, 1);
+    x->due_at = sqlite3_column_int64(st, 2);
+    x->expires_at = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+    x->kind = sqlite3_column_int(st, 4);
+    x->attempts = sqlite3_column_int(st, 5);
+    x->state = sqlite3_column_int(st, 6);
+    x->dead_reason = sqlite3_column_int(st, 7);
+    x->guid = col_text(st, 8);
+    x->wf_run_id = col_text(st, 9);
+    x->def_name = col_text(st, 10);
+    x->corr_key = col_text(st, 11);
+    x->order_key = col_text(st, 12);
+    x->lease_owner = col_text(st, 13);
+    x->last_code = col_text(st, 14);
+    x->last_message = col_text(st, 15);
+    if (with_request) {
+      x->request_len = (size_t)sqlite3_column_bytes(st, 16);
+      x->request = dup_bytes(sqlite3_column_blob(st, 16), x->request_len);
+      if (!x->request) oom = 1;
+    }
+  }
+  sqlite3_finalize(st);
+  if (oom) {
+    ob_records_free(r, k);
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory listing records", s->path);
+    return 0;
+  }
+  if (rc != SQLITE_DONE) {
+    ob_records_free(r, k);
+    return db_err(s, e, rc, "listing records");
+  }
+  *out = r;
+  *n = k;
+  return 1;
+}
+
+/* ---- dead letters ---- */
+
+/* Run sql (one statement with ?1 = an id when ids is given) for each id or once; counts
+ * the rows it returned (RETURNING length(request)) and their bytes. */
+static int each_id(ob_store *s, const char *sql, const int64_t *ids, size_t nids, int64_t now, int64_t max_age,
+                   int64_t *count, int64_t *bytes, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return db_err(s, e, rc, "changing dead letters");
+  size_t rounds = ids ? nids : 1;
+  for (size_t i = 0; i < rounds; i++) {
+    int np = sqlite3_bind_parameter_count(st);
+    if (np >= 1) sqlite3_bind_int64(st, 1, ids ? ids[i] : 0);
+    if (np >= 2) sqlite3_bind_int(st, 2, ids != NULL);
+    if (np >= 3) sqlite3_bind_int64(st, 3, now);
+    if (np >= 4) {
+      if (max_age > 0) sqlite3_bind_int64(st, 4, now + max_age);
+      else sqlite3_bind_null(st, 4);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      (*count)++;
+      *bytes += sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) break;
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "changing dead letters");
+  return 1;
+}
+
+int ob_store_requeue(ob_store *s, const int64_t *ids, size_t nids, int64_t now, int64_t max_age_ms,
+                     int64_t *count, ob_err *e) {
+  *count = 0;
+  if (!begin(s, 1, e)) return 0;
+  int64_t bytes = 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  int ok = each_id(s, "UPDATE records SET state = 0, dead_reason = NULL, attempts = 0, due_at = ?3, expires_at = ?4,"
+                      " lease_owner = NULL WHERE state = 1 AND (?2 = 0 OR id = ?1) RETURNING length(request)",
+                   ids, nids, now, max_age_ms, count, &bytes, e);
+  d.pending = *count;
+  d.dead_rows = -*count;
+  if (!ok || !add_counters(s, &d, e) || !commit(s, e)) {
+    rollback(s);
+    *count = 0;
+    return 0;
+  }
+  return 1;
+}
+
+int ob_store_purge(ob_store *s, const int64_t *ids, size_t nids, int64_t *count, ob_err *e) {
+  *count = 0;
+  if (!begin(s, 1, e)) return 0;
+  int64_t bytes = 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  int ok = each_id(s, "DELETE FROM records WHERE state = 1 AND (?2 = 0 OR id = ?1) RETURNING length(request)",
+                   ids, nids, 0, 0, count, &bytes, e);
+  d.dead_rows = -*count;
+  d.bytes = -bytes;
+  if (!ok || !add_counters(s, &d, e) || !commit(s, e)) {
+    rollback(s);
+    *count = 0;
+    return 0;
+  }
+  return 1;
+}
