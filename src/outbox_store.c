@@ -117,6 +117,8 @@ static int status_of(int rc) {
 }
 
 static const char *advice(int rc) {
+  if (rc == SQLITE_IOERR_WRITE) return " (a write failed: the disk may be full, or a file size limit reached)";
+  if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC) return " (syncing to disk failed)";
   switch (rc & 0xff) {
   case SQLITE_FULL: return " (the disk is full)";
   case SQLITE_BUSY: return " (another process held the file longer than busy_timeout)";
@@ -130,7 +132,9 @@ static const char *advice(int rc) {
 
 static int db_err(ob_store *s, ob_err *e, int rc, const char *what) {
   const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-  set_err(e, status_of(rc), "outbox %s: %s: %s%s", s->path, what, msg, advice(rc));
+  int sys = s->db && (rc & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(s->db) : 0;
+  if (sys) set_err(e, status_of(rc), "outbox %s: %s: %s (%s)%s", s->path, what, msg, strerror(sys), advice(rc));
+  else set_err(e, status_of(rc), "outbox %s: %s: %s%s", s->path, what, msg, advice(rc));
   return 0;
 }
 
@@ -151,9 +155,9 @@ static int exec_q(ob_store *s, int q, ob_err *e, const char *what) {
   if (!stmt(s, q, &st, e)) return 0;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+  if (rc != SQLITE_DONE) db_err(s, e, rc, what); /* before the reset, which may clear errno */
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return db_err(s, e, rc, what);
-  return 1;
+  return rc == SQLITE_DONE;
 }
 
 static int set_sync(ob_store *s, int full, ob_err *e) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <grpc/status.h>
 #include "async.h"
 #include "runtime.h"
@@ -33,9 +34,74 @@ int64_t ob_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Every live outbox of the process, for wake-up registrations (process-wide C state). */
+/* Every live outbox of the process, for wake-up registrations, and every file a writer has
+ * open (process-wide C state). all_mu is held across fork(), so a child never inherits it
+ * locked by a thread it does not have. */
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
 static ob_outbox *all_outboxes;
+
+typedef struct open_file { dev_t dev; ino_t ino; pid_t pid; struct open_file *next; } open_file;
+static open_file *open_files;
+
+static void before_fork(void) { pthread_mutex_lock(&all_mu); }
+static void after_fork(void) { pthread_mutex_unlock(&all_mu); }
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_setup(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+
+/* SQLite keeps per-process state for each open file (its locks, the WAL index mapping): a
+ * forked child inherits the parent's and then misreads the locks of any connection it makes to
+ * that file (it waits for locks nobody releases, or takes locks it does not hold). So a child
+ * may not open a file its parent had open at the fork: checked before opening (0, with e set,
+ * in that case). Open files are recorded (file_record) until file_closed. */
+static int file_allowed(ob_outbox *ob, ob_err *e) {
+  struct stat st;
+  if (stat(ob->path, &st) < 0) return 1; /* a new file: nobody had it open */
+  pid_t me = lh_runtime_pid();
+  int ok = 1;
+  pthread_mutex_lock(&all_mu);
+  for (open_file *f = open_files; f && ok; f = f->next) {
+    if (f->pid != me && f->dev == st.st_dev && f->ino == st.st_ino) {
+      e->code = GRPC_STATUS_FAILED_PRECONDITION;
+      snprintf(e->msg, sizeof e->msg, "outbox %s: process %d had this file open when it forked this process (%d); "
+               "SQLite cannot use a file in a process that inherited a connection to it: open outboxes in processes "
+               "that did not inherit one (in nginx: in init_worker_by_lua or later, never in init_by_lua)",
+               ob->path, (int)f->pid, (int)me);
+      ok = 0;
+    }
+  }
+  pthread_mutex_unlock(&all_mu);
+  return ok;
+}
+
+static void file_record(ob_outbox *ob) {
+  struct stat st;
+  open_file *f = malloc(sizeof *f);
+  if (!f || stat(ob->path, &st) < 0) { free(f); return; }
+  f->dev = ob->file_dev = st.st_dev;
+  f->ino = ob->file_ino = st.st_ino;
+  f->pid = lh_runtime_pid();
+  ob->file_recorded = 1;
+  pthread_mutex_lock(&all_mu);
+  f->next = open_files;
+  open_files = f;
+  pthread_mutex_unlock(&all_mu);
+}
+
+static void file_closed(ob_outbox *ob) {
+  if (!ob->file_recorded) return;
+  pid_t me = lh_runtime_pid();
+  pthread_mutex_lock(&all_mu);
+  for (open_file **q = &open_files; *q; q = &(*q)->next) {
+    open_file *f = *q;
+    if (f->pid == me && f->dev == ob->file_dev && f->ino == ob->file_ino) {
+      *q = f->next;
+      free(f);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&all_mu);
+  ob->file_recorded = 0;
+}
 
 /* ---- freeing ---- */
 
@@ -205,7 +271,8 @@ static void run_one(ob_outbox *ob, ob_job *j) {
 static void run_batch(ob_outbox *ob, ob_job *batch) {
   if (ob->open_state == 0) {
     ob_err e;
-    ob->store = ob_store_open(ob->path, &ob->cfg.open, &e);
+    ob->store = file_allowed(ob, &e) ? ob_store_open(ob->path, &ob->cfg.open, &e) : NULL;
+    if (ob->store) file_record(ob);
     ob->open_state = ob->store ? 1 : -1;
     if (!ob->store) ob->open_err = e;
   }
@@ -299,6 +366,7 @@ static void *writer_main(void *arg) {
   pthread_mutex_unlock(&ob->mu);
   ob_store_close(ob->store);
   ob->store = NULL;
+  file_closed(ob);
   pthread_mutex_lock(&ob->mu);
   outbox_unref_locked(ob); /* the thread's reference */
   return NULL;
@@ -307,6 +375,7 @@ static void *writer_main(void *arg) {
 /* ---- the outbox ---- */
 
 ob_outbox *ob_outbox_new(const char *path, const ob_config *cfg, ob_err *e) {
+  pthread_once(&atfork_once, atfork_setup);
   ob_outbox *ob = calloc(1, sizeof *ob);
   if (!ob || !(ob->path = strdup(path))) {
     free(ob);

@@ -73,6 +73,9 @@ struct ob_outbox {
   ob_config cfg;
   char *path;
   char owner[64];           /* this process's name in leases */
+  dev_t file_dev;           /* the open file, recorded while open (see file_opened) */
+  ino_t file_ino;
+  int file_recorded;
   pid_t pid;
   struct ob_outbox *next_outbox; /* in the process-wide list wake-ups search */
 };
