@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <grpc/status.h>
+#include <sqlite3.h>
 #include "async.h"
 #include "runtime.h"
 #include "outbox_writer.h"
@@ -43,10 +44,34 @@ static ob_outbox *all_outboxes;
 typedef struct open_file { dev_t dev; ino_t ino; pid_t pid; struct open_file *next; } open_file;
 static open_file *open_files;
 
-static void before_fork(void) { pthread_mutex_lock(&all_mu); }
-static void after_fork(void) { pthread_mutex_unlock(&all_mu); }
+/* SQLite's process-wide mutexes (its allocator's, its VFS's...) are held across fork() too:
+ * a writer thread inside SQLite at the moment of the fork would otherwise leave one locked
+ * in the child forever, and the child's first SQLite call (an outbox of its own) would hang.
+ * Taken in the order SQLite nests them (the allocator's is innermost). */
+static const int SQLITE_STATICS[] = {
+  SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_OPEN, SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_VFS2,
+  SQLITE_MUTEX_STATIC_VFS3, SQLITE_MUTEX_STATIC_APP1, SQLITE_MUTEX_STATIC_APP2, SQLITE_MUTEX_STATIC_APP3,
+  SQLITE_MUTEX_STATIC_LRU, SQLITE_MUTEX_STATIC_PMEM, SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_MEM,
+};
+#define NSTATICS (sizeof SQLITE_STATICS / sizeof SQLITE_STATICS[0])
+static sqlite3_mutex *sqlite_statics[NSTATICS];
+
+static void before_fork(void) {
+  pthread_mutex_lock(&all_mu);
+  for (size_t i = 0; i < NSTATICS; i++)
+    if (sqlite_statics[i]) sqlite3_mutex_enter(sqlite_statics[i]);
+}
+static void after_fork(void) {
+  for (size_t i = NSTATICS; i-- > 0;)
+    if (sqlite_statics[i]) sqlite3_mutex_leave(sqlite_statics[i]);
+  pthread_mutex_unlock(&all_mu);
+}
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void atfork_setup(void) { pthread_atfork(before_fork, after_fork, after_fork); }
+static void atfork_setup(void) {
+  if (sqlite3_initialize() == SQLITE_OK) /* memory set-up only: no file is touched */
+    for (size_t i = 0; i < NSTATICS; i++) sqlite_statics[i] = sqlite3_mutex_alloc(SQLITE_STATICS[i]);
+  pthread_atfork(before_fork, after_fork, after_fork);
+}
 
 /* SQLite keeps per-process state for each open file (its locks, the WAL index mapping): a
  * forked child inherits the parent's and then misreads the locks of any connection it makes to
