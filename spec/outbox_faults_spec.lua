@@ -41,7 +41,7 @@ end
 
 -- The guids the file at path holds (read by a fresh outbox, with no limit on this process).
 local function stored(path)
-  local ob = core.outbox(path, { max_rows = 0, max_bytes = 0 })
+  local ob = core._outbox(path, { max_rows = 0, max_bytes = 0 })
   local set, n, after = {}, 0, 0
   repeat
     local rows = assert(ob:list_async("pending", { after = after, limit = 10000 }):wait(30))
@@ -90,7 +90,7 @@ describe("outbox on a full disk", function()
     -- more room: the same file takes posts again, nothing lost before
     assert(run("mount -o remount,size=4m " .. q(mnt)))
     local before, n = stored(path)
-    local ob = core.outbox(path, { max_rows = 0, max_bytes = 0 })
+    local ob = core._outbox(path, { max_rows = 0, max_bytes = 0 })
     assert.equal("after", ob:post_async({ wf_run_id = "fill", external_event_def_name = "fill-event",
                                           content = "x", guid = "after" }):wait(30))
     ob:close()

@@ -798,13 +798,13 @@ void lh_outbox_register(lua_State *L) {
   new_type(L, LH_OUTBOX_JOB_MT, job_methods, job_close, job_close, job_tostring);
 }
 
-/* ---- core.outbox(path [, opts]) ---- */
+/* ---- core._outbox(path [, opts]) ---- */
 
 static int64_t opt_ms(lua_State *L, const lh_path *p, int allow_zero) {
   return (int64_t)llround(check_seconds(L, -1, p, allow_zero) * 1000.0);
 }
 
-/* core.outbox(path [, { max_rows =, max_bytes =, max_age =, lease =, busy_timeout =, check =,
+/* core._outbox(path [, { max_rows =, max_bytes =, max_age =, lease =, busy_timeout =, check =,
  *   ordered = }]) -> outbox. Options are read raw; unknown keys raise. The file is opened by
  * the writer thread (ready_async tells how that went); no disk I/O happens here. */
 int lh_outbox_new(lua_State *L) {

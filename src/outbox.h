@@ -12,7 +12,7 @@
 
 /* Register the metatables; methods get the context (on the stack top) as upvalue 1. */
 void lh_outbox_register(lua_State *L);
-/* core.outbox(path [, opts]) -> outbox (its file is opened by the first job) */
+/* core._outbox(path [, opts]) -> outbox (its file is opened by the first job) */
 int lh_outbox_new(lua_State *L);
 
 #endif

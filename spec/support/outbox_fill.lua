@@ -7,7 +7,7 @@ local path, n, bytes = ...
 local core = require "littlehorse.core"
 n = math.tointeger(tonumber(n))
 local body = string.rep("x", math.tointeger(tonumber(bytes or "2000")))
-local ob = core.outbox(path, { max_rows = 0, max_bytes = 0 })
+local ob = core._outbox(path, { max_rows = 0, max_bytes = 0 })
 local function report(i, job)
   local g, err, code = job:wait(30)
   if g then print("ok " .. g)

@@ -21,7 +21,7 @@ end
 
 local function req(guid) return { wf_run_id = "fork-wf", external_event_def_name = "fork-event", guid = guid } end
 
-local ob = core.outbox(path)
+local ob = core._outbox(path)
 assert(ob:ready_async():wait())
 local posted = 0
 for r = 1, rounds do
@@ -63,11 +63,11 @@ for r = 1, rounds do
     say(true, "child: close() and collectgarbage() return")
     -- an outbox of its own works in the child, on another file; on the parent's file it is
     -- refused (SQLite's per-process state of that file came with the fork)
-    local mine = core.outbox(path .. ".child-" .. r)
+    local mine = core._outbox(path .. ".child-" .. r)
     local g, err = mine:post_async(req("child-own-" .. r)):wait(10)
     say(g == "child-own-" .. r, "child: an outbox of its own posts", err)
     mine:close()
-    local same = core.outbox(path)
+    local same = core._outbox(path)
     local v, e2, code = same:ready_async():wait(10)
     say(v == nil and code == "FAILED_PRECONDITION" and e2.message:find("had this file open when it forked this process", 1, true),
         "child: the parent's file is refused", e2)
