@@ -44,13 +44,13 @@ static const char *const job_names[OB_JOB_KINDS] = {
 static int inherited(pid_t made_in) { return made_in != lh_runtime_pid(); }
 
 static void refuse_inherited(lua_State *L, const char *what, pid_t made_in) {
-  luaL_error(L, "littlehorse: this %s was made in process %d and cannot be used in forked process %d; "
-                "open outboxes after the fork", what, (int)made_in, (int)getpid());
+  lh_misuse(L, "littlehorse: this %s was made in process %d and cannot be used in forked process %d; "
+               "open outboxes after the fork", what, (int)made_in, (int)getpid());
 }
 
 static lh_outbox *check_outbox(lua_State *L) {
   lh_outbox *o = luaL_checkudata(L, 1, LH_OUTBOX_MT);
-  if (o->closed) luaL_error(L, "littlehorse: this outbox is closed");
+  if (o->closed) lh_misuse(L, "littlehorse: this outbox is closed");
   if (inherited(o->pid)) refuse_inherited(L, "outbox", o->pid);
   return o;
 }
@@ -90,39 +90,43 @@ typedef struct job_opts {
 /* Read the options table at idx, raw (no metamethod runs): on_done, and for list_async
  * after, limit and requests. Misuse raises naming the key. The callback replaces the table at
  * idx (o->on_done = idx), where it stays until the handle takes it. */
+static const char *const JOB_OPTIONS[] = { "on_done", NULL };
+static const char *const LIST_OPTIONS[] = { "after", "limit", "requests", "on_done", NULL };
+
 static void job_opts_at(lua_State *L, int idx, const char *method, int argn, int list, job_opts *o) {
   lh_path root = lh_path_root(method, argn);
   memset(o, 0, sizeof *o);
   o->limit = 100;
   if (lua_isnoneornil(L, idx)) return;
   if (!lua_istable(L, idx)) lh_path_error(L, &root, "expected a table of options, got %s", luaL_typename(L, idx));
-  int has_fn = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    lh_path p = lh_path_field(&root, k ? k : "?", k ? strlen(k) : 1);
-    if (!k) {
-      lh_path_error(L, &root, "option names are strings, got a %s key", luaL_typename(L, -2));
-    } else if (strcmp(k, "on_done") == 0) {
-      if (!lua_isfunction(L, -1)) lh_path_error(L, &p, "expected a function");
-      has_fn = 1;
-    } else if (list && strcmp(k, "after") == 0) {
-      o->after = check_count(L, -1, &p, 0, LUA_MAXINTEGER);
-    } else if (list && strcmp(k, "limit") == 0) {
-      o->limit = check_count(L, -1, &p, 1, 10000);
-    } else if (list && strcmp(k, "requests") == 0) {
-      if (!lua_isboolean(L, -1)) lh_path_error(L, &p, "expected a boolean");
-      o->requests = lua_toboolean(L, -1);
-    } else {
-      lh_path_error(L, &root, "unknown option '%s'", k);
+  lh_check_keys(L, idx, &root, list ? LIST_OPTIONS : JOB_OPTIONS, "option");
+  lua_pushliteral(L, "on_done");
+  lua_rawget(L, idx);
+  int has_fn = !lua_isnil(L, -1);
+  if (has_fn && !lua_isfunction(L, -1)) {
+    lh_path p = lh_path_field(&root, "on_done", 7);
+    lh_path_error(L, &p, "expected a function");
+  }
+  if (list) {
+    static const char *const keys[] = { "after", "limit", "requests" };
+    for (int i = 0; i < 3; i++) {
+      lua_pushstring(L, keys[i]);
+      lua_rawget(L, idx);
+      lh_path p = lh_path_field(&root, keys[i], strlen(keys[i]));
+      if (!lua_isnil(L, -1)) {
+        if (i == 0) o->after = check_count(L, -1, &p, 0, LUA_MAXINTEGER);
+        else if (i == 1) o->limit = check_count(L, -1, &p, 1, 10000);
+        else if (!lua_isboolean(L, -1)) lh_path_error(L, &p, "expected a boolean");
+        else o->requests = lua_toboolean(L, -1);
+      }
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   if (has_fn) {
-    lua_pushliteral(L, "on_done");
-    lua_rawget(L, idx);
-    lua_replace(L, idx);
+    lua_replace(L, idx); /* the callback takes the options' slot */
     o->on_done = idx;
+  } else {
+    lua_pop(L, 1);
   }
 }
 
@@ -316,7 +320,7 @@ static int job_wait(lua_State *L) {
     if (anchored(h)) unanchor(L, 1, h); /* the caller takes the results: no callback */
     job_settle(L, 1, h);
   }
-  if (!h->nresults) return luaL_error(L, "littlehorse: this outbox job is closed");
+  if (!h->nresults) return lh_misuse(L, "littlehorse: this outbox job is closed");
   return push_results(L, 1);
 }
 
@@ -332,6 +336,14 @@ static int job_id(lua_State *L) {
   if (h->j) lua_pushnumber(L, (lua_Number)h->j->id);
   else lua_pushnil(L);
   return 1;
+}
+
+/* job:cancel(): a job still queued is taken off the queue and completes with CANCELLED (a
+ * post cancelled so is not stored); one the writer has begun completes as it would have. */
+static int job_cancel(lua_State *L) {
+  lh_job *h = check_job(L);
+  if (h->j) ob_job_cancel(h->j);
+  return 0;
 }
 
 /* Idempotent; __gc and __close share it; never blocks (the writer frees a job it still runs). */
@@ -414,21 +426,25 @@ static void fill_post(lua_State *L, lh_outbox *o, ob_job *j, int kind, const cha
   r->created_at = ob_now_ms();
 }
 
-/* outbox:post_async(request [, { on_done = fn }]) -> job (its result: the guid) */
+/* outbox:post_async(request [, { on_done = fn } [, fname]]) -> job, guid (the job's result is
+ * the guid too, once the record is stored). fname: the function misuse errors name (the Lua
+ * layer's method; default "post_async"). */
 static int post_async_body(lua_State *L) {
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   lh_outbox *o = check_outbox(L);
   lh_context *c = lh_context_get(L);
+  const char *fname = lua_type(L, 4) == LUA_TSTRING ? lua_tostring(L, 4) : "post_async"; /* held at 4 */
   job_opts jo;
-  job_opts_at(L, 3, "post_async", 2, 0, &jo);
-  lh_path root = lh_path_root("post_async", 1);
+  job_opts_at(L, 3, fname, 2, 0, &jo);
+  lh_path root = lh_path_root(fname, 1);
   lh_pack_put_external_event(L, 2, &root, c);
   /* a finalizer that ran during packing may have closed the outbox */
-  if (o->closed || !o->ob) return luaL_error(L, "littlehorse: this outbox is closed");
+  if (o->closed || !o->ob) return lh_misuse(L, "littlehorse: this outbox is closed");
   ob_job *j = new_job(L, o, OB_JOB_POST);
   fill_post(L, o, j, OB_KIND_EVENT, c->wire.data, c->wire.len);
   push_job(L, o, j, &jo);
-  return 1;
+  lua_pushstring(L, j->u.post.rec.guid); /* the job's own copy: alive while the handle is */
+  return 2;
 }
 
 static int post_async(lua_State *L) {
@@ -768,6 +784,7 @@ static const luaL_Reg job_methods[] = {
   { "wait", job_wait },
   { "done", job_done },
   { "id", job_id },
+  { "cancel", job_cancel },
   { "close", job_close },
   { NULL, NULL },
 };
@@ -823,12 +840,14 @@ int lh_outbox_new(lua_State *L) {
   int ordered = 0;
   if (!lua_isnoneornil(L, 2)) {
     if (!lua_istable(L, 2)) lh_path_error(L, &root, "expected a table of options, got %s", luaL_typename(L, 2));
+    static const char *const names[] = { "max_rows", "max_bytes", "max_age", "lease", "busy_timeout", "check",
+                                         "ordered", NULL };
+    lh_check_keys(L, 2, &root, names, "option");
     lua_pushnil(L);
     while (lua_next(L, 2)) {
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      lh_path p = lh_path_field(&root, k ? k : "?", k ? strlen(k) : 1);
-      if (!k) lh_path_error(L, &root, "option names are strings, got a %s key", luaL_typename(L, -2));
-      else if (strcmp(k, "max_rows") == 0) cfg.limits.max_rows = (int64_t)check_count(L, -1, &p, 0, LUA_MAXINTEGER);
+      const char *k = lua_tostring(L, -2);
+      lh_path p = lh_path_field(&root, k, strlen(k));
+      if (strcmp(k, "max_rows") == 0) cfg.limits.max_rows = (int64_t)check_count(L, -1, &p, 0, LUA_MAXINTEGER);
       else if (strcmp(k, "max_bytes") == 0) cfg.limits.max_bytes = (int64_t)check_count(L, -1, &p, 0, LUA_MAXINTEGER);
       else if (strcmp(k, "max_age") == 0) cfg.limits.max_age_ms = opt_ms(L, &p, 1);
       else if (strcmp(k, "lease") == 0) cfg.lease_ms = opt_ms(L, &p, 0);
@@ -837,7 +856,7 @@ int lh_outbox_new(lua_State *L) {
         if (!lua_isboolean(L, -1)) lh_path_error(L, &p, "expected a boolean");
         if (k[0] == 'c') cfg.open.check = lua_toboolean(L, -1);
         else ordered = lua_toboolean(L, -1);
-      } else lh_path_error(L, &root, "unknown option '%s'", k);
+      }
       lua_pop(L, 1);
     }
   }

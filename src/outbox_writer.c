@@ -532,6 +532,27 @@ int ob_job_wait(ob_job *j, double timeout) {
   return done;
 }
 
+void ob_job_cancel(ob_job *j) {
+  ob_outbox *ob = j->ob;
+  pthread_mutex_lock(&ob->mu);
+  if (!j->done) {
+    int queued = 0, watching = 0;
+    for (ob_job *q = ob->queue.next; q != &ob->queue && !queued; q = q->next) queued = q == j;
+    for (ob_job *q = ob->watching.next; q != &ob->watching && !queued && !watching; q = q->next) watching = q == j;
+    if (queued || watching) {
+      if (queued) ob->nqueued--;
+      list_unlink(j);
+      j->ok = 0;
+      j->err.code = GRPC_STATUS_CANCELLED;
+      snprintf(j->err.msg, sizeof j->err.msg, "outbox %s: cancelled before the writer began it%s", ob->path,
+               j->kind == OB_JOB_POST ? "; the post was not stored" : "");
+      complete_locked(ob, j);
+      pthread_cond_broadcast(&ob->finished);
+    }
+  }
+  pthread_mutex_unlock(&ob->mu);
+}
+
 void ob_job_release(ob_job *j) {
   ob_outbox *ob = j->ob;
   pthread_mutex_lock(&ob->mu);

@@ -96,6 +96,8 @@ void ob_job_discard(ob_job *j);
 
 /* Wait up to timeout seconds (< 0 forever) for j to complete; 1 if it has. */
 int ob_job_wait(ob_job *j, double timeout);
+/* Take a job the writer has not begun off its queue: it completes with CANCELLED. */
+void ob_job_cancel(ob_job *j);
 /* The handle lets go (taking it off the done list if it is there). */
 void ob_job_release(ob_job *j);
 /* Take up to max completed jobs off the done list (their writer references dropped: each is
