@@ -214,13 +214,21 @@ static void push_record(lua_State *L, const ob_record *r) {
 
 /* Push the result of a finished job (1 value) or its error (3 values); returns how many. */
 static int push_job_outcome(lua_State *L, ob_job *j) {
-  if (!j->ok) return lh_error_push(L, j->err.code, j->err.msg, strlen(j->err.msg), job_names[j->kind], -1);
+  if (!j->ok) {
+    int n = lh_error_push(L, j->err.code, j->err.msg, strlen(j->err.msg), job_names[j->kind], -1);
+    if (j->kind == OB_JOB_POST) { /* which post was not stored */
+      lua_pushstring(L, j->u.post.rec.guid);
+      lua_setfield(L, -3, "guid");
+    }
+    return n;
+  }
   switch (j->kind) {
   case OB_JOB_POST: lua_pushstring(L, j->u.post.rec.guid); break;
   case OB_JOB_CLAIM: {
-    lua_createtable(L, (int)j->u.claim.n, 1);
-    for (size_t i = 0; i < j->u.claim.n; i++) {
-      const ob_claimed *r = &j->u.claim.rows[i];
+    const ob_claim_out *c = &j->u.claim.out;
+    lua_createtable(L, (int)c->n, 3);
+    for (size_t i = 0; i < c->n; i++) {
+      const ob_claimed *r = &c->rows[i];
       lua_createtable(L, 0, 6);
       set_int(L, "id", r->id);
       set_str(L, "guid", r->guid);
@@ -231,7 +239,16 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
       set_int(L, "created_at_ms", r->created_at);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    set_due(L, "next_due", j->u.claim.next_due);
+    set_due(L, "next_due", c->next_due);
+    set_int(L, "pending", c->pending);
+    if (j->u.claim.nacks) {
+      lua_createtable(L, 0, 4);
+      set_int(L, "delivered", c->acked.delivered);
+      set_int(L, "duplicates", c->acked.duplicates);
+      set_int(L, "retries", c->acked.retries);
+      set_int(L, "dead", c->acked.dead);
+      lua_setfield(L, -2, "acked");
+    }
     break;
   }
   case OB_JOB_ACK:
@@ -464,31 +481,18 @@ static int ready_async(lua_State *L) {
   return 1;
 }
 
-/* outbox:claim_async(limit [, opts]) -> job (a list of leased records, with next_due) */
-static int claim_async(lua_State *L) {
-  lh_outbox *o = check_outbox(L);
-  lua_settop(L, 3);
-  lh_path root = lh_path_root("claim_async", 1);
-  lua_Integer limit = check_count(L, 2, &root, 1, 10000);
-  job_opts jo;
-  job_opts_at(L, 3, "claim_async", 2, 0, &jo);
-  ob_job *j = new_job(L, o, OB_JOB_CLAIM);
-  j->u.claim.limit = (size_t)limit;
-  push_job(L, o, j, &jo);
-  return 1;
-}
-
 static int outcome_of(const char *s) {
   if (!s) return 0;
   if (strcmp(s, "delivered") == 0) return OB_ACK_DELIVERED;
   if (strcmp(s, "duplicate") == 0) return OB_ACK_DUPLICATE;
   if (strcmp(s, "retry") == 0) return OB_ACK_RETRY;
   if (strcmp(s, "dead") == 0) return OB_ACK_DEAD;
+  if (strcmp(s, "release") == 0) return OB_ACK_RELEASE;
   return 0;
 }
 
 /* A string field of the ack table at -1, copied into m; NULL when absent. */
-static const char *ack_text(lua_State *L, const char *k, const lh_path *p, char **m) {
+static const char *ack_text(lua_State *L, const char *k, char **m) {
   lua_pushstring(L, k);
   lua_rawget(L, -2);
   const char *out = NULL;
@@ -500,66 +504,53 @@ static const char *ack_text(lua_State *L, const char *k, const lh_path *p, char 
     (*m)[n] = '\0';
     out = *m;
     *m += n + 1;
-  } else if (!lua_isnil(L, -1)) {
-    lh_path q = lh_path_field(p, k, strlen(k));
-    lh_path_error(L, &q, "expected a string");
   }
   lua_pop(L, 1);
   return out;
 }
 
-/* outbox:ack_async({ { id =, outcome = "delivered"|"duplicate"|"retry"|"dead", delay =,
- *   code =, message = }, ... } [, opts]) -> job (counts) */
-static int ack_async(lua_State *L) {
-  lh_outbox *o = check_outbox(L);
-  lua_settop(L, 3);
-  lh_path root = lh_path_root("ack_async", 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  job_opts jo;
-  job_opts_at(L, 3, "ack_async", 2, 0, &jo);
-  size_t n = (size_t)lua_rawlen(L, 2), text = 0;
-  /* first pass: check, and size the strings */
-  for (size_t i = 1; i <= n; i++) {
-    lh_path p = lh_path_index(&root, (lua_Integer)i);
-    lua_rawgeti(L, 2, (lua_Integer)i);
-    if (!lua_istable(L, -1)) lh_path_error(L, &p, "expected a table");
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-      lh_path q = lh_path_field(&p, k, strlen(k));
-      if (strcmp(k, "id") == 0) check_count(L, -1, &q, 1, LUA_MAXINTEGER);
-      else if (strcmp(k, "outcome") == 0) {
-        if (!outcome_of(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL))
-          lh_path_error(L, &q, "expected \"delivered\", \"duplicate\", \"retry\" or \"dead\"");
-      } else if (strcmp(k, "delay") == 0) check_seconds(L, -1, &q, 1);
-      else if (strcmp(k, "code") == 0 || strcmp(k, "message") == 0) {
-        if (lua_type(L, -1) != LUA_TSTRING) lh_path_error(L, &q, "expected a string");
-        size_t len;
-        lua_tolstring(L, -1, &len);
+/* Read the list of outcomes at idx: { { id =, outcome = "delivered"|"duplicate"|"retry"|"dead",
+ * delay =, code =, message = }, ... } (raw), checked, into *acks and *mem (malloc'd). */
+static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_ack **acks, size_t *nacks, char **mem) {
+  size_t n = (size_t)lua_rawlen(L, idx), text = 0;
+  static const char *const fields[] = { "id", "outcome", "delay", "code", "message", NULL };
+  for (size_t i = 1; i <= n; i++) { /* check, and size the strings */
+    lh_path p = lh_path_index(root, (lua_Integer)i);
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    if (!lua_istable(L, -1)) { ob_job_discard(j); lh_path_error(L, &p, "expected a table"); }
+    lh_check_keys(L, -1, &p, fields, "field");
+    for (int f = 0; f < 5; f++) {
+      lua_pushstring(L, fields[f]);
+      int t = lua_rawget(L, -2);
+      lh_path q = lh_path_field(&p, fields[f], strlen(fields[f]));
+      const char *why = NULL;
+      if (f == 0 && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)) why = "expected a record id";
+      if (f == 1 && !outcome_of(t == LUA_TSTRING ? lua_tostring(L, -1) : NULL))
+        why = "expected \"delivered\", \"duplicate\", \"retry\", \"dead\" or \"release\"";
+      if (f == 2 && t != LUA_TNIL && !(t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 1e9))
+        why = "expected a number of seconds >= 0";
+      if (f >= 3 && t != LUA_TNIL && t != LUA_TSTRING) why = "expected a string";
+      if (f >= 3 && t == LUA_TSTRING) {
+        size_t len = lua_rawlen(L, -1);
         text += (len > 4096 ? 4096 : len) + 1;
-      } else lh_path_error(L, &p, "unknown field '%s'", k);
+      }
+      if (why) { ob_job_discard(j); lh_path_error(L, &q, "%s", why); }
       lua_pop(L, 1);
     }
-    lua_pushliteral(L, "id");
-    if (lua_rawget(L, -2) == LUA_TNIL) { lh_path q = lh_path_field(&p, "id", 2); lh_path_error(L, &q, "required"); }
-    lua_pushliteral(L, "outcome");
-    if (lua_rawget(L, -3) == LUA_TNIL) { lh_path q = lh_path_field(&p, "outcome", 7); lh_path_error(L, &q, "required"); }
-    lua_pop(L, 3);
+    lua_pop(L, 1);
   }
-  ob_job *j = new_job(L, o, OB_JOB_ACK);
-  j->u.ack.acks = calloc(n ? n : 1, sizeof *j->u.ack.acks);
-  j->u.ack.mem = malloc(text ? text : 1);
-  if (!j->u.ack.acks || !j->u.ack.mem) {
-    ob_job_discard(j);
-    return luaL_error(L, "littlehorse: out of memory");
+  *acks = calloc(n ? n : 1, sizeof **acks);
+  *mem = malloc(text ? text : 1);
+  if (!*acks || !*mem) {
+    ob_job_discard(j); /* frees what is set */
+    luaL_error(L, "littlehorse: out of memory");
   }
-  j->u.ack.n = n;
+  *nacks = n;
   int64_t now = ob_now_ms();
-  char *m = j->u.ack.mem;
+  char *m = *mem;
   for (size_t i = 1; i <= n; i++) {
-    lh_path p = lh_path_index(&root, (lua_Integer)i);
-    ob_ack *a = &j->u.ack.acks[i - 1];
-    lua_rawgeti(L, 2, (lua_Integer)i);
+    ob_ack *a = &(*acks)[i - 1];
+    lua_rawgeti(L, idx, (lua_Integer)i);
     lua_pushliteral(L, "id");
     lua_rawget(L, -2);
     a->id = (int64_t)lua_tointeger(L, -1);
@@ -570,10 +561,42 @@ static int ack_async(lua_State *L) {
     lua_rawget(L, -4);
     a->due_at = now + (int64_t)(lua_tonumber(L, -1) * 1000.0);
     lua_pop(L, 3);
-    a->code = ack_text(L, "code", &p, &m);
-    a->message = ack_text(L, "message", &p, &m);
+    a->code = ack_text(L, "code", &m);
+    a->message = ack_text(L, "message", &m);
     lua_pop(L, 1);
   }
+}
+
+/* outbox:claim_async(limit [, acks [, opts]]) -> job: apply the outcomes acks (as ack_async
+ * takes them) and lease up to limit due records, in one transaction. Its result: the list of
+ * leased records, with next_due (seconds, or nil), pending (records left, leased included)
+ * and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
+static int claim_async(lua_State *L) {
+  lh_outbox *o = check_outbox(L);
+  lua_settop(L, 4);
+  lh_path root = lh_path_root("claim_async", 1), racks = lh_path_root("claim_async", 2);
+  lua_Integer limit = check_count(L, 2, &root, 0, 10000);
+  if (!lua_isnil(L, 3) && !lua_istable(L, 3)) lh_path_error(L, &racks, "expected a list of outcomes");
+  job_opts jo;
+  job_opts_at(L, 4, "claim_async", 3, 0, &jo);
+  ob_job *j = new_job(L, o, OB_JOB_CLAIM);
+  j->u.claim.limit = (size_t)limit;
+  if (!lua_isnil(L, 3)) read_acks(L, 3, &racks, j, &j->u.claim.acks, &j->u.claim.nacks, &j->u.claim.mem);
+  push_job(L, o, j, &jo);
+  return 1;
+}
+
+/* outbox:ack_async(acks [, opts]) -> job (what the outcomes changed: delivered, duplicates,
+ * retries, dead) */
+static int ack_async(lua_State *L) {
+  lh_outbox *o = check_outbox(L);
+  lua_settop(L, 3);
+  lh_path root = lh_path_root("ack_async", 1);
+  if (!lua_istable(L, 2)) lh_path_error(L, &root, "expected a list of outcomes");
+  job_opts jo;
+  job_opts_at(L, 3, "ack_async", 2, 0, &jo);
+  ob_job *j = new_job(L, o, OB_JOB_ACK);
+  read_acks(L, 2, &root, j, &j->u.ack.acks, &j->u.ack.n, &j->u.ack.mem);
   push_job(L, o, j, &jo);
   return 1;
 }

@@ -6,8 +6,10 @@
 #include <grpc/status.h>
 #include "outbox_store.h"
 
-/* Layout 1. `due_at` is when a pending record may next be claimed: its post time, then the end
- * of its lease while a process delivers it, then its next attempt after a retryable failure.
+/* Layout 1. `due_at` is when a pending record may next be sent: its post time, then its next
+ * attempt after a retryable failure. While a process delivers it, the record is leased to it
+ * (`lease_owner`, `lease_until`): a claim skips it until the lease ends. The lease is kept out
+ * of the due index, so a claim rewrites rows but no index entry.
  * `counters` holds one row: totals since the file was made and the gauges the limits need,
  * kept in step by the same transactions that change the records. */
 static const char *const SCHEMA =
@@ -24,6 +26,7 @@ static const char *const SCHEMA =
   "  state INTEGER NOT NULL DEFAULT 0,"       /* 0 pending, 1 dead letter */
   "  dead_reason INTEGER,"
   "  lease_owner TEXT,"
+  "  lease_until INTEGER NOT NULL DEFAULT 0,"
   "  last_code TEXT, last_message TEXT);"
   "CREATE INDEX records_due ON records (state, due_at);"
   "CREATE INDEX records_order ON records (order_key, id) WHERE order_key IS NOT NULL;"
@@ -37,8 +40,8 @@ static const char *const SCHEMA =
 enum {
   Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SYNC_FULL, Q_SYNC_NORMAL,
   Q_COUNTERS, Q_ADD_COUNTERS, Q_INSERT,
-  Q_CLAIM, Q_NEXT_DUE, Q_EXPIRE,
-  Q_DELETE, Q_RETRY, Q_DEAD,
+  Q_CLAIM, Q_LEASE, Q_NEXT_DUE, Q_EXPIRE,
+  Q_DELETE, Q_RETRY, Q_DEAD, Q_RELEASE,
   Q_OLDEST,
   Q_COUNT
 };
@@ -56,26 +59,31 @@ static const char *const SQL[Q_COUNT] = {
   [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
                " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
   /* Due, pending, and first of its order key among pending records. */
-  [Q_CLAIM] = "UPDATE records SET due_at = ?2, lease_owner = ?3 WHERE id IN ("
-              " SELECT id FROM records AS r WHERE state = 0 AND due_at <= ?1"
+  /* Due, pending, not leased, and first of its order key among pending records. (A plain
+   * SELECT, then one UPDATE per row: an UPDATE ... WHERE id IN (SELECT ...) RETURNING builds
+   * ephemeral tables whose memory, freed at every claim, made glibc return it to the kernel
+   * and fault it in again, with TLB shootdowns: a third of a claim's cost.) */
+  [Q_CLAIM] = "SELECT id, guid, kind, request, attempts, created_at FROM records AS r"
+              " WHERE state = 0 AND due_at <= ?1 AND lease_until <= ?1"
               "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
               "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
-              " ORDER BY due_at, id LIMIT ?4)"
-              " RETURNING id, guid, kind, request, attempts, created_at",
-  [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0",
-  /* Not while another process's lease on it runs: that delivery's outcome decides. */
-  [Q_EXPIRE] = "UPDATE records SET state = 1, dead_reason = 2, lease_owner = NULL,"
+              " ORDER BY due_at, id LIMIT ?2",
+  [Q_LEASE] = "UPDATE records SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+  /* the next record that becomes due (records due now are leased, or wait for their order) */
+  [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1",
+  /* Not while a lease on it runs: that delivery's outcome decides. */
+  [Q_EXPIRE] = "UPDATE records SET state = 1, dead_reason = 2, lease_owner = NULL, lease_until = 0,"
                " last_code = coalesce(last_code, 'DEADLINE_EXCEEDED'),"
                " last_message = 'expired: not delivered before its max_age ran out' ||"
                "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
-               " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1"
-               "  AND (lease_owner IS NULL OR due_at <= ?1)"
+               " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1"
                " RETURNING length(request)",
   [Q_DELETE] = "DELETE FROM records WHERE id = ?1 RETURNING state, length(request)",
-  [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, last_code = ?3,"
+  [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, lease_until = 0, last_code = ?3,"
               " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
-  [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL,"
+  [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL, lease_until = 0,"
              " last_code = ?2, last_message = ?3 WHERE id = ?1 AND state = 0 AND lease_owner = ?4",
+  [Q_RELEASE] = "UPDATE records SET lease_owner = NULL, lease_until = 0 WHERE id = ?1 AND state = 0 AND lease_owner = ?2",
   [Q_OLDEST] = "SELECT created_at FROM records WHERE state = 0 ORDER BY id LIMIT 1",
 };
 
@@ -477,9 +485,10 @@ static int expire(ob_store *s, int64_t now, counters *d, ob_err *e) {
   return 1;
 }
 
-static int next_due(ob_store *s, int64_t *out, ob_err *e) {
+static int next_due(ob_store *s, int64_t now, int64_t *out, ob_err *e) {
   sqlite3_stmt *st = NULL;
   if (!stmt(s, Q_NEXT_DUE, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, now);
   int rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : -1;
   sqlite3_reset(st);
@@ -487,73 +496,12 @@ static int next_due(ob_store *s, int64_t *out, ob_err *e) {
   return 1;
 }
 
-int ob_store_claim(ob_store *s, int64_t now, int64_t lease_ms, const char *owner, size_t limit,
-                   ob_claimed **rows, size_t *n, int64_t *due, ob_err *e) {
-  *rows = NULL;
-  *n = 0;
-  if (!begin(s, 0, e)) return 0;
-  counters d;
-  memset(&d, 0, sizeof d);
-  sqlite3_stmt *st = NULL;
-  if (!expire(s, now, &d, e) || (d.dead && !add_counters(s, &d, e)) || !stmt(s, Q_CLAIM, &st, e)) {
-    rollback(s);
+/* Apply acknowledgements inside the transaction begun; the counters' changes go into d. */
+static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, ob_err *e) {
+  sqlite3_stmt *del = NULL, *retry = NULL, *dead = NULL, *release = NULL;
+  if (!stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e) ||
+      !stmt(s, Q_RELEASE, &release, e))
     return 0;
-  }
-  ob_claimed *out = limit ? calloc(limit, sizeof *out) : NULL;
-  if (limit && !out) {
-    rollback(s);
-    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
-    return 0;
-  }
-  sqlite3_bind_int64(st, 1, now);
-  sqlite3_bind_int64(st, 2, now + lease_ms);
-  sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
-  int rc;
-  size_t k = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW && k < limit) {
-    ob_claimed *r = &out[k++];
-    r->id = sqlite3_column_int64(st, 0);
-    r->guid = col_text(st, 1);
-    r->kind = sqlite3_column_int(st, 2);
-    r->request_len = (size_t)sqlite3_column_bytes(st, 3);
-    r->request = dup_bytes(sqlite3_column_blob(st, 3), r->request_len);
-    r->attempts = sqlite3_column_int(st, 4);
-    r->created_at = sqlite3_column_int64(st, 5);
-    if (!r->guid || !r->request) rc = SQLITE_NOMEM;
-    if (rc == SQLITE_NOMEM) break;
-  }
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if ((rc != SQLITE_DONE && rc != SQLITE_ROW) || !next_due(s, due, e) || !commit(s, e)) {
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) db_err(s, e, rc, "claiming records");
-    rollback(s);
-    ob_claimed_free(out, k);
-    return 0;
-  }
-  /* in id order (RETURNING gives no order): the order records were posted in */
-  for (size_t i = 1; i < k; i++) {
-    ob_claimed t = out[i];
-    size_t j = i;
-    while (j > 0 && out[j - 1].id > t.id) { out[j] = out[j - 1]; j--; }
-    out[j] = t;
-  }
-  if (k == 0) { free(out); out = NULL; }
-  *rows = out;
-  *n = k;
-  return 1;
-}
-
-int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e) {
-  memset(out, 0, sizeof *out);
-  if (!begin(s, 0, e)) return 0;
-  counters d;
-  memset(&d, 0, sizeof d);
-  sqlite3_stmt *del = NULL, *retry = NULL, *dead = NULL;
-  if (!stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e)) {
-    rollback(s);
-    return 0;
-  }
   for (size_t i = 0; i < n; i++) {
     const ob_ack *a = &acks[i];
     int rc;
@@ -563,14 +511,19 @@ int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, o
       if (rc == SQLITE_ROW) {
         int state = sqlite3_column_int(del, 0);
         int64_t len = sqlite3_column_int64(del, 1);
-        if (state == 0) d.pending--;
-        else d.dead_rows--;
-        d.bytes -= len;
-        if (a->outcome == OB_ACK_DELIVERED) d.delivered++;
-        else d.duplicates++;
+        if (state == 0) d->pending--;
+        else d->dead_rows--;
+        d->bytes -= len;
+        if (a->outcome == OB_ACK_DELIVERED) d->delivered++;
+        else d->duplicates++;
         rc = sqlite3_step(del);
       }
       sqlite3_reset(del);
+    } else if (a->outcome == OB_ACK_RELEASE) {
+      sqlite3_bind_int64(release, 1, a->id);
+      sqlite3_bind_text(release, 2, owner, -1, SQLITE_STATIC);
+      rc = sqlite3_step(release);
+      sqlite3_reset(release);
     } else {
       sqlite3_stmt *st = a->outcome == OB_ACK_RETRY ? retry : dead;
       sqlite3_bind_int64(st, 1, a->id);
@@ -583,34 +536,108 @@ int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, o
       sqlite3_reset(st);
       sqlite3_clear_bindings(st);
       if (rc == SQLITE_DONE && sqlite3_changes(s->db) > 0) {
-        if (a->outcome == OB_ACK_RETRY) d.retries++;
+        if (a->outcome == OB_ACK_RETRY) d->retries++;
         else {
-          d.dead++;
-          d.pending--;
-          d.dead_rows++;
+          d->dead++;
+          d->pending--;
+          d->dead_rows++;
         }
       }
     }
-    if (rc != SQLITE_DONE) {
-      db_err(s, e, rc, "recording delivery outcomes");
-      rollback(s);
-      return 0;
-    }
+    if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
   }
-  if (!add_counters(s, &d, e) || !commit(s, e)) {
+  return 1;
+}
+
+static void ack_counts(const counters *d, ob_ack_counts *out) {
+  out->delivered = d->delivered;
+  out->duplicates = d->duplicates;
+  out->retries = d->retries;
+  out->dead = d->dead;
+}
+
+int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e) {
+  memset(out, 0, sizeof *out);
+  if (!begin(s, 0, e)) return 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  if (!apply_acks(s, acks, n, owner, &d, e) || !add_counters(s, &d, e) || !commit(s, e)) {
     rollback(s);
     return 0;
   }
-  out->delivered = d.delivered;
-  out->duplicates = d.duplicates;
-  out->retries = d.retries;
-  out->dead = d.dead;
+  ack_counts(&d, out);
+  return 1;
+}
+
+int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e) {
+  memset(out, 0, sizeof *out);
+  out->next_due = -1;
+  if (!begin(s, 0, e)) return 0;
+  counters d;
+  memset(&d, 0, sizeof d);
+  sqlite3_stmt *st = NULL;
+  if (!apply_acks(s, in->acks, in->nacks, in->owner, &d, e) || !expire(s, in->now, &d, e) || !stmt(s, Q_CLAIM, &st, e)) {
+    rollback(s);
+    return 0;
+  }
+  ack_counts(&d, &out->acked);
+  size_t limit = in->limit;
+  ob_claimed *rows = limit ? calloc(limit, sizeof *rows) : NULL;
+  if (limit && !rows) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    return 0;
+  }
+  sqlite3_stmt *lease = NULL;
+  int rc = SQLITE_DONE;
+  size_t k = 0;
+  if (limit && stmt(s, Q_LEASE, &lease, e)) {
+    sqlite3_bind_int64(st, 1, in->now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    while (k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      ob_claimed *r = &rows[k++];
+      r->id = sqlite3_column_int64(st, 0);
+      r->guid = col_text(st, 1);
+      r->kind = sqlite3_column_int(st, 2);
+      r->request_len = (size_t)sqlite3_column_bytes(st, 3);
+      r->request = dup_bytes(sqlite3_column_blob(st, 3), r->request_len);
+      r->attempts = sqlite3_column_int(st, 4);
+      r->created_at = sqlite3_column_int64(st, 5);
+      if (!r->guid || !r->request) { rc = SQLITE_NOMEM; break; }
+    }
+    if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* the limit was reached */
+    sqlite3_reset(st);
+    sqlite3_bind_text(lease, 2, in->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(lease, 3, in->now + in->lease_ms);
+    for (size_t i = 0; i < k && rc == SQLITE_DONE; i++) {
+      sqlite3_bind_int64(lease, 1, rows[i].id);
+      rc = sqlite3_step(lease);
+      sqlite3_reset(lease);
+    }
+  } else if (limit) {
+    rc = SQLITE_ERROR; /* e is set */
+  }
+  counters now;
+  int ok = rc == SQLITE_DONE;
+  if (!ok && rc != SQLITE_ERROR) db_err(s, e, rc, "claiming records");
+  ok = ok && add_counters(s, &d, e) && read_counters(s, &now, e) && next_due(s, in->now, &out->next_due, e) &&
+       commit(s, e);
+  if (!ok) {
+    rollback(s);
+    ob_claimed_free(rows, k);
+    memset(&out->acked, 0, sizeof out->acked);
+    return 0;
+  }
+  if (k == 0) { free(rows); rows = NULL; }
+  out->rows = rows;
+  out->n = k;
+  out->pending = now.pending;
   return 1;
 }
 
 /* ---- reading ---- */
 
-int ob_store_stats(ob_store *s, ob_stats *out, ob_err *e) {
+int ob_store_stats(ob_store *s, int64_t now, ob_stats *out, ob_err *e) {
   memset(out, 0, sizeof *out);
   /* one read transaction: the counters and the records agree */
   if (!exec_sql(s, "BEGIN", e, "reading the stats")) return 0;
@@ -623,7 +650,7 @@ int ob_store_stats(ob_store *s, ob_stats *out, ob_err *e) {
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "reading the stats");
   }
-  if (ok) ok = next_due(s, &out->next_due_ms, e);
+  if (ok) ok = next_due(s, now, &out->next_due_ms, e);
   ob_err ignored;
   exec_sql(s, "COMMIT", &ignored, "reading the stats");
   if (!ok) return 0;
@@ -757,7 +784,7 @@ int ob_store_requeue(ob_store *s, const int64_t *ids, size_t nids, int64_t now, 
   counters d;
   memset(&d, 0, sizeof d);
   int ok = each_id(s, "UPDATE records SET state = 0, dead_reason = NULL, attempts = 0, due_at = ?3, expires_at = ?4,"
-                      " lease_owner = NULL WHERE state = 1 AND (?2 = 0 OR id = ?1) RETURNING length(request)",
+                      " lease_owner = NULL, lease_until = 0 WHERE state = 1 AND (?2 = 0 OR id = ?1) RETURNING length(request)",
                    ids, nids, now, max_age_ms, count, &bytes, e);
   d.pending = *count;
   d.dead_rows = -*count;

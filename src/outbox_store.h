@@ -74,16 +74,9 @@ typedef struct ob_claimed {
 } ob_claimed;
 void ob_claimed_free(ob_claimed *rows, size_t n);
 
-/* Lease up to limit due records to owner for lease_ms: they are not claimed again (here or
- * by another process) until acknowledged or the lease ends. Records whose order_key has an
- * earlier pending record wait for it. Records past their expiry become dead letters first.
- * *rows (malloc'd, *n of them; NULL when none); *next_due: the earliest due time of a pending
- * record after the claim (ms since the epoch), or -1 when nothing is pending. */
-int ob_store_claim(ob_store *s, int64_t now, int64_t lease_ms, const char *owner, size_t limit,
-                   ob_claimed **rows, size_t *n, int64_t *next_due, ob_err *e);
-
 /* The outcome of one delivery attempt. */
-enum { OB_ACK_DELIVERED = 1, OB_ACK_DUPLICATE, OB_ACK_RETRY, OB_ACK_DEAD };
+enum { OB_ACK_DELIVERED = 1, OB_ACK_DUPLICATE, OB_ACK_RETRY, OB_ACK_DEAD,
+       OB_ACK_RELEASE /* not sent after all: the lease ends now, nothing else changes */ };
 typedef struct ob_ack {
   int64_t id;
   int outcome;
@@ -98,13 +91,35 @@ typedef struct ob_ack_counts { int64_t delivered, duplicates, retries, dead; } o
  * letters apply only while owner still holds the record's lease. */
 int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e);
 
+typedef struct ob_claim_in {
+  int64_t now, lease_ms;      /* ms since the epoch; the lease's length */
+  const char *owner;
+  size_t limit;               /* 0: acknowledge only */
+  const ob_ack *acks;         /* applied first, in the same transaction */
+  size_t nacks;
+} ob_claim_in;
+
+typedef struct ob_claim_out {
+  ob_claimed *rows;           /* malloc'd (ob_claimed_free), in id order; NULL when none */
+  size_t n;
+  int64_t next_due;           /* the next time a pending record becomes due (ms), or -1 */
+  int64_t pending;            /* pending records after the claim (leased ones too) */
+  ob_ack_counts acked;        /* what the acknowledgements changed */
+} ob_claim_out;
+
+/* In one transaction (not synced, like ob_store_ack): apply in->acks, turn records past their
+ * expiry into dead letters, and lease up to in->limit due records to in->owner for
+ * in->lease_ms: they are not claimed again (here or by another process) until acknowledged or
+ * the lease ends. A record whose order_key has an earlier pending record waits for it. */
+int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e);
+
 typedef struct ob_stats {
   int64_t accepted, delivered, duplicates, retries, dead; /* totals since the file was made */
   int64_t pending, dead_letters, bytes;                  /* now */
   int64_t oldest_pending_ms;                             /* created_at of the oldest, or -1 */
-  int64_t next_due_ms;                                   /* or -1 */
+  int64_t next_due_ms;                                   /* the next record to become due, or -1 */
 } ob_stats;
-int ob_store_stats(ob_store *s, ob_stats *out, ob_err *e);
+int ob_store_stats(ob_store *s, int64_t now, ob_stats *out, ob_err *e);
 
 /* A record as listed or inspected (strings malloc'd; request only when asked for). */
 typedef struct ob_record {

@@ -149,7 +149,11 @@ static void outbox_unref_locked(ob_outbox *ob) {
 static void job_free_payload(ob_job *j) {
   switch (j->kind) {
   case OB_JOB_POST: free(j->u.post.mem); break;
-  case OB_JOB_CLAIM: ob_claimed_free(j->u.claim.rows, j->u.claim.n); break;
+  case OB_JOB_CLAIM:
+    ob_claimed_free(j->u.claim.out.rows, j->u.claim.out.n);
+    free(j->u.claim.acks);
+    free(j->u.claim.mem);
+    break;
   case OB_JOB_ACK: free(j->u.ack.acks); free(j->u.ack.mem); break;
   case OB_JOB_LIST: ob_records_free(j->u.list.recs, j->u.list.n); break;
   case OB_JOB_REQUEUE:
@@ -267,14 +271,15 @@ static void run_one(ob_outbox *ob, ob_job *j) {
   int ok = 1;
   switch (j->kind) {
   case OB_JOB_OPEN: break;
-  case OB_JOB_CLAIM:
-    ok = ob_store_claim(ob->store, ob_now_ms(), ob->cfg.lease_ms, ob->owner, j->u.claim.limit,
-                        &j->u.claim.rows, &j->u.claim.n, &j->u.claim.next_due, &e);
+  case OB_JOB_CLAIM: {
+    ob_claim_in in = { ob_now_ms(), ob->cfg.lease_ms, ob->owner, j->u.claim.limit, j->u.claim.acks, j->u.claim.nacks };
+    ok = ob_store_claim(ob->store, &in, &j->u.claim.out, &e);
     break;
+  }
   case OB_JOB_ACK:
     ok = ob_store_ack(ob->store, j->u.ack.acks, j->u.ack.n, ob->owner, &j->u.ack.counts, &e);
     break;
-  case OB_JOB_STATS: ok = ob_store_stats(ob->store, &j->u.stats, &e); break;
+  case OB_JOB_STATS: ok = ob_store_stats(ob->store, ob_now_ms(), &j->u.stats, &e); break;
   case OB_JOB_LIST:
     ok = ob_store_list(ob->store, j->u.list.state, j->u.list.after, j->u.list.limit, j->u.list.with_request,
                        &j->u.list.recs, &j->u.list.n, &e);

@@ -37,7 +37,7 @@ typedef struct ob_job {
   ob_outbox *ob;
   union {
     struct { ob_new rec; char *mem; } post;   /* mem holds the request bytes and strings */
-    struct { size_t limit; ob_claimed *rows; size_t n; int64_t next_due; } claim;
+    struct { size_t limit; ob_ack *acks; size_t nacks; char *mem; ob_claim_out out; } claim; /* with acks */
     struct { ob_ack *acks; size_t n; char *mem; ob_ack_counts counts; } ack;
     ob_stats stats;
     struct { int state; int64_t after; size_t limit; int with_request; ob_record *recs; size_t n; } list;

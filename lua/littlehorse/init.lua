@@ -7,9 +7,11 @@ local values = require "littlehorse.values"
 local retry = require "littlehorse.retry"
 local config = require "littlehorse.config"
 local client = require "littlehorse.client"
+local outbox = require "littlehorse.outbox"
 
 local M = {
   client = client.new,
+  outbox = outbox.new,
   core = core,
   version = core.version,
   null = core.null,               -- JSON null (also what JSON null decodes to)

@@ -278,8 +278,9 @@ local function sleep_until(job, deadline)
   return true
 end
 
---- Wait for a job without blocking the worker; returns job:wait(0)'s results (see the top).
-function M._await(job, limit)
+--- Wait until a job (an async call handle or an outbox job) is done, without blocking the
+-- worker and without taking its results (an on_done callback still gets them in poll()).
+function M._await_done(job, limit)
   if not job:done() then
     local deadline = ngx.now() + limit
     local done
@@ -291,6 +292,11 @@ function M._await(job, limit)
       sleep_until(job, ngx.now() + 5)
     end
   end
+end
+
+--- Wait for a job without blocking the worker; returns job:wait(0)'s results (see the top).
+function M._await(job, limit)
+  M._await_done(job, limit)
   return job:wait(0)
 end
 

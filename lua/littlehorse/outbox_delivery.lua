@@ -1,0 +1,235 @@
+-- littlehorse.outbox_delivery: the delivery loop of an outbox (docs/outbox.md). Not API: use
+-- it through an outbox's step(), drain(), run() and start().
+--
+-- One deliverer per outbox object. Each step does what can be done without blocking, on the
+-- outbox's writer thread (claim jobs) and the client's async engine (calls):
+--   1. finished calls come to their on_done callbacks (the client's poll): an outcome per
+--      record, buffered;
+--   2. claimed records wait in a ready queue; calls are started from it so that `batch` calls
+--      are in flight whenever records are due (one call per record, sending the stored
+--      request bytes with their guid: client:put_external_event_packed_async, reply = false);
+--   3. a claim job when the ready queue runs low and records may be due: it carries the
+--      buffered outcomes, so one transaction records them and leases the next records;
+--   4. a watch job, so that posts stored meanwhile (in this process) start a claim at once.
+-- Outcomes: success or ALREADY_EXISTS = delivered (the record is deleted, only now); codes
+-- that say the record itself is wrong (DEAD) = a dead letter; anything else = retried later
+-- with capped, jittered backoff (the server's RetryInfo delay when it sends one). A batch in
+-- which every call failed as unreachable also pauses claiming (a down server is not asked
+-- again for every record).
+local core = require "littlehorse.core"
+
+local M = {}
+
+-- The record is wrong, not the moment: another attempt cannot succeed.
+M.DEAD = { INVALID_ARGUMENT = true, NOT_FOUND = true, FAILED_PRECONDITION = true, OUT_OF_RANGE = true,
+           UNIMPLEMENTED = true }
+-- The server could not be reached or did not answer: pause claiming, not only this record.
+local UNREACHABLE = { UNAVAILABLE = true, DEADLINE_EXCEEDED = true }
+
+local D = {}
+local D_mt = { __index = D }
+
+-- cfg: batch, timeout, initial_backoff, max_backoff, multiplier, poll_interval (outbox.lua
+-- checked them). send(bytes, opts) -> handle | nil, err, code: the client's packed async call;
+-- poll(seconds): the client's poll(), which delivers finished calls to their on_done.
+function M.new(cob, send, poll, cfg)
+  return setmetatable({
+    cob = cob, send = send, poll = poll, cfg = cfg,
+    inflight = {},            -- handle -> true, for the calls in flight
+    n = 0,                    -- how many
+    ready = {}, first = 1, last = 0, -- claimed records not sent yet: ready[first..last]
+    acks = {},                -- outcomes not yet sent to the writer
+    claim = nil, watch = nil, -- jobs in flight (a claim job also carries outcomes)
+    next_claim = 0,           -- core.now() time of the next claim
+    pause_until = 0,          -- claiming paused (the server is unreachable) until then
+    failed_batches = 0,       -- consecutive batches in which every call was unreachable
+    pending = -1,             -- pending records the last claim saw (-1: not known yet)
+    counts = { delivered = 0, duplicates = 0, retries = 0, dead = 0 },
+    stopping = false,
+    last_error = nil,         -- the last failure of a claim job
+  }, D_mt)
+end
+
+local function backoff(cfg, attempt)
+  local cap = math.min(cfg.max_backoff, cfg.initial_backoff * cfg.multiplier ^ (attempt - 1))
+  return cap * math.random()
+end
+
+-- One record's call finished with ok | nil, err, code; b is its batch (the records one claim
+-- gave: { left = outcomes to come, ok = any answer that shows the server was there }).
+function D:finish(row, b, ok, err, code)
+  local a
+  if ok then
+    a = { id = row.id, outcome = "delivered" }
+    b.ok = true
+  elseif code == "ALREADY_EXISTS" then
+    a = { id = row.id, outcome = "duplicate" }
+    b.ok = true
+  elseif M.DEAD[code] or (code == "RESOURCE_EXHAUSTED" and err and err.sent == false) then
+    -- (RESOURCE_EXHAUSTED before sending: larger than the client's max_send_size)
+    a = { id = row.id, outcome = "dead", code = code, message = err and err.message or nil }
+    b.ok = true
+  else
+    local delay = err and err.retry_delay or backoff(self.cfg, row.attempts + 1)
+    a = { id = row.id, outcome = "retry", delay = delay, code = code or "UNKNOWN",
+          message = err and err.message or nil }
+    if not UNREACHABLE[code] then b.ok = true end
+  end
+  self.acks[#self.acks + 1] = a
+  b.left = b.left - 1
+  if b.left == 0 then
+    -- every record of the batch answered: was the server there at all?
+    if b.ok then
+      self.failed_batches = 0
+      self.pause_until = 0
+    else
+      self.failed_batches = self.failed_batches + 1
+      self.pause_until = core.now() + backoff(self.cfg, self.failed_batches)
+      self.next_claim = math.max(self.next_claim, self.pause_until)
+    end
+  end
+end
+
+-- Start calls from the ready queue while fewer than `batch` are in flight. The outcome of
+-- each comes to its on_done callback, in poll().
+local function start_calls(self)
+  local ready, inflight, cfg = self.ready, self.inflight, self.cfg
+  local i, last = self.first, self.last
+  while i <= last and self.n < cfg.batch do
+    local item = ready[i]
+    ready[i] = nil
+    i = i + 1
+    local row, b = item[1], item[2]
+    local h
+    local opts = { reply = false, timeout = cfg.timeout, on_done = function(ok, err, code)
+      inflight[h] = nil
+      self.n = self.n - 1
+      self:finish(row, b, ok, err, code)
+    end }
+    local err, code
+    h, err, code = self.send(row.request, opts)
+    if h then
+      inflight[h] = true
+      self.n = self.n + 1
+    else
+      self:finish(row, b, nil, err, code) -- refused before sending (no token, too large)
+    end
+  end
+  if i > last then self.first, self.last = 1, 0 else self.first = i end
+end
+
+local function ready_count(self) return self.last - self.first + 1 end
+
+local function add_counts(counts, c)
+  counts.delivered = counts.delivered + c.delivered
+  counts.duplicates = counts.duplicates + c.duplicates
+  counts.retries = counts.retries + c.retries
+  counts.dead = counts.dead + c.dead
+end
+
+-- A finished claim: its records join the ready queue.
+local function claimed(self, rows, now)
+  local cfg = self.cfg
+  if rows.acked then add_counts(self.counts, rows.acked) end
+  self.pending = rows.pending
+  local k = #rows
+  if k > 0 then
+    local b = { left = k, ok = false }
+    local ready, last = self.ready, self.last
+    for i = 1, k do ready[last + i] = { rows[i], b } end
+    self.last = last + k
+  end
+  if k < self.claim_size or self.claim_size == 0 then
+    -- nothing more is due now: the next claim when the next record is due (records of
+    -- other processes' posts, and leases that end, show up within poll_interval)
+    local wait = rows.next_due and math.min(rows.next_due, cfg.poll_interval) or cfg.poll_interval
+    self.next_claim = math.max(now + math.max(wait, 0.001), self.pause_until)
+  end
+end
+
+-- Do what can be done now. Returns true when something happened.
+function D:step()
+  local now = core.now()
+  local cfg, cob = self.cfg, self.cob
+  local moved = false
+  cob:poll(0) -- on_done callbacks of jobs (posts queued where nothing could wait for them)
+  local claim = self.claim
+  if claim and claim:done() then
+    self.claim, moved = nil, true
+    local rows, err = claim:wait(0)
+    if rows then
+      claimed(self, rows, now)
+    else
+      -- the outcomes it carried were not recorded: those records stay leased until their
+      -- lease ends, then are sent again (the server answers ALREADY_EXISTS for delivered ones)
+      self.last_error = err
+      self.next_claim = now + cfg.poll_interval
+    end
+  end
+  local before = self.n
+  if before > 0 then self.poll(0) end -- finished calls, to their on_done (finish)
+  if self.n ~= before then moved = true end
+  if self.stopping then
+    -- records claimed but not sent: their leases end now (not counted as attempts)
+    local ready, acks = self.ready, self.acks
+    for i = self.first, self.last do
+      acks[#acks + 1] = { id = ready[i][1].id, outcome = "release" }
+      ready[i] = nil
+    end
+    self.first, self.last = 1, 0
+  else
+    start_calls(self)
+  end
+  local watch = self.watch
+  if watch and watch:done() then
+    self.watch = nil
+    if watch:wait(0) then -- posts were stored: claim now (unless the server is unreachable)
+      self.next_claim = math.max(now, self.pause_until)
+    end
+  end
+  if not self.claim then
+    -- one job both records outcomes and claims: a claim while the ready queue runs low and
+    -- records may be due (so the window stays full); outcomes alone when many wait, or
+    -- nothing else is in flight
+    local acks, n, queued = self.acks, self.n, ready_count(self)
+    local want = not self.stopping and n + queued <= cfg.batch * 1.5 and now >= self.next_claim
+    if want or #acks >= cfg.batch or (#acks > 0 and (n == 0 or self.stopping)) then
+      self.claim_size = want and 2 * cfg.batch - n - queued or 0
+      self.claim = cob:claim_async(self.claim_size, #acks > 0 and acks or nil)
+      if #acks > 0 then self.acks = {} end
+      moved = true
+    end
+  end
+  if not self.claim and not self.watch and not self.stopping then
+    self.watch = cob:watch_async(math.max(0.001, math.min(self.next_claim - now, cfg.poll_interval)))
+  end
+  return moved
+end
+
+-- Nothing in flight or buffered (calls, claimed records, outcomes, claim).
+function D:quiet()
+  return not self.claim and self.n == 0 and #self.acks == 0 and ready_count(self) == 0
+end
+
+-- Nothing left to deliver: quiet, and the last claim saw no pending record at all.
+function D:empty()
+  return self:quiet() and self.pending == 0
+end
+
+-- What to wait for next, for a loop that blocks: "calls" (any call in flight: the client's
+-- poll waits for one, or in nginx the wake socket for the one returned), a job handle (the
+-- claim), or the watch job (new posts) until the next claim; with how long it may take.
+function D:next_wait()
+  if self.n > 0 then return "calls", next(self.inflight), self.cfg.timeout + 1 end
+  if self.claim then return "job", self.claim, nil end
+  if self.watch then return "job", self.watch, nil end
+end
+
+-- Stop claiming and sending; what is in flight still finishes (a worker that exits, the end of
+-- drain() or run()). Claimed records not sent are released by the next step.
+function D:stop()
+  self.stopping = true
+  if self.watch then self.watch:cancel() end
+end
+
+return M
