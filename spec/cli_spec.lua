@@ -540,3 +540,65 @@ describe("examples/post_from_shell.sh", function()
     assert.matches("1 undelivered", r.out)
   end)
 end)
+
+-- How many events with this guid the server holds under ob-wf (0 or 1).
+local function stored_once(client, guid)
+  return client:get_external_event { wf_run_id = "ob-wf", external_event_def_name = DEF, guid = guid } and 1 or 0
+end
+
+describe("lh-put-event --outbox", function()
+  local srv, client, dir
+  lazy_setup(function()
+    srv, client = devserver.with_client({ defs = { DEF } }, 5)
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+  end)
+  lazy_teardown(function()
+    devserver.release(srv, client)
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("stores without sending, then --deliver sends each once; --stats, --dead-letters, --requeue, --purge", function()
+    local path = dir .. "/cli.db"
+    local r = run { "--outbox", path, "--wf-run-id", "ob-wf", "--event", DEF, "--json", '{"n":1}' }
+    local out = event_of(r)
+    assert.is_true(out.durable)
+    local guid = out.guid
+    assert.equal(0, srv:stats().events) -- stored in the file, nothing sent
+    r = run { "--outbox", path, "--wf-run-id", "ob-wf", "--event", "no-such-def", "--str", "x", "--guid", "bad-1" }
+    assert.equal("bad-1", event_of(r).guid)
+    local st = event_of(run { "--outbox", path, "--stats" })
+    assert.same({ 2, 2 }, { st.accepted, st.pending })
+    -- unreachable: pending stays, exit 4
+    r = run { "--outbox", path, "--deliver", "--port", "1", "--for", "0.3" }
+    assert.equal(4, r.status, r.err)
+    assert.equal(2, lh.json_decode(r.out).pending)
+    r = run { "--outbox", path, "--deliver", "--host", "127.0.0.1", "--port", tostring(srv.port) }
+    assert.same({ delivered = 1, dead = 1, pending = 0 }, (function(c) return { delivered = c.delivered, dead = c.dead,
+      pending = c.pending } end)(event_of(r)))
+    assert.equal(1, stored_once(client, guid))
+    local dead = event_of(run { "--outbox", path, "--dead-letters" })
+    assert.equal("bad-1", dead.guid)
+    assert.equal("INVALID_ARGUMENT", dead.last_code)
+    r = run { "--outbox", path, "--requeue", tostring(dead.id) }
+    assert.equal("requeued 1\n", r.out)
+    r = run { "--outbox", path, "--purge", "all" }
+    assert.equal("purged 0\n", r.out) -- requeued: not a dead letter any more
+    assert.equal(1, event_of(run { "--outbox", path, "--stats" }).pending)
+  end)
+
+  it("refuses misuse with exit 2, and says why a file cannot be used", function()
+    local r = run { "--stats" }
+    assert.equal(2, r.status)
+    assert.matches("need %-%-outbox PATH", r.err)
+    r = run { "--outbox", dir .. "/x.db", "--stats", "--deliver" }
+    assert.equal(2, r.status)
+    r = run { "--outbox", dir .. "/x.db", "--wf-run-id", "w", "--event", DEF, "--port", "3" }
+    assert.equal(2, r.status)
+    assert.matches("nothing is sent with %-%-outbox", r.err)
+    r = run { "--outbox", dir .. "/no/such/dir/x.db", "--wf-run-id", "w", "--event", DEF }
+    assert.equal(1, r.status)
+    assert.matches("directory exists", r.err)
+  end)
+end)
