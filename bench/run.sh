@@ -22,7 +22,7 @@
 # Knobs (environment): BENCH_SECONDS=1 BENCH_WARMUP=0.3 BENCH_REPS=5 BENCH_RSS_CALLS=500000
 #   BENCH_LEAK_CALLS=10000 BENCH_CALLS=5000 (callgrind, per mode) BENCH_PIN=1 (0: unpinned)
 #   BENCH_NGINX_REPS=5 BENCH_NGINX_SLOW_REPS=3 BENCH_NGINX_SECONDS=2 BENCH_NGINX_RT=1 (SCHED_FIFO)
-#   BENCH_SKIP="luajit js py instructions nginx rss leak convert" (skip parts)
+#   BENCH_SKIP="luajit js py instructions nginx rss leak convert outbox" (skip parts)
 #   BENCH_NICE=-5 (run the clients and the dev server under `nice -n N`)
 set -eu
 cd "$(dirname "$0")/.."
@@ -282,5 +282,20 @@ if ! skip convert; then
   { $LUA bench/convert.lua 2>&1 || echo "bench/convert.lua failed: exit $?"; } | sed 's/^/CONVERT /' >>"$RAW"
 fi
 
+# ---- the outbox: durable posts accepted, delivery against direct async posting ----------
+if ! skip outbox; then
+  say "outbox: bench/outbox_bench.lua"
+  mkdir -p "$B/outbox"
+  $CLIENT_PIN $LUA bench/outbox_bench.lua "$SNAP/lh-devserver" "$B/outbox" "$BENCH_SECONDS" "$BENCH_REPS" >"$B/outbox.txt" \
+    || echo "FAILED client=outbox rc=$?" >>"$RAW"
+  grep '^OUTBOX ' "$B/outbox.txt" >>"$RAW" || true
+fi
+
 echo "META bench_minutes=$(( ($(date +%s) - T_START + 30) / 60 ))" >>"$RAW"
 $LUA bench/report.lua "$RAW" "$B/results.txt"
+# the outbox's own table (bench/outbox_bench.lua computes its ratios and spread)
+if [ -s "$B/outbox.txt" ]; then
+  echo
+  grep -v '^OUTBOX ' "$B/outbox.txt"
+  { echo; grep -v '^OUTBOX ' "$B/outbox.txt"; } >>"$B/results.txt"
+fi

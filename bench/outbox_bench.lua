@@ -1,0 +1,171 @@
+-- The outbox's figures (bench/run.sh runs it; also alone: lua5.4 bench/outbox_bench.lua
+-- DEVSERVER DIR [SECONDS] [REPS]). Per round, against fresh dev servers (--threads 1):
+--   accept:   durable posts per second from one process: post_async with 256 queued, each
+--             acknowledged only once stored and fsync'd (commits grouped by the writer thread);
+--   post:     the same one post() at a time (each post waits for its own commit and fsync):
+--             the baseline that shows what grouping buys;
+--   deliver:  records delivered per second by drain() (64 calls in flight, each record's own
+--             stored bytes and guid, outcomes recorded in the file);
+--   direct:   put_external_event_async, 64 in flight, reply = false: the same requests posted
+--             directly, the baseline delivery is measured against.
+-- The outbox file lives in DIR (on disk: a tmpfs would make fsync free). Prints OUTBOX raw lines
+-- and a table with the medians, the per-round ratios' median and their min-max.
+local lh = require "littlehorse"
+local core = require "littlehorse.core"
+package.path = "bench/?.lua;" .. package.path
+local common = require "common"
+
+local BIN, DIR = arg[1], arg[2]
+local SECONDS = tonumber(arg[3] or os.getenv("BENCH_SECONDS") or "1")
+local REPS = math.tointeger(tonumber(arg[4] or os.getenv("BENCH_REPS") or "5"))
+assert(BIN and DIR, "usage: outbox_bench.lua DEVSERVER DIR [SECONDS] [REPS]")
+local PIN = os.getenv("BENCH_PIN") ~= "0" and "taskset -c 1 " or ""
+local now = core.now
+
+local function start_server()
+  local out = DIR .. "/server.out"
+  os.remove(out)
+  local p = io.popen(string.format("%s%s --port 0 --threads 1 --def %s >%s 2>&1 & echo $!", PIN, BIN,
+                                   common.DEF_NAME, out))
+  local pid = math.tointeger(tonumber(p:read("*l")))
+  p:close()
+  for _ = 1, 500 do
+    local port = (common.read_file(out) or ""):match("LISTENING [^\n]*:(%d+)")
+    if port then return pid, math.tointeger(tonumber(port)) end
+    core.sleep(0.01)
+  end
+  error("dev server did not start: " .. (common.read_file(out) or ""))
+end
+
+local function stop_server(pid) os.execute("kill -TERM " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done") end
+
+local function request()
+  return { wf_run_id = common.WF_RUN_ID, external_event_def_name = common.DEF_NAME, content = common.real_content() }
+end
+
+-- post_async with `queued` jobs outstanding for SECONDS: stored posts per second.
+local function accept(ob, queued)
+  local jobs, first, last = {}, 1, 0
+  local n, t0 = 0, now()
+  local deadline = t0 + SECONDS
+  while true do
+    while last - first + 1 < queued do
+      last = last + 1
+      jobs[last] = ob:post_async(request())
+    end
+    local g, err = jobs[first]:wait()
+    jobs[first] = nil
+    first = first + 1
+    assert(g, tostring(err))
+    n = n + 1
+    if now() >= deadline then break end
+  end
+  local t = now() - t0
+  for i = first, last do assert(jobs[i]:wait()) end
+  return n / t
+end
+
+local function sequential(ob)
+  local n, t0 = 0, now()
+  local deadline = t0 + SECONDS
+  repeat
+    assert(ob:post(request()))
+    n = n + 1
+  until now() >= deadline
+  return n / (now() - t0)
+end
+
+-- 64 direct async calls in flight for SECONDS: calls per second.
+local function direct(port)
+  local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
+  local n, inflight, stopping = 0, 0, false
+  local t0 = now()
+  local deadline, t_end = t0 + SECONDS, nil
+  local start
+  local function on_done(ok, err)
+    assert(ok, tostring(err))
+    inflight = inflight - 1
+    if not stopping then
+      n = n + 1
+      if now() >= deadline then stopping, t_end = true, now() else start() end
+    end
+  end
+  local opts = { reply = false, on_done = on_done }
+  function start()
+    inflight = inflight + 1
+    assert(client:put_external_event_async(request(), opts))
+  end
+  for _ = 1, 64 do start() end
+  while inflight > 0 do client:poll(1) end
+  client:close()
+  return n / (t_end - t0)
+end
+
+local function deliver(path, port)
+  local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
+  local ob = assert(lh.outbox(path, { client = client, max_rows = 0, max_bytes = 0 }))
+  local pending = ob:stats().pending
+  local t0 = now()
+  local c = ob:drain(120)
+  local t = now() - t0
+  assert(c.pending == 0 and c.delivered == pending, "drain left records: " .. c.pending)
+  ob:close()
+  client:close()
+  return pending / t, pending
+end
+
+local rows = { accept = {}, post = {}, deliver = {}, direct = {} }
+local ratios = { grouping = {}, delivery = {} }
+for rep = 1, REPS do
+  local path = string.format("%s/outbox.%d.db", DIR, rep)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+  local ob = assert(lh.outbox(path, { max_rows = 0, max_bytes = 0 }))
+  local a = accept(ob, 256)
+  local p = sequential(ob)
+  ob:close()
+  local pid, port = start_server()
+  local d, count = deliver(path, port)
+  stop_server(pid)
+  pid, port = start_server()
+  local x = direct(port)
+  stop_server(pid)
+  print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f deliver=%.0f delivered=%d direct=%.0f", rep, a, p, d, count, x))
+  io.stdout:flush()
+  table.insert(rows.accept, a); table.insert(rows.post, p); table.insert(rows.deliver, d); table.insert(rows.direct, x)
+  table.insert(ratios.grouping, a / p); table.insert(ratios.delivery, d / x)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+end
+
+local function median(xs)
+  local s = { table.unpack(xs) }
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+local function spread(xs)
+  local lo, hi = math.huge, -math.huge
+  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
+  return lo, hi
+end
+
+print(string.format("Outbox (%d rounds of %g s; file on disk, fsync on; real payload)", REPS, SECONDS))
+print(string.format("  %-52s %10s %19s", "figure", "median/s", "min-max"))
+local function row(label, xs)
+  local lo, hi = spread(xs)
+  print(string.format("  %-52s %10.0f %9.0f-%-9.0f", label, median(xs), lo, hi))
+end
+row("accept: durable posts, post_async, 256 queued", rows.accept)
+row("post: durable posts, one post() at a time", rows.post)
+row("deliver: drain(), 64 calls in flight", rows.deliver)
+row("direct: put_external_event_async, 64 in flight", rows.direct)
+local function ratio(label, xs, target)
+  local lo, hi = spread(xs)
+  local m = median(xs)
+  print(string.format("  %-52s %9.2fx %8.2f-%-8.2f %s", label, m, lo, hi,
+                      target and (m >= target and "PASS" or "FAIL") .. " (target " .. target .. ")" or ""))
+end
+ratio("grouping: accept / post", ratios.grouping)
+ratio("delivery: deliver / direct", ratios.delivery, 0.8)
+local am = median(rows.accept)
+print(string.format("  %-52s %10.0f %19s %s", "accept target: >= 10000 durable posts/s", am, "",
+                    am >= 10000 and "PASS" or "FAIL"))
