@@ -521,7 +521,8 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
     lh_check_keys(L, -1, &p, fields, "field");
     for (int f = 0; f < 5; f++) {
       lua_pushstring(L, fields[f]);
-      int t = lua_rawget(L, -2);
+      lua_rawget(L, -2);
+      int t = lua_type(L, -1);
       lh_path q = lh_path_field(&p, fields[f], strlen(fields[f]));
       const char *why = NULL;
       if (f == 0 && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)) why = "expected a record id";
