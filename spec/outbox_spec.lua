@@ -57,20 +57,25 @@ describe("lh.outbox", function()
       end
     end
     assert.equal("given", ob:post(event("wf-x", "g", "given")))
+    -- post_event's arguments, as client:post_event takes them
+    local pe, how = ob:post_event("wf-x", DEF, { via = "post_event" }, { guid = "pe-guid", thread_run_number = 0 })
+    assert.same({ "pe-guid", "durable" }, { pe, how })
     local st = assert(ob:stats())
-    assert.same({ 51, 51, 0 }, { st.accepted, st.pending, st.delivered })
+    assert.same({ 52, 52, 0 }, { st.accepted, st.pending, st.delivered })
     assert.equal(0, srv:stats().events) -- nothing is sent before delivery runs
     local counts = ob:drain(30)
-    assert.same({ delivered = 51, duplicates = 0, retries = 0, dead = 0, pending = 0 }, counts)
-    assert.equal(51, srv:stats().events)
+    assert.same({ delivered = 52, duplicates = 0, retries = 0, dead = 0, pending = 0 }, counts)
+    assert.equal(52, srv:stats().events)
     for i, guid in ipairs(guids) do
       local ev = assert(client:get_external_event { wf_run_id = "wf-" .. (i % 4), external_event_def_name = DEF,
                                                     guid = guid })
       assert.equal(i, ev.content.n)
     end
     assert(client:get_external_event { wf_run_id = "wf-x", external_event_def_name = DEF, guid = "given" })
+    local ev = assert(client:get_external_event { wf_run_id = "wf-x", external_event_def_name = DEF, guid = "pe-guid" })
+    assert.same({ "post_event", 0 }, { ev.content.via, ev.thread_run_number })
     st = assert(ob:stats())
-    assert.same({ 51, 51, 0, 0 }, { st.accepted, st.delivered, st.pending, st.bytes })
+    assert.same({ 52, 52, 0, 0 }, { st.accepted, st.delivered, st.pending, st.bytes })
     assert.equal(0, st.oldest_pending_age)
   end)
 
@@ -238,6 +243,10 @@ describe("lh.outbox", function()
     ok, err = pcall(ob.post, ob, { wf_run_id = "w", external_event_def_name = DEF, contnet = 1 })
     assert.is_false(ok)
     assert.matches("outbox_spec.lua:%d+: .*contnet", err)
+    ok, err = pcall(ob.post_event, ob, "w", 7, 1)
+    assert.matches("outbox_spec.lua:%d+: bad argument #2 to 'post_event' %(external_event_def_name", err)
+    ok, err = pcall(ob.post_event, ob, "w", DEF, 1, { retry = false })
+    assert.matches("outbox_spec.lua:%d+: bad argument #4 to 'post_event' %(retry: unknown option", err)
     ok, err = pcall(ob.drain, ob)
     assert.matches("no client to deliver with", err)
     ok, err = pcall(ob.post, {}, event("w", 1))

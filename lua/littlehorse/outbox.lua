@@ -160,6 +160,38 @@ function Outbox:post(req)
   return nil, err, code
 end
 
+local POST_OPTIONS = misuse.names { "guid", "thread_run_number", "node_run_position" }
+-- Which post_event argument a request field came from.
+local POST_ARG = { wf_run_id = 1, external_event_def_name = 2, content = 3 }
+
+-- A misuse error of the request post_event made, as post_event's own.
+local function as_post_event_error(e)
+  if type(e) ~= "string" then return e end
+  local pos, n, body = e:match("^(.-)bad argument #(%d) to 'post_event' %((.*)%)$")
+  if not pos or n ~= "1" then return e end
+  return pos .. "bad argument #" .. (POST_ARG[body:match("^[%w_]+")] or 4) .. " to 'post_event' (" .. body .. ")"
+end
+
+--- outbox:post_event(wf_run_id, def_name, content [, { guid =, thread_run_number =,
+-- node_run_position = }]) -> as post(): client:post_event's arguments, stored for delivery.
+function Outbox:post_event(wf_run_id, def_name, content, opts)
+  local cob = COB[self] or bad_self(self, "post_event")
+  if opts == nil then opts = {}
+  elseif type(opts) ~= "table" then misuse.bad("post_event", 4, "table of options expected, got " .. type(opts))
+  else misuse.check_keys(opts, POST_OPTIONS, "post_event", 4, "option") end
+  local req = { wf_run_id = wf_run_id, external_event_def_name = def_name, content = content,
+                guid = rawget(opts, "guid"), thread_run_number = rawget(opts, "thread_run_number"),
+                node_run_position = rawget(opts, "node_run_position") }
+  local queued = cannot_wait()
+  local ok, job, guid = pcall(cob.post_async, cob, req, queued and QUEUED or nil, "post_event")
+  if not ok then error(as_post_event_error(job), 0) end
+  if queued then return guid, "queued" end
+  local g, err, code = wait_job(self._cfg, job)
+  if g then return g, "durable" end
+  if err and err.guid == nil then err.guid = guid end
+  return nil, err, code
+end
+
 --- outbox:post_async(req [, { on_done = fn }]) -> job, guid
 function Outbox:post_async(req, opts)
   local cob = COB[self] or bad_self(self, "post_async")
