@@ -48,6 +48,8 @@ local registry = debug.getregistry()
 local client = lh.client { port = 1, config_file = false }
 local token_client = lh.client { port = 1, config_file = false, token = "t" }
 local auth_call = token_client:put_external_event_async({ wf_run_id = "w", external_event_def_name = "d" })
+local outbox_dir = io.popen("mktemp -d /tmp/lh-api-docs.XXXXXX"):read("*l")
+local outbox = assert(lh.outbox(outbox_dir .. "/o.db"))
 
 local SURFACES = {
   { "lh", lh },
@@ -59,11 +61,14 @@ local SURFACES = {
   { "client", registry["littlehorse.client"].__index, ":" },       -- the littlehorse.core client (C)
   { "h", registry["littlehorse.call"].__index, ":" },              -- call handles (C)
   { "h", getmetatable(auth_call).__index, ":" },                   -- call handles of a client with a token (Lua)
+  { "outbox", getmetatable(outbox).__index, ":" },                 -- outboxes (Lua)
 }
 
 describe(DOC, function()
   teardown(function()
     auth_call:close()
+    outbox:close()
+    os.execute("rm -rf " .. outbox_dir)
     client:close()
     token_client:close()
   end)
@@ -93,7 +98,8 @@ describe(DOC, function()
   it("names only what exists", function()
     local NIL_BY_DEFAULT = { ["resty.wake_dir"] = true } -- settings that exist once set
     local tables = { lh = lh, core = core, config = config, resty = resty, ["lh.retry"] = lh.retry }
-    local methods = { client = getmetatable(client).__index, h = registry["littlehorse.call"].__index }
+    local methods = { client = getmetatable(client).__index, h = registry["littlehorse.call"].__index,
+                      outbox = getmetatable(outbox).__index }
     local unknown = {}
     for _, h in ipairs(headings) do
       for code in h:gmatch("`([^`]+)`") do

@@ -85,7 +85,7 @@ local function delivery_config(opts, client)
 end
 
 --- lh.outbox(path [, opts]) -> outbox | nil, err, code
-function Outbox.new(path, opts)
+local function new(path, opts)
   if resty._in_master() then
     misuse.raise("littlehorse: no outboxes in init_by_lua (the nginx master): open them in init_worker_by_lua, " ..
                  "so that each worker has its own writer thread and SQLite connection")
@@ -451,4 +451,4 @@ end
 Outbox_mt.__tostring = function(self) return tostring(COB[self]) end
 Outbox_mt.__close = function(self) return Outbox.close(self) end
 
-return Outbox
+return { new = new, Outbox = Outbox }
