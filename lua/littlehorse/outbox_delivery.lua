@@ -188,13 +188,14 @@ function D:step()
     end
   end
   if not self.claim then
-    -- one job both records outcomes and claims: a claim while the ready queue runs low and
-    -- records may be due (so the window stays full); outcomes alone when many wait, or
-    -- nothing else is in flight
+    -- one job both records outcomes and claims: a claim while fewer than 3 x batch records
+    -- are in flight or ready, up to 4 x batch, so the window stays full while a claim takes a
+    -- few milliseconds (the writer thread also commits posts and outcomes); outcomes alone
+    -- when many wait, or nothing else is in flight
     local acks, n, queued = self.acks, self.n, ready_count(self)
-    local want = not self.stopping and n + queued <= cfg.batch * 1.5 and now >= self.next_claim
+    local want = not self.stopping and n + queued <= cfg.batch * 3 and now >= self.next_claim
     if want or #acks >= cfg.batch or (#acks > 0 and (n == 0 or self.stopping)) then
-      self.claim_size = want and 2 * cfg.batch - n - queued or 0
+      self.claim_size = want and 4 * cfg.batch - n - queued or 0
       self.claim = cob:claim_async(self.claim_size, #acks > 0 and acks or nil)
       if #acks > 0 then self.acks = {} end
       moved = true
