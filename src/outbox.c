@@ -347,7 +347,7 @@ static int job_done(lua_State *L) {
   return 1;
 }
 
-/* job:id() -> the job's process-unique id (for the wake socket); nil once settled */
+/* job:id() -> the job's process-unique id (for the wake channel); nil once settled */
 static int job_id(lua_State *L) {
   lh_job *h = check_job(L);
   if (h->j) lua_pushnumber(L, (lua_Number)h->j->id);

@@ -14,6 +14,7 @@
 #include "async.h"
 #include "runtime.h"
 #include "outbox_writer.h"
+#include "wake.h"
 
 static void list_init(ob_job *s) { s->prev = s->next = s; }
 static int list_empty(const ob_job *s) { return s->next == s; }
@@ -35,11 +36,9 @@ int64_t ob_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Every live outbox of the process, for wake-up registrations, and every file a writer has
- * open (process-wide C state). all_mu is held across fork(), so a child never inherits it
+/* Every file a writer has open (process-wide C state). all_mu is held across fork(), so a child never inherits it
  * locked by a thread it does not have. */
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
-static ob_outbox *all_outboxes;
 
 typedef struct open_file { dev_t dev; ino_t ino; pid_t pid; struct open_file *next; } open_file;
 static open_file *open_files;
@@ -203,13 +202,7 @@ static void drain_efd_locked(ob_outbox *ob) {
 static void complete_locked(ob_outbox *ob, ob_job *j) {
   j->done = 1;
   ob->nlive--;
-  if (j->wake_fd >= 0) {
-    char line[32];
-    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)j->id);
-    ssize_t w = write(j->wake_fd, line, (size_t)n);
-    (void)w; /* the waiter went away: nothing to do */
-    j->wake_fd = -1;
-  }
+  lh_wake_post(j->id); /* after done is set (wake.h); takes only the wake channel's lock */
   if (j->refs == 1) { /* only the writer's: nobody will read it */
     j->refs = 0;
     job_free_payload(j);
@@ -380,8 +373,6 @@ static void *writer_main(void *arg) {
     }
     ob->nqueued = 0;
     pthread_mutex_unlock(&ob->mu);
-    /* the links of batch change only under the lock, by this thread: wake registrations may
-     * walk them meanwhile */
     if (!list_empty(batch)) run_batch(ob, batch);
     pthread_mutex_lock(&ob->mu);
     while (!list_empty(batch)) {
@@ -452,18 +443,10 @@ ob_outbox *ob_outbox_new(const char *path, const ob_config *cfg, ob_err *e) {
     return NULL;
   }
   ob->running = 1;
-  pthread_mutex_lock(&all_mu);
-  ob->next_outbox = all_outboxes;
-  all_outboxes = ob;
-  pthread_mutex_unlock(&all_mu);
   return ob;
 }
 
 void ob_outbox_close(ob_outbox *ob, int wait) {
-  pthread_mutex_lock(&all_mu);
-  for (ob_outbox **q = &all_outboxes; *q; q = &(*q)->next_outbox)
-    if (*q == ob) { *q = ob->next_outbox; break; }
-  pthread_mutex_unlock(&all_mu);
   pthread_mutex_lock(&ob->mu);
   ob->stopping = 1;
   pthread_cond_signal(&ob->work);
@@ -484,7 +467,6 @@ ob_job *ob_job_new(ob_outbox *ob, int kind) {
   j->kind = kind;
   j->ob = ob;
   j->refs = 2;
-  j->wake_fd = -1;
   j->prev = j->next = j;
   j->id = lh_async_new_id();
   pthread_mutex_lock(&ob->mu);
@@ -598,36 +580,3 @@ size_t ob_outbox_in_flight(ob_outbox *ob) {
   return n;
 }
 
-/* ---- wake-ups ---- */
-
-int ob_wake_register(uint64_t id, int fd) {
-  int registered = 0, found = 0;
-  pthread_mutex_lock(&all_mu);
-  pid_t me = lh_runtime_pid();
-  for (ob_outbox *ob = all_outboxes; ob && !found; ob = ob->next_outbox) {
-    if (ob->pid != me) continue;
-    pthread_mutex_lock(&ob->mu);
-    ob_job *lists[3] = { &ob->queue, &ob->batch, &ob->watching };
-    for (int l = 0; l < 3 && !found; l++)
-      for (ob_job *j = lists[l]->next; j != lists[l]; j = j->next)
-        if (j->id == id) { j->wake_fd = fd; found = registered = 1; break; }
-    pthread_mutex_unlock(&ob->mu);
-  }
-  pthread_mutex_unlock(&all_mu);
-  return registered;
-}
-
-void ob_wake_forget(int fd) {
-  pthread_mutex_lock(&all_mu);
-  pid_t me = lh_runtime_pid();
-  for (ob_outbox *ob = all_outboxes; ob; ob = ob->next_outbox) {
-    if (ob->pid != me) continue;
-    pthread_mutex_lock(&ob->mu);
-    ob_job *lists[3] = { &ob->queue, &ob->batch, &ob->watching };
-    for (int l = 0; l < 3; l++)
-      for (ob_job *j = lists[l]->next; j != lists[l]; j = j->next)
-        if (j->wake_fd == fd) j->wake_fd = -1;
-    pthread_mutex_unlock(&ob->mu);
-  }
-  pthread_mutex_unlock(&all_mu);
-}

@@ -2,7 +2,7 @@
  * caller asks of an outbox (open, post, claim, acknowledge, stats, dead letters) is a job,
  * queued to the thread and completed by it, the way async calls are (async.c): a waiter
  * blocks on a condition variable (job:wait()), or is told by an eventfd (fd()) or by the
- * process's wake socket (wake.c: the id of the job, for nginx), and on_done callbacks run in
+ * process's wake channel (wake.h: the job's id is posted, for nginx), and on_done callbacks run in
  * poll(). The thread takes every job queued since its last turn at once, so all posts waiting
  * share one transaction and one fsync (group commit).
  *
@@ -30,7 +30,6 @@ typedef struct ob_job {
   int done, ok;      /* completed; succeeded (else err says why) */
   ob_err err;
   uint64_t id;       /* process-unique (shared with async calls), for wake-ups */
-  int wake_fd;       /* a socket to write "<id>\n" to on completion, or -1 */
   int anchor;        /* outbox.c: the anchor slot of its handle (on_done); Lua thread only */
   int in_done_list;
   struct ob_job *prev, *next;
@@ -77,7 +76,6 @@ struct ob_outbox {
   ino_t file_ino;
   int file_recorded;
   pid_t pid;
-  struct ob_outbox *next_outbox; /* in the process-wide list wake-ups search */
 };
 
 /* A new outbox for path (not yet open: the first job opens it) with its thread started;
@@ -107,9 +105,6 @@ size_t ob_outbox_poll(ob_outbox *ob, double timeout, ob_job **out, size_t max);
 /* Jobs not yet completed. */
 size_t ob_outbox_in_flight(ob_outbox *ob);
 
-/* Wake-ups (wake.c): like lh_async_wake_register / lh_async_wake_forget, for job ids. */
-int ob_wake_register(uint64_t id, int fd);
-void ob_wake_forget(int fd);
 
 /* Milliseconds since the epoch (the file's clock: records outlive processes). */
 int64_t ob_now_ms(void);

@@ -1,6 +1,7 @@
 #include <string.h>
 #include "reply.h"
 #include "event_reader.h"
+#include "pbwire.h"
 #include "timestamp.h"
 #include "value.h"
 
