@@ -7,6 +7,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local sh = require "sh"
+local rt = require "runtime"
 
 local q = sh.q
 local DEF = "crash-event"
@@ -32,8 +33,8 @@ local function lines_of(path)
 end
 
 local function start_poster(path, port, tag, out, err)
-  local cmd = string.format("LUA_PATH=%s LUA_CPATH=%s exec lua5.4 spec/support/outbox_poster.lua %s %d %s >%s 2>%s",
-                            q(package.path), q(package.cpath), q(path), port, tag, q(out), q(err))
+  local cmd = string.format("LUA_PATH=%s LUA_CPATH=%s exec %s spec/support/outbox_poster.lua %s %d %s >%s 2>%s",
+                            q(package.path), q(package.cpath), rt.lua, q(path), port, tag, q(out), q(err))
   local p = io.popen("sh -c " .. q(cmd) .. " & echo $!")
   local pid = assert(tonumber(p:read("*l")))
   p:close()

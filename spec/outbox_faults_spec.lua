@@ -5,12 +5,12 @@
 -- (Read-only files, damaged files and newer layouts: spec/outbox_store_spec.lua.)
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local q = sh.q
 
 local function run(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
+  return rt.execute(cmd) == true
 end
 
 local function tmpdir()
@@ -20,13 +20,13 @@ local function tmpdir()
   return d
 end
 
--- Run spec/support/outbox_fill.lua in a child lua5.4 (prefix: a shell prelude such as a
+-- Run spec/support/outbox_fill.lua in a child Lua of this runtime (prefix: a shell prelude such as a
 -- ulimit); returns { ok = { guid = true }, failed = { {guid, code, message} }, done = bool, out = text }.
 local function fill(prefix, path, n, bytes)
-  local cmd = string.format("%s LUA_PATH=%s LUA_CPATH=%s exec lua5.4 spec/support/outbox_fill.lua %s %d %d 2>&1",
-                            prefix, q(package.path), q(package.cpath), q(path), n, bytes or 2000)
+  local cmd = string.format("%s LUA_PATH=%s LUA_CPATH=%s exec %s spec/support/outbox_fill.lua %s %d %d 2>&1",
+                            prefix, q(package.path), q(package.cpath), rt.lua, q(path), n, bytes or 2000)
   local p = io.popen("sh -c " .. q(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local r = { ok = {}, failed = {}, out = out, nok = 0 }
   for line in out:gmatch("[^\n]+") do

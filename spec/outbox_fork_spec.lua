@@ -3,18 +3,19 @@
 -- using a connection across fork), closing and collecting them does nothing, and the parent's
 -- writer, jobs and file carry on (spec/support/forker.c runs spec/support/outbox_fork.lua).
 local sh = require "sh"
+local rt = require "runtime"
 
 local q = sh.q
-local HOST = "build/forker"
+local HOST = "build/forker-" .. rt.name
 local ROUNDS = 10
 
 describe("outbox and fork", function()
   local dir
 
   lazy_setup(function()
-    local p = io.popen("${CC:-gcc} -O1 -g -Wall -std=c11 -D_POSIX_C_SOURCE=200809L $(pkg-config --cflags lua5.4) -o "
-                       .. q(HOST) .. " spec/support/forker.c $(pkg-config --libs lua5.4) 2>&1")
-    local out = p:read("a")
+    local p = io.popen("${CC:-gcc} -O1 -g -Wall -std=c11 -D_POSIX_C_SOURCE=200809L $(pkg-config --cflags " .. rt.pkg .. ") -o "
+                       .. q(HOST) .. " spec/support/forker.c $(pkg-config --libs " .. rt.pkg .. ") 2>&1")
+    local out = p:read("*a")
     assert(p:close(), "cannot build the forker:\n" .. out)
     dir = io.popen("mktemp -d /tmp/lh-outbox.XXXXXX"):read("*l")
   end)
@@ -23,9 +24,9 @@ describe("outbox and fork", function()
   end)
 
   it("refuses the child the inherited outbox and jobs, and leaves the parent working (" .. ROUNDS .. " forks)", function()
-    local p = io.popen(table.concat({ q(HOST), "spec/support/outbox_fork.lua", q(assert(os.getenv("PWD")) .. "/lua_modules"),
+    local p = io.popen(table.concat({ q(HOST), "spec/support/outbox_fork.lua", q(rt.tree:sub(1, 1) == "/" and rt.tree or assert(os.getenv("PWD")) .. "/" .. rt.tree),
                                       q(dir .. "/fork.db"), tostring(ROUNDS) }, " ") .. " 2>&1")
-    local out = p:read("a")
+    local out = p:read("*a")
     local ok = p:close()
     assert.is_nil(out:find("FAIL", 1, true), out)
     assert.truthy(out:find("rounds " .. ROUNDS .. "\n", 1, true), out)

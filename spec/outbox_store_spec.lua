@@ -5,6 +5,7 @@
 -- another kind, or damaged are refused and left exactly as they were.
 local core = require "littlehorse.core"
 local sh = require "sh"
+local rt = require "runtime"
 
 local q = sh.q
 local DEF = "outbox-event"
@@ -17,8 +18,7 @@ local function tmpdir()
 end
 
 local function run(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
+  return rt.execute(cmd) == true
 end
 
 local function ok_wait(job) -- the result, or a failure naming the error
@@ -48,7 +48,8 @@ local function header_u32(bytes, off)
 end
 
 local function set_u32(bytes, off, v)
-  local s = string.char(v >> 24 & 255, v >> 16 & 255, v >> 8 & 255, v & 255)
+  local s = string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256,
+                        math.floor(v / 256) % 256, v % 256) -- arithmetic: 5.1 has no bit operators
   return bytes:sub(1, off) .. s .. bytes:sub(off + 5)
 end
 
@@ -454,7 +455,7 @@ describe("outbox files it must not use", function()
     local path = dir .. "/a.db"
     make_file(path, 300)
     local bytes = read(path)
-    local page = header_u32(bytes, 16) >> 16 -- page size (a 2-byte field)
+    local page = math.floor(header_u32(bytes, 16) / 65536) -- page size (a 2-byte field)
     if page == 1 then page = 65536 end
     assert.is_true(#bytes >= 4 * page)
     -- scribble over the header of the second page (the records' b-tree root)

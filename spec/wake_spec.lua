@@ -244,9 +244,9 @@ describe("wake channel", function()
     local path = assert(core._wake_start(base .. "/wake"))
     -- another process connects first and stays connected until we have tried
     local marker = base .. "/connected"
-    local other = io.popen(string.format("lua5.4 -e %s", q(string.format(
+    local other = io.popen(string.format("%s -e %s", rt.lua, q(string.format(
       "package.cpath = %q; local u = require 'socket.unix'; local s = assert(u.stream()); " ..
-      "assert(s:connect(%q)); io.open(%q, 'w'):close(); io.read('l')", package.cpath, path, marker))), "w")
+      "assert(s:connect(%q)); io.open(%q, 'w'):close(); io.read('*l')", package.cpath, path, marker))), "w")
     local t0 = core.now()
     while not exists(marker) and core.now() - t0 < 10 do core.sleep(0.01) end
     assert.is_true(exists(marker), "the other process did not connect")

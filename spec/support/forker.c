@@ -1,5 +1,5 @@
-/* forker: a Lua 5.4 interpreter with fork() (specs need it; Debian's lua5.4 has no posix
- * module). Runs SCRIPT with ARGS as `...`, with three extra globals:
+/* forker: a Lua interpreter with fork() (specs need it; Debian's Lua packages have no posix
+ * module), built against the runtime under test. Runs SCRIPT with ARGS as `...`, with three extra globals:
  *   fork() -> pid (0 in the child)
  *   wait_child(pid) -> the child's exit status (or 128 + signal)
  *   exit_child(code [, close_state]) -> _exit(code), after lua_close() when close_state
@@ -11,6 +11,10 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
 
 static int l_fork(lua_State *L) {
   fflush(NULL);
@@ -36,8 +40,13 @@ static int l_exit(lua_State *L) {
   _exit(code);
 }
 
+/* debug.traceback(msg, 2): luaL_traceback is missing from Lua 5.1 */
 static int traceback(lua_State *L) {
-  luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  lua_getglobal(L, "debug");
+  lua_getfield(L, -1, "traceback");
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, 2);
+  lua_call(L, 2, 1);
   return 1;
 }
 

@@ -2,11 +2,11 @@
 -- per post: "ok <guid>" once its job returned the guid, "err <guid> <code> <message>" when it
 -- failed; then "done". Run by spec/outbox_faults_spec.lua in a child process (under a file
 -- size limit, or on a small tmpfs).
---   lua5.4 outbox_fill.lua PATH N [BYTES]
+--   lua outbox_fill.lua PATH N [BYTES]
 local path, n, bytes = ...
 local core = require "littlehorse.core"
-n = math.tointeger(tonumber(n))
-local body = string.rep("x", math.tointeger(tonumber(bytes or "2000")))
+n = tonumber(n)
+local body = string.rep("x", tonumber(bytes or "2000"))
 local ob = core._outbox(path, { max_rows = 0, max_bytes = 0 })
 local function report(i, job)
   local g, err, code = job:wait(30)

@@ -5,10 +5,11 @@
 -- next posts are stored. Prints "ok <check>" or "FAIL <check>: why" lines, then "rounds N".
 --   forker outbox_fork.lua LUA_MODULES_ROOT PATH ROUNDS
 local root, path, rounds = ...
-package.path = root .. "/share/lua/5.4/?.lua;" .. root .. "/share/lua/5.4/?/init.lua;" .. package.path
-package.cpath = root .. "/lib/lua/5.4/?.so;" .. package.cpath
+local dir = rawget(_G, "jit") and "5.1" or _VERSION:match("%d+%.%d+") -- the tree's version directory
+package.path = root .. "/share/lua/" .. dir .. "/?.lua;" .. root .. "/share/lua/" .. dir .. "/?/init.lua;" .. package.path
+package.cpath = root .. "/lib/lua/" .. dir .. "/?.so;" .. package.cpath
 local core = require "littlehorse.core"
-rounds = math.tointeger(tonumber(rounds))
+rounds = tonumber(rounds)
 
 local function say(ok, name, why)
   print((ok and "ok " or "FAIL ") .. name .. (ok and "" or ": " .. tostring(why)))

@@ -2,11 +2,11 @@
 -- dev server on PORT between posts (step()), and prints "<wf_run_id> <guid>" once each post has
 -- returned its guid (durable). Run by spec/outbox_crash_spec.lua, which kill -9s it at moments
 -- of its choosing while the dev server goes up and down.
---   lua5.4 outbox_poster.lua PATH PORT TAG
+--   lua outbox_poster.lua PATH PORT TAG
 local path, port, tag = ...
 local lh = require "littlehorse"
 io.stdout:setvbuf("no")
-local client = lh.client { host = "127.0.0.1", port = math.tointeger(tonumber(port)), timeout = 0.5,
+local client = lh.client { host = "127.0.0.1", port = tonumber(port), timeout = 0.5,
                            config_file = false }
 local ob = assert(lh.outbox(path, { client = client, batch = 16, initial_backoff = 0.02, max_backoff = 0.2,
                                     poll_interval = 0.02, lease = 2 }))
