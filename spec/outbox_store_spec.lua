@@ -160,6 +160,17 @@ describe("outbox store", function()
     big:close()
   end)
 
+  it("opens a new file from two outboxes at once (each waits for the other's switch to WAL)", function()
+    for i = 1, 100 do
+      local path = dir .. "/race" .. i .. ".db"
+      local a, b = core._outbox(path), core._outbox(path)
+      ok_wait(a:stats_async())
+      ok_wait(b:stats_async())
+      a:close()
+      b:close()
+    end
+  end)
+
   it("leases claimed records: not claimed again (by any process's outbox) until acknowledged or the lease ends", function()
     local path = dir .. "/a.db"
     local a = core._outbox(path, { lease = 0.5 })

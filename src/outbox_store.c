@@ -342,7 +342,17 @@ ob_store *ob_store_open(const char *path, const ob_open_opts *o, ob_err *e) {
   sqlite3_stmt *st = NULL;
   if (ok) {
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    /* Switching a new file to WAL takes an exclusive lock, and SQLite answers BUSY at once,
+     * without its busy handler, while another connection opens the same file: wait here, as
+     * long as busy_timeout allows. */
+    for (int64_t waited = 0; rc == SQLITE_OK;) {
+      rc = sqlite3_step(st);
+      if ((rc & 0xff) != SQLITE_BUSY || waited >= o->busy_timeout_ms) break;
+      sqlite3_reset(st);
+      rc = SQLITE_OK;
+      int slept = sqlite3_sleep(5);
+      waited += slept > 0 ? slept : 5;
+    }
     if (rc == SQLITE_ROW) {
       const char *mode = (const char *)sqlite3_column_text(st, 0);
       if (!mode || strcmp(mode, "wal") != 0) {
