@@ -199,12 +199,15 @@ describe("lh.outbox", function()
     local counts = ob:drain(60)
     assert.same({ 40, 0 }, { counts.delivered, counts.pending })
     assert.is_true(counts.retries > 0)
+    -- by seconds, then nanos (RFC 3339 text does not sort: "…:20Z" and "…:20.5Z" and "…:20.123456Z")
+    local function not_after(a, b) return a.seconds < b.seconds or (a.seconds == b.seconds and a.nanos <= b.nanos) end
     local last = {}
     for i, guid in ipairs(guids) do
       local wf = "wf-" .. (i % 2)
       local ev = assert(client:get_external_event { wf_run_id = wf, external_event_def_name = DEF, guid = guid })
-      local t = tostring(ev.created_at)
-      assert.is_true(last[wf] == nil or last[wf] <= t, string.format("event %d stored before its predecessor", i))
+      local t = ev.created_at
+      assert.is_true(last[wf] == nil or not_after(last[wf], t),
+                     string.format("event %d stored before its predecessor (%s, then %s)", i, tostring(last[wf]), tostring(t)))
       last[wf] = t
     end
   end)
