@@ -58,7 +58,8 @@ describe("outbox crash safety", function()
     for round = 1, 22 do
       local out, err = dir .. "/out." .. round, dir .. "/err." .. round
       local pid = start_poster(path, srv.port, round, out, err)
-      defer(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
+      local reaped = false -- once gone, its pid may be another process's: never signalled again
+      defer(function() if not reaped then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end end)
       -- kill it after a random number of returned posts (0: possibly before its first one)
       local target = math.random(0, 60)
       local server_kill_at = round % 3 == 1 and math.random(0, target) or nil
@@ -75,6 +76,7 @@ describe("outbox crash safety", function()
       end
       os.execute("kill -KILL " .. pid)
       while alive(pid) do core.sleep(0.002) end
+      reaped = true
       kills = kills + 1
       for _, l in ipairs(lines_of(out)) do returned[#returned + 1] = l end
       -- a server killed this round comes back for the next one, on the same port and store
