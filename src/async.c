@@ -199,7 +199,7 @@ void lh_engine_fail_start(lh_pending *p) {
   pthread_mutex_unlock(&e->mu);
 }
 
-static struct timespec deadline_after(double timeout) {
+struct timespec lh_monotonic_after(double timeout) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   double whole = (double)(time_t)timeout;
@@ -234,7 +234,7 @@ int lh_pending_wait(lh_pending *p, double timeout) {
     if (timeout < 0) {
       while (!p->done) pthread_cond_wait(&e->cv, &e->mu);
     } else {
-      struct timespec until = deadline_after(timeout);
+      struct timespec until = lh_monotonic_after(timeout);
       while (!p->done && pthread_cond_timedwait(&e->cv, &e->mu, &until) != ETIMEDOUT) {}
     }
   }
@@ -287,7 +287,7 @@ size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max
     if (timeout < 0) {
       while (e->ndone == 0 && e->nlive > 0) pthread_cond_wait(&e->cv, &e->mu);
     } else {
-      struct timespec until = deadline_after(timeout);
+      struct timespec until = lh_monotonic_after(timeout);
       while (e->ndone == 0 && e->nlive > 0 && pthread_cond_timedwait(&e->cv, &e->mu, &until) != ETIMEDOUT) {}
     }
   }

@@ -82,4 +82,8 @@ size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max
  * wake channel, wake.h). */
 uint64_t lh_async_new_id(void);
 
+/* CLOCK_MONOTONIC now + timeout seconds, for pthread_cond_timedwait on condition variables
+ * made with that clock (the engine's and the outbox writer's). */
+struct timespec lh_monotonic_after(double timeout);
+
 #endif

@@ -493,16 +493,6 @@ void ob_job_submit(ob_job *j) {
   pthread_mutex_unlock(&ob->mu);
 }
 
-static struct timespec deadline_after(double timeout) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  double whole = (double)(time_t)timeout;
-  ts.tv_sec += (time_t)whole;
-  ts.tv_nsec += (long)((timeout - whole) * 1e9);
-  if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-  return ts;
-}
-
 int ob_job_wait(ob_job *j, double timeout) {
   ob_outbox *ob = j->ob;
   pthread_mutex_lock(&ob->mu);
@@ -510,7 +500,7 @@ int ob_job_wait(ob_job *j, double timeout) {
     if (timeout < 0) {
       while (!j->done) pthread_cond_wait(&ob->finished, &ob->mu);
     } else {
-      struct timespec until = deadline_after(timeout);
+      struct timespec until = lh_monotonic_after(timeout);
       while (!j->done && pthread_cond_timedwait(&ob->finished, &ob->mu, &until) != ETIMEDOUT) {}
     }
   }
@@ -557,7 +547,7 @@ size_t ob_outbox_poll(ob_outbox *ob, double timeout, ob_job **out, size_t max) {
     if (timeout < 0) {
       while (ob->ndone == 0 && ob->nlive > 0) pthread_cond_wait(&ob->finished, &ob->mu);
     } else {
-      struct timespec until = deadline_after(timeout);
+      struct timespec until = lh_monotonic_after(timeout);
       while (ob->ndone == 0 && ob->nlive > 0 && pthread_cond_timedwait(&ob->finished, &ob->mu, &until) != ETIMEDOUT) {}
     }
   }
