@@ -206,57 +206,28 @@ static void end_page(lua_State *L, int has_bookmark, const ProtobufCBinaryData *
   lh_reply_set_bookmark(L, has_bookmark, bookmark);
 }
 
-int lh_push_external_event_list(lua_State *L, const char *bytes, size_t len, lh_context *c) {
-  Littlehorse__ExternalEventList *m =
-      (Littlehorse__ExternalEventList *)lh_reply_unpack(c, &littlehorse__external_event_list__descriptor, bytes, len);
-  if (!m) return 0;
-  begin_page(L, m->n_results);
-  for (size_t i = 0; i < m->n_results; i++) {
-    lh_reply_external_event(L, &c->arena, m->results[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+/* A page reply: its results, each pushed by push_item, and its bookmark (listing.h). */
+#define PAGE_PUSHER(name, Type, descriptor, push_item, bookmark_case)                       \
+  int name(lua_State *L, const char *bytes, size_t len, lh_context *c) {                    \
+    Type *m = (Type *)lh_reply_unpack(c, &descriptor, bytes, len);                          \
+    if (!m) return 0;                                                                       \
+    begin_page(L, m->n_results);                                                            \
+    for (size_t i = 0; i < m->n_results; i++) {                                             \
+      push_item(L, &c->arena, m->results[i]);                                               \
+      lua_rawseti(L, -2, (lua_Integer)i + 1);                                               \
+    }                                                                                       \
+    end_page(L, m->_bookmark_case == bookmark_case, &m->bookmark);                          \
+    return 1;                                                                               \
   }
-  end_page(L, m->_bookmark_case == LITTLEHORSE__EXTERNAL_EVENT_LIST___BOOKMARK_BOOKMARK, &m->bookmark);
-  return 1;
-}
 
-int lh_push_external_event_id_list(lua_State *L, const char *bytes, size_t len, lh_context *c) {
-  Littlehorse__ExternalEventIdList *m = (Littlehorse__ExternalEventIdList *)lh_reply_unpack(
-      c, &littlehorse__external_event_id_list__descriptor, bytes, len);
-  if (!m) return 0;
-  begin_page(L, m->n_results);
-  for (size_t i = 0; i < m->n_results; i++) {
-    lh_reply_external_event_id(L, &c->arena, m->results[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  end_page(L, m->_bookmark_case == LITTLEHORSE__EXTERNAL_EVENT_ID_LIST___BOOKMARK_BOOKMARK, &m->bookmark);
-  return 1;
-}
-
-int lh_push_correlated_event_id_list(lua_State *L, const char *bytes, size_t len, lh_context *c) {
-  Littlehorse__CorrelatedEventIdList *m = (Littlehorse__CorrelatedEventIdList *)lh_reply_unpack(
-      c, &littlehorse__correlated_event_id_list__descriptor, bytes, len);
-  if (!m) return 0;
-  begin_page(L, m->n_results);
-  for (size_t i = 0; i < m->n_results; i++) {
-    lh_reply_correlated_event_id(L, &c->arena, m->results[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  end_page(L, m->_bookmark_case == LITTLEHORSE__CORRELATED_EVENT_ID_LIST___BOOKMARK_BOOKMARK, &m->bookmark);
-  return 1;
-}
-
-int lh_push_external_event_def_id_list(lua_State *L, const char *bytes, size_t len, lh_context *c) {
-  Littlehorse__ExternalEventDefIdList *m = (Littlehorse__ExternalEventDefIdList *)lh_reply_unpack(
-      c, &littlehorse__external_event_def_id_list__descriptor, bytes, len);
-  if (!m) return 0;
-  begin_page(L, m->n_results);
-  for (size_t i = 0; i < m->n_results; i++) {
-    lh_reply_def_id(L, &c->arena, m->results[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  end_page(L, m->_bookmark_case == LITTLEHORSE__EXTERNAL_EVENT_DEF_ID_LIST___BOOKMARK_BOOKMARK, &m->bookmark);
-  return 1;
-}
+PAGE_PUSHER(lh_push_external_event_list, Littlehorse__ExternalEventList, littlehorse__external_event_list__descriptor, lh_reply_external_event,
+            LITTLEHORSE__EXTERNAL_EVENT_LIST___BOOKMARK_BOOKMARK)
+PAGE_PUSHER(lh_push_external_event_id_list, Littlehorse__ExternalEventIdList, littlehorse__external_event_id_list__descriptor, lh_reply_external_event_id,
+            LITTLEHORSE__EXTERNAL_EVENT_ID_LIST___BOOKMARK_BOOKMARK)
+PAGE_PUSHER(lh_push_correlated_event_id_list, Littlehorse__CorrelatedEventIdList, littlehorse__correlated_event_id_list__descriptor, lh_reply_correlated_event_id,
+            LITTLEHORSE__CORRELATED_EVENT_ID_LIST___BOOKMARK_BOOKMARK)
+PAGE_PUSHER(lh_push_external_event_def_id_list, Littlehorse__ExternalEventDefIdList, littlehorse__external_event_def_id_list__descriptor, lh_reply_def_id,
+            LITTLEHORSE__EXTERNAL_EVENT_DEF_ID_LIST___BOOKMARK_BOOKMARK)
 
 int lh_push_empty(lua_State *L, const char *bytes, size_t len, lh_context *c) {
   if (!lh_reply_unpack(c, &google__protobuf__empty__descriptor, bytes, len)) return 0;
