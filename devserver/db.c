@@ -3,9 +3,11 @@
 
 #include <string.h>
 
+#include "events.h"
 #include "rpcutil.h"
 
 #define KIND_EVENT 'E'
+#define KIND_EVENT_EXPIRING 'X'
 #define KIND_DEF 'D'
 #define KIND_DEF_DELETED 'd'
 #define KIND_CORRELATED 'C'
@@ -68,17 +70,39 @@ static int replay_put(store *s, const char *key, size_t klen, const uint8_t *val
     return 0;
 }
 
+static int replace_always(const store_entry *old, void *ctx)
+{
+    (void)old;
+    (void)ctx;
+    return 1;
+}
+
+static int expired_now(const store_entry *old, void *ctx)
+{
+    return !event_live(old, *(const int64_t *)ctx);
+}
+
 static int apply(void *ctx, char kind, const char *key, size_t klen, const uint8_t *val, size_t vlen)
 {
     lh_db *db = ctx;
     switch (kind) {
-    case KIND_EVENT: {
+    case KIND_EVENT:
+    case KIND_EVENT_EXPIRING: {
+        int64_t expiry = 0;
+        if (kind == KIND_EVENT_EXPIRING) {
+            if (vlen < EXPIRY_LEN) return JOURNAL_UNKNOWN_KIND;
+            expiry = (int64_t)get_u64(val);
+            val += EXPIRY_LEN;
+            vlen -= EXPIRY_LEN;
+        }
         store_entry *e = store_entry_new(key, klen, vlen);
         if (!e) return -1;
         if (vlen) memcpy(store_entry_buf(e), val, vlen);
+        store_entry_set_stamp(e, expiry);
         int inserted;
-        store_insert(db->events, e, &inserted);
-        if (!inserted) store_entry_free(e); /* never written twice; the first one stands */
+        /* A second record of a key was written only after the first had expired: it stands. */
+        store_insert_over(db->events, e, replace_always, NULL, &inserted);
+        if (!inserted) store_entry_free(e);
         return 0;
     }
     case KIND_DEF: return replay_put(db->defs, key, klen, val, vlen, 0);
@@ -107,8 +131,13 @@ int lh_db_open_journal(lh_db *db, const char *path, char *err, size_t errlen)
 
 const store_entry *db_insert_event(lh_db *db, store_entry *e, int *inserted)
 {
-    if (db->journal) return journal_insert(db->journal, db->events, KIND_EVENT, e, inserted);
-    return store_insert(db->events, e, inserted);
+    int64_t now = now_ms();
+    if (!db->journal) return store_insert_over(db->events, e, expired_now, &now, inserted);
+    int64_t expiry = store_entry_stamp(e);
+    uint8_t head[EXPIRY_LEN];
+    put_u64(head, (uint64_t)expiry);
+    return journal_insert(db->journal, db->events, expiry ? KIND_EVENT_EXPIRING : KIND_EVENT, e, expiry ? head : NULL,
+                          expiry ? EXPIRY_LEN : 0, expired_now, &now, inserted);
 }
 
 void db_put(lh_db *db, store *s, store_entry *e)

@@ -17,12 +17,20 @@ int def_lookup(lh_db *db, const char *name, arena *a, def_info *out)
     size_t vlen;
     int rc = store_get_copy(db->defs, name, strlen(name), a, &v, &vlen, NULL);
     if (rc <= 0) return rc;
-    /* ExternalEventDef { ..., 4 type_information: ReturnType, 5 correlated_event_config } */
+    /* ExternalEventDef { ..., 3 retention_policy, 4 type_information: ReturnType,
+     *                   5 correlated_event_config } */
     const uint8_t *p = v, *end = v + vlen;
     wire_field f;
     while ((rc = wire_next(&p, end, &f)) == 1) {
         if (f.wt != WIRE_LEN) continue;
-        if (f.no == 4) {
+        if (f.no == 3) {
+            Littlehorse__ExternalEventRetentionPolicy *rp =
+                unpack(&littlehorse__external_event_retention_policy__descriptor, f.data, f.len, a);
+            if (!rp) return -1;
+            out->has_retention = rp->ext_evt_gc_policy_case ==
+                                 LITTLEHORSE__EXTERNAL_EVENT_RETENTION_POLICY__EXT_EVT_GC_POLICY_SECONDS_AFTER_PUT;
+            out->seconds_after_put = rp->seconds_after_put;
+        } else if (f.no == 4) {
             out->type = unpack(&littlehorse__return_type__descriptor, f.data, f.len, a);
             if (!out->type) return -1;
         } else if (f.no == 5) {

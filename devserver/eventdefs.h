@@ -18,6 +18,8 @@ typedef struct def_info {
     int has_ttl;                          /* ... with ttl_seconds set */
     int64_t ttl_seconds;
     int delete_after_first_correlation;
+    int has_retention;                    /* retention_policy with seconds_after_put */
+    int64_t seconds_after_put;
 } def_info;
 
 /* Reads the def `name` (a copy, in `a`): 1 if found, 0 if not, -1 when out of memory or the

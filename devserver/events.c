@@ -45,7 +45,20 @@ store_entry *event_entry_new(const char *key, size_t klen, const event_parts *ev
     if (ev->has_position) p = wire_put_int32_field(p, 5, ev->position);
     if (ev->claimed) p = wire_put_uint64_field(p, 6, 1);
     store_entry_set_len(e, (size_t)(p - store_entry_buf(e)));
+    store_entry_set_stamp(e, ev->expires_ms);
     return e;
+}
+
+int event_live(const store_entry *e, int64_t now)
+{
+    int64_t expiry = store_entry_stamp(e);
+    return expiry == 0 || now < expiry;
+}
+
+const store_entry *event_get_live(lh_db *db, const char *key, size_t klen)
+{
+    const store_entry *e = store_get(db->events, key, klen);
+    return e && event_live(e, now_ms()) ? e : NULL;
 }
 
 void put_external_event(lh_db *db, const uint8_t *data, size_t len, arena *a, lh_reply *r)
@@ -79,7 +92,7 @@ void put_external_event(lh_db *db, const uint8_t *data, size_t len, arena *a, lh
      * before the content is checked, as on the real server. Untyped defs skip both here (the
      * insert below still refuses a repeated id). */
     if (info.type && info.type->return_type) {
-        if (store_get(db->events, key, klen)) FAIL(r, GRPC_STATUS_ALREADY_EXISTS, MSG_EVENT_EXISTS);
+        if (event_get_live(db, key, klen)) FAIL(r, GRPC_STATUS_ALREADY_EXISTS, MSG_EVENT_EXISTS);
         const char *detail;
         if (typecheck_put_event(info.type->return_type, req->content, a, &detail))
             FAIL(r, GRPC_STATUS_INVALID_ARGUMENT, arena_printf(a, MSG_BAD_TYPE_EVENT, def, detail));
@@ -94,6 +107,7 @@ void put_external_event(lh_db *db, const uint8_t *data, size_t len, arena *a, lh
                       LITTLEHORSE__PUT_EXTERNAL_EVENT_REQUEST___NODE_RUN_POSITION_NODE_RUN_POSITION;
     ev.thread = req->thread_run_number;
     ev.position = req->node_run_position;
+    if (info.has_retention) ev.expires_ms = ev.created_ms + info.seconds_after_put * 1000;
 
     store_entry *e = event_entry_new(key, klen, &ev);
     if (!e) FAIL(r, GRPC_STATUS_INTERNAL, MSG_OUT_OF_MEMORY);
@@ -120,7 +134,7 @@ void get_external_event(lh_db *db, const uint8_t *data, size_t len, arena *a, lh
     size_t klen;
     char *key = event_key(id->wf_run_id, def, str_or_empty(id->guid), a, &klen);
     if (!key) FAIL(r, GRPC_STATUS_INTERNAL, MSG_OUT_OF_MEMORY);
-    const store_entry *e = store_get(db->events, key, klen);
+    const store_entry *e = event_get_live(db, key, klen);
     if (!e) FAIL(r, GRPC_STATUS_NOT_FOUND, MSG_NOT_FOUND);
     size_t vlen;
     const uint8_t *v = store_entry_value(e, &vlen);

@@ -254,15 +254,16 @@ static void append_locked(journal *j, char kind, const char *key, size_t klen, c
     j->st.records++;
 }
 
-const store_entry *journal_insert(journal *j, store *s, char kind, store_entry *e, int *inserted)
+const store_entry *journal_insert(journal *j, store *s, char kind, store_entry *e, const uint8_t *head, size_t hlen,
+                                  store_stale_fn stale, void *ctx, int *inserted)
 {
     pthread_mutex_lock(&j->mu);
-    const store_entry *r = store_insert(s, e, inserted);
+    const store_entry *r = store_insert_over(s, e, stale, ctx, inserted);
     if (*inserted) {
         size_t vlen, klen;
         const uint8_t *v = store_entry_value(r, &vlen);
         const char *k = store_entry_key(r, &klen);
-        append_locked(j, kind, k, klen, NULL, 0, v, vlen);
+        append_locked(j, kind, k, klen, head, hlen, v, vlen);
         if (j->started) pthread_cond_signal(&j->wake);
     }
     pthread_mutex_unlock(&j->mu);

@@ -57,10 +57,11 @@ int journal_start(journal *j, journal_release_fn release, void *ctx);
 
 /* Each of these changes the store and appends the record describing the change, both under
  * the journal lock. The record's value is the entry's value, after `head` for journal_put.
- * journal_insert: as store_insert; a record only if inserted.
+ * journal_insert: as store_insert_over (stale may be NULL); a record only if inserted.
  * journal_put: as store_put (`e` is owned by the store afterwards).
  * journal_remove: as store_remove; a record (empty value) only if something was removed. */
-const store_entry *journal_insert(journal *j, store *s, char kind, store_entry *e, int *inserted);
+const store_entry *journal_insert(journal *j, store *s, char kind, store_entry *e, const uint8_t *head, size_t hlen,
+                                  store_stale_fn stale, void *ctx, int *inserted);
 void journal_put(journal *j, store *s, char kind, store_entry *e, const uint8_t *head, size_t hlen);
 int journal_remove(journal *j, store *s, char kind, const char *key, size_t klen);
 

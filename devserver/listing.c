@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "correlated.h"
+#include "events.h"
 #include "service.pb-c.h"
 #include "status.h"
 #include "wire.h"
@@ -215,6 +216,7 @@ typedef struct list_scan {
     page pg;
     const char *prefix;
     size_t prefix_len;
+    int64_t now;              /* events expired by then are gone */
 } list_scan;
 
 static int offer_event_of_wf_run(const store_entry *e, void *ctx)
@@ -223,6 +225,7 @@ static int offer_event_of_wf_run(const store_entry *e, void *ctx)
     item it = { 0 };
     it.key = store_entry_key(e, &it.klen);
     if (it.klen < s->prefix_len || memcmp(it.key, s->prefix, s->prefix_len) != 0) return 0;
+    if (!event_live(e, s->now)) return 0;
     if (!page_wants(&s->pg, &it)) return 0;
     it.result = store_entry_value(e, &it.rlen); /* events never change: borrowed */
     page_add(&s->pg, &it);
@@ -234,7 +237,7 @@ void list_external_events(lh_db *db, const uint8_t *data, size_t len, arena *a, 
     Littlehorse__ListExternalEventsRequest *req =
         unpack(&littlehorse__list_external_events_request__descriptor, data, len, a);
     if (!req) FAIL(r, GRPC_STATUS_INTERNAL, MSG_BAD_PROTOBUF);
-    list_scan s;
+    list_scan s = { .now = now_ms() };
     int has_limit = req->_limit_case == LITTLEHORSE__LIST_EXTERNAL_EVENTS_REQUEST___LIMIT_LIMIT;
     if (page_init(&s.pg, a, has_limit, req->limit,
                   req->_bookmark_case == LITTLEHORSE__LIST_EXTERNAL_EVENTS_REQUEST___BOOKMARK_BOOKMARK, req->bookmark))
@@ -256,11 +259,13 @@ typedef struct event_scan {
     const char *def;
     size_t def_len;
     int claimed;              /* -1: either */
+    int64_t now;              /* events expired by then are gone */
 } event_scan;
 
 static int offer_event_of_def(const store_entry *e, void *ctx)
 {
     event_scan *s = ctx;
+    if (!event_live(e, s->now)) return 0;
     size_t vlen;
     const uint8_t *v = store_entry_value(e, &vlen);
     wire_bytes id = field_of(v, vlen, 1);
@@ -283,7 +288,7 @@ void search_external_event(lh_db *db, const uint8_t *data, size_t len, arena *a,
     Littlehorse__SearchExternalEventRequest *req =
         unpack(&littlehorse__search_external_event_request__descriptor, data, len, a);
     if (!req) FAIL(r, GRPC_STATUS_INTERNAL, MSG_BAD_PROTOBUF);
-    event_scan s = { .w = { req->earliest_start, req->latest_start } };
+    event_scan s = { .w = { req->earliest_start, req->latest_start }, .now = now_ms() };
     s.def = req->external_event_def_id ? str_or_empty(req->external_event_def_id->name) : "";
     s.def_len = strlen(s.def);
     if (is_blank(s.def)) FAIL(r, GRPC_STATUS_INVALID_ARGUMENT, MSG_SEARCH_NO_DEF);

@@ -23,6 +23,7 @@ typedef struct shard {
     pthread_mutex_t mu;
     store_entry **buckets;
     size_t mask, count;
+    store_entry *retired;            /* replaced by store_insert_over, freed by store_free */
     char pad[64];                    /* keep shards' mutexes off each other's cache lines */
 } shard;
 
@@ -87,6 +88,11 @@ void store_free(store *s)
                 free(e);
                 e = n;
             }
+        }
+        while (sh->retired) {
+            store_entry *n = sh->retired->next;
+            free(sh->retired);
+            sh->retired = n;
         }
         free(sh->buckets);
         pthread_mutex_destroy(&sh->mu);
@@ -153,15 +159,40 @@ static void grow_locked(shard *sh)
     sh->mask = nb - 1;
 }
 
+/* Unlinks the entry under key from its bucket chain (shard locked); NULL if absent. */
+static store_entry *unlink_locked(shard *sh, uint64_t h, const char *key, size_t klen)
+{
+    for (store_entry **pp = &sh->buckets[h & sh->mask]; *pp; pp = &(*pp)->next) {
+        store_entry *e = *pp;
+        if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) {
+            *pp = e->next;
+            sh->count--;
+            return e;
+        }
+    }
+    return NULL;
+}
+
 const store_entry *store_insert(store *s, store_entry *e, int *inserted)
 {
+    return store_insert_over(s, e, NULL, NULL, inserted);
+}
+
+const store_entry *store_insert_over(store *s, store_entry *e, store_stale_fn stale, void *ctx, int *inserted)
+{
+    if (stale && s->kind != STORE_APPEND_ONLY) misuse("store_insert_over on a mutable store");
     shard *sh = shard_of(s, e->hash);
     pthread_mutex_lock(&sh->mu);
     store_entry *old = find_locked(sh, e->hash, e->data, e->klen);
-    if (old) {
+    if (old && !(stale && stale(old, ctx))) {
         pthread_mutex_unlock(&sh->mu);
         *inserted = 0;
         return old;
+    }
+    if (old) {
+        unlink_locked(sh, old->hash, old->data, old->klen);
+        old->next = sh->retired;
+        sh->retired = old;
     }
     store_entry **slot = &sh->buckets[e->hash & sh->mask];
     e->next = *slot;
@@ -192,20 +223,6 @@ size_t store_count(store *s)
         pthread_mutex_unlock(&s->shards[i].mu);
     }
     return n;
-}
-
-/* Unlinks the entry under key from its bucket chain (shard locked); NULL if absent. */
-static store_entry *unlink_locked(shard *sh, uint64_t h, const char *key, size_t klen)
-{
-    for (store_entry **pp = &sh->buckets[h & sh->mask]; *pp; pp = &(*pp)->next) {
-        store_entry *e = *pp;
-        if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) {
-            *pp = e->next;
-            sh->count--;
-            return e;
-        }
-    }
-    return NULL;
 }
 
 void store_put(store *s, store_entry *e)

@@ -39,6 +39,12 @@ const char *store_entry_key(const store_entry *e, size_t *klen);
  * `e` itself (*inserted = 1, the store now owns it) or the existing one (*inserted = 0, the
  * caller still owns `e`). The returned entry is borrowed: see the kinds above. */
 const store_entry *store_insert(store *s, store_entry *e, int *inserted);
+/* STORE_APPEND_ONLY only: as store_insert, but an entry already under the key is replaced
+ * when stale(old, ctx) returns non-zero (an ExternalEvent past its retention). The old entry
+ * leaves the table but stays allocated until store_free, since a reader may still be sending
+ * its bytes. */
+typedef int (*store_stale_fn)(const store_entry *old, void *ctx);
+const store_entry *store_insert_over(store *s, store_entry *e, store_stale_fn stale, void *ctx, int *inserted);
 /* STORE_APPEND_ONLY only: the entry under `key`, borrowed until store_free, or NULL. */
 const store_entry *store_get(store *s, const char *key, size_t klen);
 size_t store_count(store *s);
