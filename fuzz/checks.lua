@@ -7,6 +7,7 @@
 --                       (never raises); a decoded JSON content re-encodes and decodes back to
 --                       the same value; any decoded content re-encodes as a request or is
 --                       refused with a misuse error (never a crash).
+--   replies(core, input) every other reply reader (see M.replies below).
 --   json(core, text)    core.json_decode(text): a value or nil + message (never raises); on
 --                       success decode -> encode -> decode gives the same value, and the
 --                       second encoding is the same text as the first (a fixed point).
@@ -85,6 +86,27 @@ local KINDS = {
   BYTES = true, WF_RUN_ID = true, TIMESTAMP = true, STRUCT = true, ARRAY = true, MAP = true,
 }
 
+-- A decoded ExternalEvent or CorrelatedEvent table: its timestamp prints, its content_type is
+-- known and agrees with its content, JSON content round-trips, and the content can be posted
+-- again or is refused as misuse (e.g. a str that is not valid UTF-8, which the server may send
+-- but our client never does).
+local function check_event(core, ev, what)
+  if ev.created_at ~= nil then
+    local s = tostring(ev.created_at)
+    if type(s) ~= "string" or not s:find("Z$") then error(what .. ": created_at tostring: " .. tostring(s), 0) end
+  end
+  local kind = ev.content_type
+  if kind ~= nil and not KINDS[kind] then error(what .. ": unknown content_type " .. tostring(kind), 0) end
+  if (kind == nil) ~= (ev.content == nil) then error(what .. ": content and content_type disagree", 0) end
+  if kind == "TIMESTAMP" then tostring(ev.content) end
+  if (kind == "JSON_OBJ" or kind == "JSON_ARR") and getmetatable(ev.content) ~= core.typed_mt then
+    check_json_roundtrip(core, ev.content, what .. " content")
+  end
+  local ok, err = pcall(core.encode_put_external_event,
+                        { wf_run_id = "w", external_event_def_name = "d", content = ev.content })
+  if not ok and not is_misuse(err) then error(what .. ": re-encoding the content crashed: " .. tostring(err), 0) end
+end
+
 function M.reply(core, bytes)
   local ok, ev, err = pcall(core.decode_external_event, bytes)
   if not ok then error("decode_external_event raised: " .. tostring(ev), 0) end
@@ -93,22 +115,51 @@ function M.reply(core, bytes)
     return false
   end
   if type(ev) ~= "table" then error("decode returned a " .. type(ev), 0) end
-  if ev.created_at ~= nil then
-    local s = tostring(ev.created_at)
-    if type(s) ~= "string" or not s:find("Z$") then error("created_at tostring: " .. tostring(s), 0) end
+  check_event(core, ev, "reply")
+  return true
+end
+
+-- The RPCs whose replies core.decode_reply reads; the first input byte picks one (modulo).
+M.RPCS = {
+  "PutExternalEvent", "GetExternalEvent", "PutExternalEventDef", "GetExternalEventDef", "PutCorrelatedEvent",
+  "GetCorrelatedEvent", "DeleteCorrelatedEvent", "DeleteExternalEventDef", "ListExternalEvents",
+  "SearchExternalEvent", "SearchCorrelatedEvent", "SearchExternalEventDef",
+}
+
+-- Every value of a decoded reply: strings, numbers, booleans, and tables whose keys are
+-- strings or array indexes; typed values (a metatable from core) and lh.null print.
+local function walk(core, v, path, depth)
+  if depth > 200 then error(path .. ": nested deeper than the decoder allows", 0) end
+  local t = type(v)
+  if t == "table" then
+    if getmetatable(v) ~= nil then tostring(v) end
+    if rawget(v, "content_type") ~= nil or (rawget(v, "id") ~= nil and rawget(v, "created_at") ~= nil) then
+      check_event(core, v, path)
+    end
+    for k, x in pairs(v) do
+      if type(k) ~= "string" and type(k) ~= "number" then error(path .. ": a key of type " .. type(k), 0) end
+      walk(core, x, path .. "." .. tostring(k), depth + 1)
+    end
+  elseif t == "userdata" or t == "cdata" then
+    tostring(v) -- lh.null, a LuaJIT int64
+  elseif t ~= "string" and t ~= "number" and t ~= "boolean" then
+    error(path .. ": a value of type " .. t, 0)
   end
-  local kind = ev.content_type
-  if kind ~= nil and not KINDS[kind] then error("unknown content_type " .. tostring(kind), 0) end
-  if (kind == nil) ~= (ev.content == nil) then error("content and content_type disagree", 0) end
-  if kind == "TIMESTAMP" then tostring(ev.content) end
-  if (kind == "JSON_OBJ" or kind == "JSON_ARR") and getmetatable(ev.content) ~= core.typed_mt then
-    check_json_roundtrip(core, ev.content, "reply content")
+end
+
+--   replies(core, input) core.decode_reply(RPCS[input byte 1], rest): returns a value or nil +
+--                       "not a valid <RPC> reply" (never raises); every value in it is plain
+--                       data, and every event in it passes the reply target's checks.
+function M.replies(core, input)
+  if #input == 0 then return false end
+  local rpc = M.RPCS[input:byte(1) % #M.RPCS + 1]
+  local ok, v, err = pcall(core.decode_reply, rpc, input:sub(2))
+  if not ok then error("decode_reply(" .. rpc .. ") raised: " .. tostring(v), 0) end
+  if v == nil then
+    if err ~= "not a valid " .. rpc .. " reply" then error(rpc .. ": unexpected decode failure: " .. tostring(err), 0) end
+    return false
   end
-  -- Whatever decoded can be posted again, or is refused as misuse (e.g. a str that is not
-  -- valid UTF-8, which the server may send but our client never does).
-  local ok2, err2 = pcall(core.encode_put_external_event,
-                          { wf_run_id = "w", external_event_def_name = "d", content = ev.content })
-  if not ok2 and not is_misuse(err2) then error("re-encoding the reply content crashed: " .. tostring(err2), 0) end
+  walk(core, v, rpc, 0)
   return true
 end
 

@@ -1,6 +1,7 @@
 /* libFuzzer harness for littlehorse.core, built twice by scripts/fuzz.sh:
  *   -DLH_FUZZ_TARGET=1  reply: core.decode_external_event(bytes) (ExternalEvent -> Lua table)
  *   -DLH_FUZZ_TARGET=2  json:  core.json_decode(text), then decode -> encode -> decode stability
+ *   -DLH_FUZZ_TARGET=3  replies: core.decode_reply(rpc, bytes), every other reply reader
  * The module's C sources are linked in (compiled with the same sanitizers) and opened in one
  * lua_State (liblua5.4); each input goes through the Lua functions of fuzz/checks.lua (path
  * in LH_FUZZ_CHECKS), which raise on a broken property. A raise aborts, so libFuzzer keeps the
@@ -19,7 +20,7 @@
 int luaopen_littlehorse_core(lua_State *L);
 
 static lua_State *L;
-static int check_ref; /* the function checks.reply or checks.json, bound to core */
+static int check_ref; /* the function checks.reply, checks.json or checks.replies */
 
 static void setup(void) {
   L = luaL_newstate();
@@ -34,8 +35,10 @@ static void setup(void) {
   }
 #if LH_FUZZ_TARGET == 1
   lua_getfield(L, -1, "reply");
-#else
+#elif LH_FUZZ_TARGET == 2
   lua_getfield(L, -1, "json");
+#else
+  lua_getfield(L, -1, "replies");
 #endif
   if (!lua_isfunction(L, -1)) abort();
   check_ref = luaL_ref(L, LUA_REGISTRYINDEX);

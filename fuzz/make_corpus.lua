@@ -1,14 +1,18 @@
 -- Writes the seed corpora for the fuzz targets (run by scripts/fuzz.sh with the module built
 -- into ./lua_modules):
---   lua5.4 fuzz/make_corpus.lua <reply-dir> <json-dir>
+--   lua5.4 fuzz/make_corpus.lua <reply-dir> <json-dir> <replies-dir>
 -- reply: ExternalEvent messages carrying every VariableValue member (content bytes taken from
 -- our own request encoder, wrapped by the small protobuf writer below), with and without the
 -- optional fields, plus hand-made JSON texts and truncated/odd messages.
 -- json: texts from json_encode of assorted values, plus hand-written edge cases.
+-- replies: a selector byte (which RPC's reply, see fuzz/checks.lua RPCS) and that reply's bytes:
+-- events, correlated events, defs with each kind of type information, lists and id lists.
 local core = require "littlehorse.core"
 local lh = require "littlehorse"
 
+local checks = dofile((arg[0]:gsub("make_corpus%.lua$", "checks.lua")))
 local reply_dir, json_dir = assert(arg[1], "reply dir"), assert(arg[2], "json dir")
+local replies_dir = assert(arg[3], "replies dir")
 
 local function varint(n)
   local out = {}
@@ -43,6 +47,8 @@ local function content_bytes(v)
   end
   return nil -- NULL content: no field
 end
+
+local function timestamp(s, ns) return varint_field(1, s) .. varint_field(2, ns) end
 
 local function event(vv, opts)
   opts = opts or {}
@@ -90,6 +96,51 @@ end
 write(reply_dir, "")
 write(reply_dir, "\x0a\x05\x0a\x03\x0a\x01") -- truncated
 write(reply_dir, event(content_bytes(lh.array { lh.array { lh.array { lh.array { 1 } } } })))
+
+-- replies: one file per (RPC, reply); the selector byte is the RPC's index - 1 in checks.RPCS.
+local selector = {}
+for i, name in ipairs(checks.RPCS) do selector[name] = string.char(i - 1) end
+local function reply(rpc, bytes) write(replies_dir, assert(selector[rpc], rpc) .. bytes) end
+
+local def_id = len_field(1, "order-paid")
+local event_id = len_field(1, len_field(1, "wf-1")) .. len_field(2, def_id) .. len_field(3, "guid-1")
+local corr_id = len_field(1, "key-1") .. len_field(2, def_id)
+local events = {}
+for i, v in ipairs(contents) do
+  local vv = content_bytes(v)
+  events[#events + 1] = event(vv)
+  if i % 4 == 0 then
+    reply("PutExternalEvent", event(vv))
+    reply("GetExternalEvent", event(vv, { thread = 1, node = 2, claimed = true }))
+    local ce = len_field(1, corr_id) .. len_field(2, timestamp(1700000000, 5))
+    if vv then ce = ce .. len_field(3, vv) end
+    reply("PutCorrelatedEvent", ce)
+    reply("GetCorrelatedEvent", ce .. len_field(4, event_id) .. len_field(4, event_id))
+  end
+end
+-- type information: a primitive, masked, a StructDef id, inline array/map/struct, nested
+local primitive = varint_field(1, 5)
+local typedefs = {
+  primitive, primitive .. varint_field(4, 1), len_field(5, len_field(1, "car") .. varint_field(2, 3)),
+  len_field(6, len_field(1, primitive)), len_field(8, len_field(1, varint_field(1, 4)) .. len_field(2, primitive)),
+  len_field(7, len_field(1, len_field(1, "make") .. len_field(2, len_field(1, varint_field(1, 4))))),
+  len_field(6, len_field(1, len_field(6, len_field(1, varint_field(1, 1))))), varint_field(1, 99),
+}
+for _, td in ipairs(typedefs) do
+  local def = len_field(1, def_id) .. len_field(2, timestamp(1700000000, 0)) .. len_field(3, varint_field(1, 3600))
+              .. len_field(4, len_field(1, td))
+  reply("PutExternalEventDef", def)
+  reply("GetExternalEventDef", def .. len_field(5, varint_field(1, 60) .. varint_field(2, 1)))
+end
+reply("GetExternalEventDef", len_field(1, def_id) .. len_field(4, "")) -- returns nothing (void)
+reply("DeleteCorrelatedEvent", "")
+reply("DeleteExternalEventDef", "")
+reply("ListExternalEvents", len_field(1, events[1]) .. len_field(1, events[20]) .. len_field(1, events[24]) .. len_field(2, "\0\1bm"))
+reply("ListExternalEvents", "")
+reply("SearchExternalEvent", len_field(1, event_id) .. len_field(1, event_id) .. len_field(2, "bm"))
+reply("SearchCorrelatedEvent", len_field(1, corr_id) .. len_field(2, ""))
+reply("SearchExternalEventDef", len_field(1, def_id) .. len_field(1, len_field(1, "")))
+for _, rpc in ipairs(checks.RPCS) do reply(rpc, "\x0a\x05\x0a\x03") end -- truncated
 
 local texts = {
   "0", "-0", "-0.0", "1.0", "1e2", "1E-2", "-1.5e+300", "123456789012345678901234567890",

@@ -6,6 +6,7 @@
 # Targets (fuzz/harness.c, properties in fuzz/checks.lua):
 #   reply  core.decode_external_event: ExternalEvent bytes -> Lua table (+ re-encode checks)
 #   json   core.json_decode, and decode -> encode -> decode stability
+#   replies core.decode_reply: the other replies (correlated events, defs, lists, id lists)
 # The module's sources and libraries (the rockspec's lists) are compiled with the sanitizers into
 # build/fuzz/ and linked with liblua5.4. Seeds come from fuzz/make_corpus.lua; the corpus
 # grows in build/fuzz/corpus/<target>. First the saved crashers in fuzz/regressions/<target>/
@@ -58,8 +59,8 @@ for src in $SRCS; do
     $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj" 2>>"$OUT/build.log" || { build_ok=0; echo "fuzz: cannot compile $src (see $OUT/build.log)"; }
   fi
 done
-for t in reply json; do
-  n=1; [ "$t" = json ] && n=2
+for t in reply json replies; do
+  case $t in reply) n=1 ;; json) n=2 ;; replies) n=3 ;; esac
   [ "$build_ok" = 1 ] || break
   $CC $CFLAGS -fsanitize=fuzzer -DLH_FUZZ_TARGET=$n -DLH_FUZZ_CHECKS="\"$PWD/fuzz/checks.lua\"" \
     fuzz/harness.c $OBJS $LIBS -o "$OUT/fuzz_$t" 2>>"$OUT/build.log" || { build_ok=0; echo "fuzz: cannot link fuzz_$t (see $OUT/build.log)"; }
@@ -69,20 +70,20 @@ if [ "$build_ok" != 1 ]; then
   fail "fuzz build failed"
   exit 1
 fi
-[ "$MODE" = build ] && { echo "fuzz: built $OUT/fuzz_reply $OUT/fuzz_json"; exit 0; }
+[ "$MODE" = build ] && { echo "fuzz: built $OUT/fuzz_reply $OUT/fuzz_json $OUT/fuzz_replies"; exit 0; }
 
 # ---- seeds (needs the module built into ./lua_modules: `make build`)
-rm -rf "$OUT/seed" && mkdir -p "$OUT/seed/reply" "$OUT/seed/json"
+rm -rf "$OUT/seed" && mkdir -p "$OUT/seed/reply" "$OUT/seed/json" "$OUT/seed/replies"
 LUA_PATH="./lua_modules/share/lua/5.4/?.lua;./lua_modules/share/lua/5.4/?/init.lua;;" \
 LUA_CPATH="./lua_modules/lib/lua/5.4/?.so;;" \
-  lua5.4 fuzz/make_corpus.lua "$OUT/seed/reply" "$OUT/seed/json" || { fail "fuzz seed corpus (run make build first)"; exit 1; }
+  lua5.4 fuzz/make_corpus.lua "$OUT/seed/reply" "$OUT/seed/json" "$OUT/seed/replies" || { fail "fuzz seed corpus (run make build first)"; exit 1; }
 
 # ---- replay saved crashers, then fuzz
 status=0
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:symbolize=1"
 export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-for t in reply json; do
+for t in reply json replies; do
   bin="$OUT/fuzz_$t"
   reg="fuzz/regressions/$t"
   if [ -d "$reg" ] && [ -n "$(ls -A "$reg" 2>/dev/null)" ]; then

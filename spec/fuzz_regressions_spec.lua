@@ -20,10 +20,10 @@ end
 local read_file = require("sh").read_file
 local function read(path) return assert(read_file(path)) end
 local pb = require "pbwire"
-local varint, len_field = pb.varint, pb.len_field
+local varint, len_field, varint_field = pb.varint, pb.len_field, pb.varint_field
 
 describe("fuzz regressions", function()
-  for _, target in ipairs { "reply", "json" } do
+  for _, target in ipairs { "reply", "json", "replies" } do
     local dir = "fuzz/regressions/" .. target
     local list = files(dir)
     if #list == 0 then
@@ -80,6 +80,35 @@ describe("fuzz regressions", function()
       for _, text in ipairs { "3", "null", '"s"', "{", "[1,]", "1e400", "\255" } do
         assert.is_true(checks.reply(core, len_field(3, len_field(2, text))))
       end
+    end)
+  end)
+
+  describe("core.decode_reply, the replies target's entry point", function()
+    it("reads each RPC's reply as its method returns it", function()
+      local def_id = len_field(1, "order-paid")
+      local corr = core.decode_reply("GetCorrelatedEvent", len_field(1, len_field(1, "k-1") .. len_field(2, def_id))
+                                     .. len_field(3, varint_field(7, 7))) -- content: VariableValue.int (7)
+      assert.same({ key = "k-1", external_event_def_id = { name = "order-paid" } }, corr.id)
+      assert.equal(7, corr.content)
+      assert.equal("INT", corr.content_type)
+      local defs = core.decode_reply("SearchExternalEventDef", len_field(1, len_field(1, "a")) .. len_field(1, def_id)
+                                     .. len_field(2, "bm"))
+      assert.same({ { name = "a" }, { name = "order-paid" } }, defs.results)
+      assert.equal("bm", defs.bookmark)
+      local def = core.decode_reply("GetExternalEventDef", len_field(1, def_id) .. len_field(3, varint_field(1, 3600)))
+      assert.equal("order-paid", def.id.name)
+      assert.equal(3600, def.seconds_after_put)
+      assert.is_true(core.decode_reply("DeleteCorrelatedEvent", ""))
+      assert.is_true(checks.replies(core, "\5" .. len_field(1, len_field(1, "k-1") .. len_field(2, def_id))))
+    end)
+
+    it("refuses a truncated reply of every RPC with nil and a message, and raises for an unknown RPC", function()
+      for _, rpc in ipairs(checks.RPCS) do
+        local v, err = core.decode_reply(rpc, "\10\5\10\3")
+        assert.is_nil(v, rpc)
+        assert.equal("not a valid " .. rpc .. " reply", err)
+      end
+      assert.error_matches(function() core.decode_reply("PutWfSpec", "") end, "unknown RPC 'PutWfSpec'")
     end)
   end)
 

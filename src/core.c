@@ -24,6 +24,7 @@
 #include "wake.h"
 #include "path.h"
 #include "outbox.h"
+#include "rpc.h"
 #include <dlfcn.h>
 
 /* core.encode_put_external_event(request [, "generic"]) -> wire bytes (what
@@ -60,6 +61,27 @@ static int decode_external_event_body(lua_State *L) {
 static int decode_external_event(lua_State *L) {
   return lh_context_protect(L, decode_external_event_body);
 }
+
+/* core.decode_reply(rpc, bytes) -> value | nil, message: reply bytes of the named RPC
+ * ("GetCorrelatedEvent") as that RPC's method returns them; every reply reader reachable
+ * without a server, for the fuzzer and the specs. */
+static int decode_reply_body(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n); /* anchored: argument 2 stays on the stack */
+  for (int m = 0; m < LH_RPC_COUNT; m++) {
+    if (strcmp(lh_rpcs[m].name, name) != 0) continue;
+    lh_context *c = lh_context_get(L);
+    c->generic_decode = 0;
+    if (lh_rpcs[m].push(L, s, n, c)) return 1;
+    lua_pushnil(L);
+    lua_pushfstring(L, "not a valid %s reply", name);
+    return 2;
+  }
+  return luaL_argerror(L, 1, lua_pushfstring(L, "unknown RPC '%s'", name));
+}
+
+static int decode_reply(lua_State *L) { return lh_context_protect(L, decode_reply_body); }
 
 static int json_encode(lua_State *L) { return lh_context_protect(L, lh_json_lua_encode); }
 
@@ -149,6 +171,7 @@ static const luaL_Reg functions[] = {
   { "json_decode", lh_json_lua_decode },
   { "encode_put_external_event", encode_put_external_event },
   { "decode_external_event", decode_external_event },
+  { "decode_reply", decode_reply },
   { "check_content", lh_check_content },
   { "sleep", core_sleep },
   { "now", core_now },

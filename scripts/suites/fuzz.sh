@@ -3,7 +3,7 @@
 # writes its own TAP lines to build/tap/fuzz.tap: one per target, from build/fuzz/status.
 # The saved crashers in fuzz/regressions/ are replayed by spec/fuzz_regressions_spec.lua in
 # the main run; `make fuzz` runs the long version.
-echo "== fuzz (short): reply decoding and JSON parsing"
+echo "== fuzz (short): reply decoding (ExternalEvent, then every other reply) and JSON parsing"
 sh scripts/fuzz.sh short
 fuzz_rc=$?
 if [ -s build/fuzz/status ]; then
