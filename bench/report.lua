@@ -392,6 +392,47 @@ if next(nginx) then
     na_count = na_count + 1
     say("%-" .. LW .. "s %7s  n/a", "  /health p99, 200 posts in flight, slow server", "< 5")
   end
+  -- durable webhooks (examples/nginx/outbox.conf, LittleHorse down) against /health and one process
+  local function rates(kind, count)
+    local t = {}
+    for _, r in ipairs(nginx[kind] or {}) do t[r.rep] = tonumber(r[count]) / tonumber(r.secs) end
+    return t
+  end
+  local wh, hh, pl = rates("outbox-webhook", "requests"), rates("outbox-health", "requests"), rates("outbox-plain", "posts")
+  local whs, hhs, pls, per_health, per_plain = {}, {}, {}, {}, {}
+  for rep, w in pairs(wh) do
+    if hh[rep] and pl[rep] then
+      whs[#whs + 1], hhs[#hhs + 1], pls[#pls + 1] = w, hh[rep], pl[rep]
+      per_health[#per_health + 1], per_plain[#per_plain + 1] = w / hh[rep], w / pl[rep]
+    end
+  end
+  if #whs > 0 then
+    local check = (nginx["outbox-check"] or {})[1]
+    local plain_errs = 0
+    for _, r in ipairs(nginx["outbox-plain"] or {}) do plain_errs = plain_errs + tonumber(r.errors) end
+    local errs = errors_of("outbox-webhook") + errors_of("outbox-health") + plain_errs
+    local function rate_row(label, xs)
+      local lo, hi = minmax(xs)
+      say("    %-58s %9.0f/s [%.0f-%.0f]", label, median(xs), lo, hi)
+    end
+    local function ratio_row(label, xs)
+      local lo, hi = minmax(xs)
+      say("    %-58s %9.2fx  [%.2f-%.2f]", label, median(xs), lo, hi)
+    end
+    say("  durable webhooks, examples/nginx/outbox.conf (2 workers, one file, fsync on), LittleHorse down,")
+    say("  %s in flight; median [min-max] over %d rounds:", check and check.conns or "?", #whs)
+    rate_row("POST /webhook: 202 once the record is fsync'd", whs)
+    rate_row("GET /health, the same nginx and connections", hhs)
+    rate_row("one LuaJIT process: decode + post_async, as many queued", pls)
+    ratio_row("webhooks / one process (per round)", per_plain)
+    ratio_row("webhooks / /health (per round)", per_health)
+    if errs > 0 then say("    ERRORS: %d (non-2xx answers, broken connections, failed posts)", errs) end
+    if check then
+      local acc, ans = tonumber(check.accepted), tonumber(check.answered)
+      say("%-" .. LW .. "s %7s %6d >= %d %s", "    every 202 a stored record: outbox accepted >= webhooks answered", "",
+          acc, ans, verdict(acc >= ans and errs == 0))
+    end
+  end
   if nginx.log then say("  nginx error.log has [error]/[alert]/[crit]/[emerg] lines: see build/bench/nginx/*/logs") end
 end
 

@@ -7,6 +7,12 @@
 #      BENCH_NGINX_REPS rounds, order rotated; each figure BENCH_NGINX_SECONDS.
 #   2. /health p99 (wrk, one connection) while another wrk keeps 200 POST /event in flight against
 #      a dev server answering after 200 ms; BENCH_NGINX_SLOW_REPS rounds.
+#   3. Durable webhooks accepted per second: examples/nginx/outbox.conf with LittleHorse down,
+#      wrk keeping BENCH_NGINX_OUTBOX_CONNS (64) POST /webhook in flight (202 once the record is
+#      fsync'd), against two baselines of the same round: the same nginx answering GET /health
+#      with as many connections, and one LuaJIT process doing the handler's work (decode, post
+#      into an outbox file) with as many posts outstanding (bench/nginx/outbox_plain.lua);
+#      BENCH_NGINX_REPS rounds, order rotated; nginx and the plain process on CPU 0, wrk on CPU 1.
 # nginx is pinned to CPU 0, the dev server to CPU 1; the clients to CPU 0 in 1 (as in the Lua
 # rows) and to CPU 1 in 2, where they would otherwise take CPU from the worker they measure
 # (BENCH_PIN=0: unpinned). BENCH_NGINX_RT=1 (root): every process of these rows, nginx and its
@@ -23,6 +29,7 @@ DEVSERVER=${BENCH_DEVSERVER:-$ROOT/build/lh-devserver}
 REPS=${BENCH_NGINX_REPS:-5}
 SLOW_REPS=${BENCH_NGINX_SLOW_REPS:-3}
 SECS=${BENCH_NGINX_SECONDS:-2}
+OB_CONNS=${BENCH_NGINX_OUTBOX_CONNS:-64}
 WRK_LUA="$ROOT/bench/nginx/wrk.lua"
 say() { echo "bench nginx: $*" >&2; }
 rm -rf "$B" && mkdir -p "$B"
@@ -66,14 +73,19 @@ start_devserver() {
   done
 }
 
-# start_nginx NAME LH_TARGET -> PORT (the master's pid is in NGINX_PIDS)
+# start_nginx NAME LH_TARGET [TEMPLATE [NAME=VALUE...]] -> PORT (the master's pid is in
+# NGINX_PIDS); TEMPLATE defaults to examples/nginx/nginx.conf
 start_nginx() {
   P="$B/$1"
+  sn_target=$2
+  sn_template=${3:-examples/nginx/nginx.conf}
+  shift 2
+  [ $# -eq 0 ] || shift
   mkdir -p "$P/conf" "$P/logs" # the worker makes its private wake directory $P/wake (0700)
   PORT=$(free_port)
-  lua5.4 bench/nginx/conf.lua examples/nginx/nginx.conf "$P/conf/nginx.conf" PORT="$PORT" LH_TARGET="$2" \
+  lua5.4 bench/nginx/conf.lua "$sn_template" "$P/conf/nginx.conf" PORT="$PORT" LH_TARGET="$sn_target" \
     WAKE_DIR="$P/wake" LUA_PATH="$LJ/share/lua/5.1/?.lua;$LJ/share/lua/5.1/?/init.lua" \
-    LUA_CPATH="$LJ/lib/lua/5.1/?.so"
+    LUA_CPATH="$LJ/lib/lua/5.1/?.so" "$@"
   $CLIENT_PIN nginx -p "$P/" -c conf/nginx.conf -e logs/error.log 2>"$P/logs/stderr.log" ||
     { cat "$P/logs/stderr.log" "$P/logs/error.log" >&2; exit 1; }
   n=0
@@ -132,5 +144,38 @@ for rep in $(seq 1 "$SLOW_REPS"); do
   wait "$load" || { cat "$B/load.out" >&2; exit 1; }
   echo "NGINX kind=slow-load rep=$rep $(sed -n 's/^WRK //p' "$B/load.out")"
 done
+cleanup
+
+# ---- 3. durable webhooks accepted per second, LittleHorse down ------------------------------
+# examples/nginx/outbox.conf (2 workers, one outbox file on disk, fsync on) with LH_TARGET a
+# port nothing listens on: delivery's calls fail at once and back off, so what is measured is
+# acceptance, each webhook answered 202 only once its record is committed and fsync'd.
+say "nginx outbox, LittleHorse down: $REPS rounds of POST /webhook, /health and a plain LuaJIT process, $OB_CONNS in flight, ${SECS} s each"
+OBF="$B/outbox-files"
+mkdir -p "$OBF"
+start_nginx outbox "127.0.0.1:$(free_port)" examples/nginx/outbox.conf OUTBOX="$OBF/webhooks.db"
+WRK_PIN=$SERVER_PIN # wrk on CPU 1; nginx, its workers' writer threads and the plain process on CPU 0
+answered=$(wrk_run 1 "$OB_CONNS" "/webhook?wf=bench-nginx" "$BODY" | sed -n 's/^requests=\([0-9]*\).*/\1/p')
+for rep in $(seq 1 "$REPS"); do
+  for k in 0 1 2; do
+    case $(( (rep - 1 + k) % 3 )) in
+    0) line=$(wrk_run "$SECS" "$OB_CONNS" "/webhook?wf=bench-nginx" "$BODY")
+       answered=$((answered + $(echo "$line" | sed -n 's/^requests=\([0-9]*\).*/\1/p')))
+       echo "NGINX kind=outbox-webhook rep=$rep $line" ;;
+    1) echo "NGINX kind=outbox-health rep=$rep $(wrk_run "$SECS" "$OB_CONNS" /health)" ;;
+    2) rm -f "$OBF/plain.db" "$OBF/plain.db-wal" "$OBF/plain.db-shm"
+       out=$(BENCH_SECONDS=$SECS env "$LUAJIT_ENV" "$LUAJIT_CENV" $CLIENT_PIN luajit bench/nginx/outbox_plain.lua \
+             "$OBF/plain.db" "$BODY" "$OB_CONNS")
+       echo "NGINX kind=outbox-plain rep=$rep $(echo "$out" | sed -n 's/^OBPLAIN //p')" ;;
+    esac
+  done
+done
+# every 202 is a stored record: the outbox's accepted count is at least the answers wrk counted
+# (a request wrk gave up on at the end of a run may be stored without being answered)
+accepted=$(/usr/bin/python3 -c "import urllib.request as u, re
+t = u.urlopen('http://127.0.0.1:$PORT/metrics', timeout=10).read().decode()
+print(re.search(r'^littlehorse_outbox_accepted_total (\S+)', t, re.M).group(1).split('.')[0])")
+echo "NGINX kind=outbox-check accepted=$accepted answered=$answered conns=$OB_CONNS"
+
 # [error] too: a refused wake directory (one) silently turns the wait into ngx.sleep polling
 if grep -E '\[(error|alert|crit|emerg)\]' "$B"/*/logs/error.log >&2; then echo "NGINX kind=log alerts=1"; fi
