@@ -422,6 +422,14 @@ if next(nginx) then
     say("  durable webhooks, examples/nginx/outbox.conf (2 workers, one file, fsync on), LittleHorse down,")
     say("  %s in flight; median [min-max] over %d rounds:", check and check.conns or "?", #whs)
     rate_row("POST /webhook: 202 once the record is fsync'd", whs)
+    local p50s, p99s = {}, {}
+    for _, r in ipairs(nginx["outbox-webhook"] or {}) do
+      p50s[#p50s + 1], p99s[#p99s + 1] = tonumber(r.p50_us) / 1e3, tonumber(r.p99_us) / 1e3
+    end
+    local l50, h50 = minmax(p50s)
+    local l99, h99 = minmax(p99s)
+    say("      its latency (wrk, per webhook): p50 %.1f ms [%.1f-%.1f], p99 %.1f ms [%.1f-%.1f]", median(p50s), l50, h50,
+        median(p99s), l99, h99)
     rate_row("GET /health, the same nginx and connections", hhs)
     rate_row("one LuaJIT process: decode + post_async, as many queued", pls)
     ratio_row("webhooks / one process (per round)", per_plain)
