@@ -7,7 +7,11 @@
 --   deliver:  records delivered per second by drain() (64 calls in flight, each record's own
 --             stored bytes and guid, outcomes recorded in the file);
 --   direct:   put_external_event_async, 64 in flight, reply = false: the same requests posted
---             directly, the baseline delivery is measured against.
+--             directly, the baseline delivery is measured against;
+--   shared:   one file, two processes (bench/outbox_poster.lua) each posting one post() at a
+--             time (two nginx workers on one outbox): the slowest post and the p99, against
+--             one such process alone on its own file in the same round. Locks pass between
+--             the two writers; waiting for one must cost about as long as it is held.
 -- The outbox file lives in DIR (on disk: a tmpfs would make fsync free). Prints OUTBOX raw lines
 -- and a table with the medians, the per-round ratios' median and their min-max.
 local lh = require "littlehorse"
@@ -101,6 +105,27 @@ local function direct(port)
   return n / (t_end - t0)
 end
 
+-- `procs` processes posting into one new file for SECONDS: their slowest post and worst p99 (ms)
+local function shared(path, procs)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+  assert(lh.outbox(path)):close()
+  local lua = arg[-1] or "lua5.4"
+  local cmd = {}
+  for i = 1, procs do cmd[i] = string.format("%s bench/outbox_poster.lua %s %g", lua, path, SECONDS) end
+  local p = io.popen("(" .. table.concat(cmd, " & ") .. " & wait) 2>&1")
+  local out = p:read("*a")
+  p:close()
+  local worst_max, worst_p99, n = 0, 0, 0
+  for posts, p99, max in out:gmatch("POSTER posts=(%d+) p99_ms=([%d.]+) max_ms=([%d.]+)") do
+    n = n + 1
+    worst_max, worst_p99 = math.max(worst_max, tonumber(max)), math.max(worst_p99, tonumber(p99))
+    assert(tonumber(posts) > 0)
+  end
+  assert(n == procs, "a poster failed: " .. out)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+  return worst_max, worst_p99
+end
+
 local function deliver(path, port)
   local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
   local ob = assert(lh.outbox(path, { client = client, max_rows = 0, max_bytes = 0 }))
@@ -114,8 +139,8 @@ local function deliver(path, port)
   return pending / t, pending
 end
 
-local rows = { accept = {}, post = {}, deliver = {}, direct = {} }
-local ratios = { grouping = {}, delivery = {} }
+local rows = { accept = {}, post = {}, deliver = {}, direct = {}, one_max = {}, one_p99 = {}, two_max = {}, two_p99 = {} }
+local ratios = { grouping = {}, delivery = {}, shared = {} }
 for rep = 1, REPS do
   local path = string.format("%s/outbox.%d.db", DIR, rep)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
@@ -129,6 +154,12 @@ for rep = 1, REPS do
   pid, port = start_server()
   local x = direct(port)
   stop_server(pid)
+  local m1, q1 = shared(path .. ".one", 1)
+  local m2, q2 = shared(path .. ".two", 2)
+  print(string.format("OUTBOX rep=%d shared: one max=%.2fms p99=%.2fms two max=%.2fms p99=%.2fms", rep, m1, q1, m2, q2))
+  table.insert(rows.one_max, m1); table.insert(rows.one_p99, q1)
+  table.insert(rows.two_max, m2); table.insert(rows.two_p99, q2)
+  table.insert(ratios.shared, m2 / m1)
   print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f deliver=%.0f delivered=%d direct=%.0f", rep, a, p, d, count, x))
   io.stdout:flush()
   table.insert(rows.accept, a); table.insert(rows.post, p); table.insert(rows.deliver, d); table.insert(rows.direct, x)
@@ -158,6 +189,14 @@ row("accept: durable posts, post_async, 256 queued", rows.accept)
 row("post: durable posts, one post() at a time", rows.post)
 row("deliver: drain(), 64 calls in flight", rows.deliver)
 row("direct: put_external_event_async, 64 in flight", rows.direct)
+local function ms(label, xs)
+  local lo, hi = spread(xs)
+  print(string.format("  %-52s %8.2fms %8.2f-%-8.2f", label, median(xs), lo, hi))
+end
+ms("one process, post() at a time: slowest post", rows.one_max)
+ms("one process, post() at a time: p99 post", rows.one_p99)
+ms("two processes, one file: slowest post", rows.two_max)
+ms("two processes, one file: p99 post", rows.two_p99)
 local function ratio(label, xs, target)
   local lo, hi = spread(xs)
   local m = median(xs)
@@ -166,6 +205,7 @@ local function ratio(label, xs, target)
 end
 ratio("grouping: accept / post", ratios.grouping)
 ratio("delivery: deliver / direct", ratios.delivery, 0.8)
+ratio("shared: slowest post, two processes / one", ratios.shared)
 local am = median(rows.accept)
 print(string.format("  %-52s %10.0f %19s %s", "accept target: >= 10000 durable posts/s", am, "",
                     am >= 10000 and "PASS" or "FAIL"))

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <grpc/status.h>
 #include "outbox_store.h"
@@ -93,7 +94,37 @@ struct ob_store {
   char *path;
   int64_t last_sweep;   /* when expired records were last looked for (ms) */
   int sync_full;        /* the connection's synchronous setting */
+  int64_t busy_timeout_ns, busy_since_ns; /* see on_busy */
+  uint32_t jitter;      /* xorshift state for on_busy's delays */
 };
+
+/* ---- waiting for another process's lock ---- */
+
+static int64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* SQLite's own handler (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ... up to 100 ms between
+ * tries, so with two processes (two nginx workers) taking turns on one file a post waited up
+ * to a second for locks held well under a millisecond each. This one tries again after
+ * 50 us, doubling to at most 1.6 ms, each delay jittered by up to half so that waiting
+ * writers do not retry in step, until busy_timeout has passed. It runs on the writer thread. */
+static int on_busy(void *ud, int count) {
+  ob_store *s = ud;
+  int64_t now = monotonic_ns();
+  if (count == 0) s->busy_since_ns = now;
+  if (now - s->busy_since_ns >= s->busy_timeout_ns) return 0;
+  int64_t delay = 50000ll << (count < 5 ? count : 5);
+  s->jitter ^= s->jitter << 13;
+  s->jitter ^= s->jitter >> 17;
+  s->jitter ^= s->jitter << 5;
+  delay -= (int64_t)(s->jitter % (uint32_t)(delay / 2));
+  struct timespec ts = { 0, (long)delay };
+  nanosleep(&ts, NULL);
+  return 1;
+}
 
 /* ---- errors ---- */
 
@@ -331,7 +362,9 @@ ob_store *ob_store_open(const char *path, const ob_open_opts *o, ob_err *e) {
     return NULL;
   }
   sqlite3_extended_result_codes(s->db, 1);
-  sqlite3_busy_timeout(s->db, (int)(o->busy_timeout_ms > 0x7fffffff ? 0x7fffffff : o->busy_timeout_ms));
+  s->busy_timeout_ns = o->busy_timeout_ms > INT64_MAX / 1000000 ? INT64_MAX : o->busy_timeout_ms * 1000000;
+  s->jitter = (uint32_t)monotonic_ns() | 1;
+  sqlite3_busy_handler(s->db, on_busy, s);
   int ok = 1;
   if (sqlite3_db_readonly(s->db, "main") == 1) {
     set_err(e, GRPC_STATUS_FAILED_PRECONDITION, "outbox %s: the file is read-only; an outbox must be writable", path);
