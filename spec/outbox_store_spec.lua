@@ -171,6 +171,53 @@ describe("outbox store", function()
     end
   end)
 
+  -- Another process (the sqlite3 shell) holds the file's write lock for `seconds`; returns
+  -- once it holds it, and a function that says whether it has let go.
+  local function hold_lock(path, seconds)
+    local held, done = dir .. "/held", dir .. "/done"
+    os.remove(held)
+    os.remove(done)
+    assert(run(string.format("(echo 'BEGIN IMMEDIATE;'; echo '.shell touch %s'; sleep %g; echo 'COMMIT;') " ..
+                             "| sqlite3 %s >/dev/null 2>&1 && touch %s &", q(held), seconds, q(path), q(done))))
+    local deadline = core.now() + 30
+    while not read(held) do
+      assert(core.now() < deadline, "the sqlite3 shell did not take the lock")
+      core.sleep(0.01)
+    end
+    return function() return read(done) ~= nil end
+  end
+
+  it("waits up to busy_timeout for another process's write lock, then fails the post clearly, storing nothing", function()
+    local path = dir .. "/a.db"
+    make_file(path, 1)
+    local ob = core._outbox(path, { busy_timeout = 0.3 })
+    ok_wait(ob:stats_async())
+    local released = hold_lock(path, 4)
+    local t0 = core.now()
+    local v, err, code = post(ob, "wf", "refused"):wait(10)
+    local waited = core.now() - t0
+    assert.is_nil(v)
+    assert.equal("UNAVAILABLE", code)
+    assert.matches("another process held the file longer than busy_timeout", err.message)
+    assert.is_true(waited >= 0.29, "gave up after " .. waited .. " s")
+    assert.is_false(released(), "the lock was let go before the post gave up; the spec proves nothing")
+    local deadline = core.now() + 30
+    while not released() do
+      assert(core.now() < deadline, "the sqlite3 shell did not let go")
+      core.sleep(0.01)
+    end
+    ok_wait(post(ob, "wf", "stored"))
+    assert.equal(2, ok_wait(ob:stats_async()).pending)
+    -- A lock held for less than busy_timeout is waited for.
+    local ob2 = core._outbox(path, { busy_timeout = 30 })
+    ok_wait(ob2:stats_async())
+    hold_lock(path, 0.3)
+    ok_wait(post(ob2, "wf", "waited"))
+    assert.equal(3, ok_wait(ob2:stats_async()).pending)
+    ob:close()
+    ob2:close()
+  end)
+
   it("leases claimed records: not claimed again (by any process's outbox) until acknowledged or the lease ends", function()
     local path = dir .. "/a.db"
     local a = core._outbox(path, { lease = 0.5 })
