@@ -277,6 +277,7 @@ METHOD(search_external_events, do_call(L, LH_RPC_SEARCH_EVENTS, 0))
 METHOD(search_correlated_events, do_call(L, LH_RPC_SEARCH_CORRELATED, 0))
 METHOD(search_external_event_defs, do_call(L, LH_RPC_SEARCH_DEFS, 0))
 METHOD(put_external_event_packed, do_call(L, LH_RPC_PUT_EVENT, 1))
+METHOD(put_correlated_event_packed, do_call(L, LH_RPC_PUT_CORRELATED, 1))
 
 /* ---- async calls ---- */
 
@@ -334,6 +335,7 @@ METHOD(search_external_events_async, do_call_async(L, LH_RPC_SEARCH_EVENTS, 0))
 METHOD(search_correlated_events_async, do_call_async(L, LH_RPC_SEARCH_CORRELATED, 0))
 METHOD(search_external_event_defs_async, do_call_async(L, LH_RPC_SEARCH_DEFS, 0))
 METHOD(put_external_event_packed_async, do_call_async(L, LH_RPC_PUT_EVENT, 1))
+METHOD(put_correlated_event_packed_async, do_call_async(L, LH_RPC_PUT_CORRELATED, 1))
 
 /* client:poll([timeout]) -> n: wait up to timeout seconds (default 0) for completions, then
  * settle every finished call whose handle has an on_done callback, calling it with the
@@ -506,6 +508,8 @@ static const luaL_Reg methods[] = {
 #undef RPC_METHODS
   { "put_external_event_packed", put_external_event_packed },
   { "put_external_event_packed_async", put_external_event_packed_async },
+  { "put_correlated_event_packed", put_correlated_event_packed },
+  { "put_correlated_event_packed_async", put_correlated_event_packed_async },
   { "poll", client_poll },
   { "fd", client_fd },
   { "in_flight", client_in_flight },

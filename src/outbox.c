@@ -10,6 +10,7 @@
 #include "outbox.h"
 #include "context.h"
 #include "error.h"
+#include "correlated.h"
 #include "messages.h"
 #include "path.h"
 #include "runtime.h"
@@ -219,11 +220,17 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
     if (j->kind == OB_JOB_POST) { /* which post was not stored */
       lua_pushstring(L, j->u.post.rec.guid);
       lua_setfield(L, -3, "guid");
+      if (j->u.post.rec.corr_key) {
+        lua_pushstring(L, j->u.post.rec.corr_key);
+        lua_setfield(L, -3, "key");
+      }
     }
     return n;
   }
   switch (j->kind) {
-  case OB_JOB_POST: lua_pushstring(L, j->u.post.rec.guid); break;
+  case OB_JOB_POST: /* what identifies the post on the server: its guid, or its key */
+    lua_pushstring(L, j->u.post.rec.corr_key ? j->u.post.rec.corr_key : j->u.post.rec.guid);
+    break;
   case OB_JOB_CLAIM: {
     const ob_claim_out *c = &j->u.claim.out;
     lua_createtable(L, (int)c->n, 3);
@@ -445,28 +452,40 @@ static void fill_post(lua_State *L, lh_outbox *o, ob_job *j, int kind, const cha
 
 /* outbox:post_async(request [, { on_done = fn } [, fname]]) -> job, guid (the job's result is
  * the guid too, once the record is stored). fname: the function misuse errors name (the Lua
- * layer's method; default "post_async"). */
-static int post_async_body(lua_State *L) {
+ * layer's method; default "post_async"). outbox:post_correlated_async takes a
+ * put_correlated_event request the same way and returns job, key (its result is the key): the
+ * server deduplicates it by its key; its record's guid only names the record in the file. */
+static int post_body(lua_State *L, int kind, const char *default_name) {
   lua_settop(L, 4);
   lh_outbox *o = check_outbox(L);
   lh_context *c = lh_context_get(L);
-  const char *fname = lua_type(L, 4) == LUA_TSTRING ? lua_tostring(L, 4) : "post_async"; /* held at 4 */
+  const char *fname = lua_type(L, 4) == LUA_TSTRING ? lua_tostring(L, 4) : default_name; /* held at 4 */
   job_opts jo;
   job_opts_at(L, 3, fname, 2, 0, &jo);
   lh_path root = lh_path_root(fname, 1);
-  lh_pack_put_external_event(L, 2, &root, c);
+  if (kind == OB_KIND_CORRELATED) lh_pack_put_correlated_event(L, 2, &root, c);
+  else lh_pack_put_external_event(L, 2, &root, c);
   /* a finalizer that ran during packing may have closed the outbox */
   if (o->closed || !o->ob) return lh_misuse(L, "littlehorse: this outbox is closed");
   ob_job *j = new_job(L, o, OB_JOB_POST);
-  fill_post(L, o, j, OB_KIND_EVENT, c->wire.data, c->wire.len);
+  fill_post(L, o, j, kind, c->wire.data, c->wire.len);
   push_job(L, o, j, &jo);
-  lua_pushstring(L, j->u.post.rec.guid); /* the job's own copy: alive while the handle is */
+  /* the job's own copy: alive while the handle is */
+  lua_pushstring(L, kind == OB_KIND_CORRELATED ? j->u.post.rec.corr_key : j->u.post.rec.guid);
   return 2;
 }
 
+static int post_event_body(lua_State *L) { return post_body(L, OB_KIND_EVENT, "post_async"); }
+static int post_correlated_body(lua_State *L) { return post_body(L, OB_KIND_CORRELATED, "post_correlated_async"); }
+
 static int post_async(lua_State *L) {
   check_outbox(L);
-  return lh_context_protect(L, post_async_body);
+  return lh_context_protect(L, post_event_body);
+}
+
+static int post_correlated_async(lua_State *L) {
+  check_outbox(L);
+  return lh_context_protect(L, post_correlated_body);
 }
 
 /* ---- the other jobs ---- */
@@ -787,6 +806,7 @@ static int outbox_tostring(lua_State *L) {
 
 static const luaL_Reg outbox_methods[] = {
   { "post_async", post_async },
+  { "post_correlated_async", post_correlated_async },
   { "ready_async", ready_async },
   { "claim_async", claim_async },
   { "ack_async", ack_async },

@@ -7,7 +7,7 @@
 #include <grpc/status.h>
 #include "outbox_store.h"
 
-/* Layout 1. `due_at` is when a pending record may next be sent: its post time, then its next
+/* Layouts 1 and 2 (outbox_store.h: 2 may hold CorrelatedEvents). `due_at` is when a pending record may next be sent: its post time, then its next
  * attempt after a retryable failure. While a process delivers it, the record is leased to it
  * (`lease_owner`, `lease_until`): a claim skips it until the lease ends. The lease is kept out
  * of the due index, so a claim rewrites rows but no index entry.
@@ -96,6 +96,7 @@ struct ob_store {
   int sync_full;        /* the connection's synchronous setting */
   int64_t busy_timeout_ns, busy_since_ns; /* see on_busy */
   uint32_t jitter;      /* xorshift state for on_busy's delays */
+  int64_t layout;       /* the file's layout when last read (it only grows) */
 };
 
 /* ---- waiting for another process's lock ---- */
@@ -333,7 +334,9 @@ static int check_or_create(ob_store *s, ob_err *e) {
   }
   if (app == 0) {
     char sql[160];
-    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", OB_APPLICATION_ID, OB_LAYOUT);
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", OB_APPLICATION_ID,
+             OB_LAYOUT_EVENTS);
+    version = OB_LAYOUT_EVENTS;
     if (!exec_sql(s, SCHEMA, e, "creating the layout") || !exec_sql(s, sql, e, "creating the layout")) {
       rollback(s);
       return 0;
@@ -343,6 +346,7 @@ static int check_or_create(ob_store *s, ob_err *e) {
     set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s has no record layout version; it was left as it is", s->path);
     return 0;
   }
+  s->layout = version;
   return commit(s, e);
 }
 
@@ -427,11 +431,24 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
   else sqlite3_bind_null(st, i);
 }
 
+/* In the transaction that adds the file's first CorrelatedEvent: the file becomes layout 2, so
+ * that an older version, which would send its request as a PutExternalEventRequest, refuses
+ * it. (Another process may have done it already: the header is read under the write lock.) */
+static int mark_correlated(ob_store *s, ob_err *e) {
+  if (s->layout >= 2) return 1;
+  int64_t version;
+  if (!pragma_int(s, "PRAGMA user_version", &version, e)) return 0;
+  if (version < 2 && !exec_sql(s, "PRAGMA user_version = 2", e, "marking the file as holding CorrelatedEvents"))
+    return 0;
+  return 1;
+}
+
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e) {
   if (!begin(s, 1, e)) return 0;
   counters now, d;
   memset(&d, 0, sizeof d);
   sqlite3_stmt *ins = NULL;
+  int correlated = 0;
   if (!read_counters(s, &now, e) || !stmt(s, Q_INSERT, &ins, e)) {
     rollback(s);
     return 0;
@@ -474,15 +491,18 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
       return 0;
     }
     r->id = sqlite3_last_insert_rowid(s->db);
+    if (r->kind == OB_KIND_CORRELATED) correlated = 1;
     d.pending++;
     d.accepted++;
     d.bytes += (int64_t)r->request_len;
   }
-  if (d.accepted && !add_counters(s, &d, e)) {
+  if ((d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_correlated(s, e))) {
     rollback(s);
     return 0;
   }
-  return commit(s, e);
+  if (!commit(s, e)) return 0;
+  if (correlated) s->layout = 2;
+  return 1;
 }
 
 /* ---- delivery ---- */

@@ -5,16 +5,21 @@
  * process (their due time moves past the lease), so a killed process's rows come back when
  * the lease ends.
  *
- * The record layout is versioned (PRAGMA user_version, OB_LAYOUT); a file of a newer layout is
- * refused, and so is a file that is not an outbox or fails SQLite's quick_check at open. A
- * refused file is left exactly as it was. */
+ * The record layout is versioned (PRAGMA user_version); a file of a newer layout than
+ * OB_LAYOUT is refused, and so is a file that is not an outbox or fails SQLite's quick_check at
+ * open. A refused file is left exactly as it was. Layouts: 1, records of ExternalEvents only;
+ * 2, the same tables, records of CorrelatedEvents too (kind OB_KIND_CORRELATED, whose request
+ * an older version would send as a PutExternalEventRequest). A new file starts at layout 1 and
+ * becomes layout 2 in the transaction that adds its first CorrelatedEvent, so a file that never
+ * holds one stays readable by older versions. */
 #ifndef LH_OUTBOX_STORE_H
 #define LH_OUTBOX_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define OB_LAYOUT 1
+#define OB_LAYOUT 2            /* the newest layout this version reads and writes */
+#define OB_LAYOUT_EVENTS 1     /* a file that holds ExternalEvents only */
 #define OB_APPLICATION_ID 0x4c484f42 /* "LHOB" in the SQLite header: a littlehorse outbox */
 
 /* Record kinds: which RPC delivers the stored request bytes. */

@@ -38,6 +38,8 @@ static void pack_bytes(lua_State *L, int idx, const lh_path *root, lh_context *c
 const lh_rpc lh_rpcs_packed[LH_RPC_COUNT] = {
   [LH_RPC_PUT_EVENT] = { "PutExternalEvent", "put_external_event_packed", "put_external_event_packed_async",
                          SERVICE "PutExternalEvent", pack_bytes, lh_push_external_event },
+  [LH_RPC_PUT_CORRELATED] = { "PutCorrelatedEvent", "put_correlated_event_packed", "put_correlated_event_packed_async",
+                              SERVICE "PutCorrelatedEvent", pack_bytes, lh_push_correlated_event },
 };
 
 /* reply = false skips the reply's decoding: a post whose stored event nobody reads saves a

@@ -51,8 +51,10 @@ local RPCS = {
   { name = "search_external_events", rpc = "SearchExternalEvent" },
   { name = "search_correlated_events", rpc = "SearchCorrelatedEvent" },
   { name = "search_external_event_defs", rpc = "SearchExternalEventDef" },
-  -- a PutExternalEventRequest packed beforehand (an outbox record), sent as it is
+  -- a PutExternalEventRequest or PutCorrelatedEventRequest packed beforehand (an outbox
+  -- record), sent as it is
   { name = "put_external_event_packed", rpc = "PutExternalEvent" },
+  { name = "put_correlated_event_packed", rpc = "PutCorrelatedEvent" },
 }
 local RPC = {}
 for _, r in ipairs(RPCS) do

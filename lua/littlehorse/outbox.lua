@@ -103,7 +103,8 @@ local function new(path, opts)
   local storage = {}
   for _, k in ipairs(STORAGE) do storage[k] = rawget(opts, k) end
   local cob = core._outbox(path, storage)
-  local self = setmetatable({ _client = client or false, _cfg = cfg, _deliverer = false }, Outbox_mt)
+  local self = setmetatable({ _client = client or false, _cfg = cfg, _deliverer = false,
+                              _queued = { first = 1, last = 0 }, _queued_lost = 0 }, Outbox_mt)
   COB[self] = cob
   resty._track(self) -- resty.shutdown() closes it (queued posts are committed first)
   if cannot_wait() then return self end -- nginx's init_worker: the first jobs say how the open went
@@ -113,6 +114,13 @@ local function new(path, opts)
     return nil, err, code
   end
   return self
+end
+
+local function log_once(self, level, ...)
+  local ngx = ngx_api()
+  local msg = table.concat({ ... })
+  if self._last_log ~= msg then ngx.log(level, msg) end
+  self._last_log = msg
 end
 
 -- Wait for a job: in nginx phases that can yield, on the wake socket (the worker goes on
@@ -136,66 +144,150 @@ function Outbox:ready()
   return wait_job(self._cfg, cob:ready_async())
 end
 
--- A post that no caller waits for (nginx phases that cannot wait): a failure is logged when
--- the delivery loop collects it (outbox:start()).
-local function log_unstored(guid, err)
-  if guid then return end
-  local ngx = ngx_api()
-  ngx.log(ngx.ERR, "littlehorse: an outbox post made in a phase that cannot wait (guid ", tostring(err.guid),
-          ") was not stored: ", tostring(err))
+-- Posts made where nothing can wait for them (nginx phases that cannot yield) are queued, and
+-- their jobs kept in self._queued until they settle: a timer of this worker waits for them
+-- and reports each post that could not be stored (ngx.log at [error], stats().queued_lost),
+-- whether or not this worker delivers (start()).
+local function queued_opts(self)
+  local o = self._queued_opts
+  if o then return o end
+  o = { on_done = function(id, err)
+    if id then return end
+    self._queued_lost = self._queued_lost + 1
+    local ngx = ngx_api()
+    ngx.log(ngx.ERR, "littlehorse: an outbox post made in a phase that cannot wait (",
+            err.key and ("key " .. tostring(err.key) .. ", ") or "", "guid ", tostring(err.guid),
+            ") was not stored: ", tostring(err))
+  end }
+  self._queued_opts = o
+  return o
 end
-local QUEUED = { on_done = log_unstored }
 
---- outbox:post(req) -> guid, "durable" | guid, "queued" | nil, err, code
-function Outbox:post(req)
-  local cob = COB[self] or bad_self(self, "post")
-  if cannot_wait() then
-    local _, guid = cob:post_async(req, QUEUED, "post")
-    return guid, "queued"
+-- The timer that settles queued posts (their on_done runs in the outbox's poll).
+local function collect_queued(premature, self)
+  local q, cob = self._queued, COB[self]
+  local ok, failure = pcall(function()
+    while cob and not cob:is_closed() and q.first <= q.last do
+      local job = q[q.first]
+      if not premature and not job:done() then resty._await_done(job, self._cfg.job_limit) end
+      cob:poll(0)
+      while q.first <= q.last and q[q.first]:done() do
+        q[q.first] = nil
+        q.first = q.first + 1
+      end
+      if premature then break end -- the worker exits: resty.shutdown() commits what is queued
+    end
+  end)
+  self._collecting = false
+  if not ok then
+    local ngx = ngx_api()
+    ngx.log(ngx.ERR, "littlehorse: outbox ", tostring(cob and cob:path()), ": watching queued posts failed: ",
+            tostring(failure))
   end
-  local job, guid = cob:post_async(req, nil, "post")
+end
+
+local function queue(self, job)
+  local q = self._queued
+  q.last = q.last + 1
+  q[q.last] = job
+  if self._collecting then return end
+  local ngx = ngx_api()
+  local ok, err = ngx.timer.at(0, collect_queued, self)
+  if ok then
+    self._collecting = true
+  else -- the next queued post tries again (and a delivery timer, if any, reports failures)
+    log_once(self, ngx.ERR, "littlehorse: outbox ", tostring(COB[self]:path()),
+             ": cannot start the timer that reports queued posts: ", tostring(err))
+  end
+end
+
+-- A post of kind "event" or "correlated": packed (misuse raises, as the fname method's own),
+-- then waited for until durable, or queued where nothing can wait. Returns id, "durable" |
+-- id, "queued" | nil, err, code; id is the guid (events) or the key (CorrelatedEvents).
+local function post(self, correlated, req, fname, argn_of)
+  local cob = COB[self]
+  local queued = cannot_wait()
+  local start = correlated and cob.post_correlated_async or cob.post_async
+  local ok, job, id = pcall(start, cob, req, queued and queued_opts(self) or nil, fname)
+  if not ok then error(argn_of and argn_of(job, fname) or job, 0) end
+  if queued then
+    queue(self, job)
+    return id, "queued"
+  end
   local g, err, code = wait_job(self._cfg, job)
   if g then return g, "durable" end
-  if err and err.guid == nil then err.guid = guid end
+  if err and err.guid == nil and not correlated then err.guid = id end
   return nil, err, code
 end
 
-local POST_OPTIONS = misuse.names { "guid", "thread_run_number", "node_run_position" }
--- Which post_event argument a request field came from.
-local POST_ARG = { wf_run_id = 1, external_event_def_name = 2, content = 3 }
+--- outbox:post(req) -> guid, "durable" | guid, "queued" | nil, err, code
+function Outbox:post(req)
+  if not COB[self] then bad_self(self, "post") end
+  return post(self, false, req, "post")
+end
 
--- A misuse error of the request post_event made, as post_event's own.
-local function as_post_event_error(e)
+--- outbox:post_correlated(req) -> key, "durable" | key, "queued" | nil, err, code: a
+-- put_correlated_event request, stored for delivery.
+function Outbox:post_correlated(req)
+  if not COB[self] then bad_self(self, "post_correlated") end
+  return post(self, true, req, "post_correlated")
+end
+
+local POST_OPTIONS = misuse.names { "guid", "thread_run_number", "node_run_position" }
+-- Which argument of post_event / post_correlated_event a request field came from.
+local POST_ARG = { wf_run_id = 1, key = 1, external_event_def_name = 2, content = 3 }
+
+-- A misuse error of the request a post_event or post_correlated_event made, as its own.
+local function as_arg_error(e, fname)
   if type(e) ~= "string" then return e end
-  local pos, n, body = e:match("^(.-)bad argument #(%d) to 'post_event' %((.*)%)$")
+  local pos, n, body = e:match("^(.-)bad argument #(%d) to '" .. fname .. "' %((.*)%)$")
   if not pos or n ~= "1" then return e end
-  return pos .. "bad argument #" .. (POST_ARG[body:match("^[%w_]+")] or 4) .. " to 'post_event' (" .. body .. ")"
+  return pos .. "bad argument #" .. (POST_ARG[body:match("^[%w_]+")] or 4) .. " to '" .. fname .. "' (" .. body .. ")"
+end
+
+local function options(fname, opts, names)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then misuse.bad(fname, 4, "table of options expected, got " .. type(opts)) end
+  misuse.check_keys(opts, names, fname, 4, "option")
+  return opts
 end
 
 --- outbox:post_event(wf_run_id, def_name, content [, { guid =, thread_run_number =,
 -- node_run_position = }]) -> as post(): client:post_event's arguments, stored for delivery.
 function Outbox:post_event(wf_run_id, def_name, content, opts)
-  local cob = COB[self] or bad_self(self, "post_event")
-  if opts == nil then opts = {}
-  elseif type(opts) ~= "table" then misuse.bad("post_event", 4, "table of options expected, got " .. type(opts))
-  else misuse.check_keys(opts, POST_OPTIONS, "post_event", 4, "option") end
-  local req = { wf_run_id = wf_run_id, external_event_def_name = def_name, content = content,
-                guid = rawget(opts, "guid"), thread_run_number = rawget(opts, "thread_run_number"),
-                node_run_position = rawget(opts, "node_run_position") }
-  local queued = cannot_wait()
-  local ok, job, guid = pcall(cob.post_async, cob, req, queued and QUEUED or nil, "post_event")
-  if not ok then error(as_post_event_error(job), 0) end
-  if queued then return guid, "queued" end
-  local g, err, code = wait_job(self._cfg, job)
-  if g then return g, "durable" end
-  if err and err.guid == nil then err.guid = guid end
-  return nil, err, code
+  if not COB[self] then bad_self(self, "post_event") end
+  opts = options("post_event", opts, POST_OPTIONS)
+  return post(self, false, { wf_run_id = wf_run_id, external_event_def_name = def_name, content = content,
+                             guid = rawget(opts, "guid"), thread_run_number = rawget(opts, "thread_run_number"),
+                             node_run_position = rawget(opts, "node_run_position") }, "post_event", as_arg_error)
+end
+
+--- outbox:post_correlated_event(key, def_name, content [, opts]) -> as post_correlated():
+-- client:post_correlated_event's first three arguments (no options yet: opts must be empty).
+function Outbox:post_correlated_event(key, def_name, content, opts)
+  if not COB[self] then bad_self(self, "post_correlated_event") end
+  if opts ~= nil then
+    if type(opts) ~= "table" then misuse.bad("post_correlated_event", 4, "table of options expected, got " .. type(opts)) end
+    local k = next(opts)
+    if k ~= nil then
+      misuse.bad("post_correlated_event", 4, tostring(k) .. ": unknown option (a CorrelatedEvent posted into an " ..
+                                                "outbox takes none: its key is its idempotency key)")
+    end
+  end
+  return post(self, true, { key = key, external_event_def_name = def_name, content = content },
+              "post_correlated_event", as_arg_error)
 end
 
 --- outbox:post_async(req [, { on_done = fn }]) -> job, guid
 function Outbox:post_async(req, opts)
   local cob = COB[self] or bad_self(self, "post_async")
   return cob:post_async(req, opts, "post_async")
+end
+
+--- outbox:post_correlated_async(req [, { on_done = fn }]) -> job, key
+function Outbox:post_correlated_async(req, opts)
+  local cob = COB[self] or bad_self(self, "post_correlated_async")
+  return cob:post_correlated_async(req, opts, "post_correlated_async")
 end
 
 ---------------------------------------------------------------------------------------------
@@ -209,8 +301,12 @@ local function deliverer(self, method)
     misuse.raise("littlehorse: this outbox has no client to deliver with: open it with " ..
                  "lh.outbox(path, { client = lh.client{...} }) to call " .. method .. "()")
   end
-  local send, poll = client.put_external_event_packed_async, client.poll
-  d = delivery.new(COB[self], function(bytes, opts) return send(client, bytes, opts) end,
+  local send_event, send_correlated, poll = client.put_external_event_packed_async,
+                                            client.put_correlated_event_packed_async, client.poll
+  d = delivery.new(COB[self], function(bytes, opts, kind)
+                     if kind == "correlated" then return send_correlated(client, bytes, opts) end
+                     return send_event(client, bytes, opts)
+                   end,
                    function(seconds) return poll(client, seconds) end, self._cfg)
   self._deliverer = d
   return d
@@ -311,13 +407,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- nginx: delivery in a timer of each worker
 
-local function log_once(self, level, ...)
-  local ngx = ngx_api()
-  local msg = table.concat({ ... })
-  if self._last_log ~= msg then ngx.log(level, msg) end
-  self._last_log = msg
-end
-
 -- The timer: step, then wait on the wake socket for the next thing (a call, a job, the watch
 -- job that ends when posts are stored or when the next claim is due). A worker that exits
 -- stops claiming and finishes what is in flight, so nothing it claimed waits for its lease.
@@ -380,6 +469,7 @@ function Outbox:stats()
   if not st then return nil, err, code end
   local d = self._deliverer
   st.in_flight = d and d.n or 0
+  st.queued_lost = self._queued_lost
   return st
 end
 

@@ -7,7 +7,8 @@
 --      record, buffered;
 --   2. claimed records wait in a ready queue; calls are started from it so that `batch` calls
 --      are in flight whenever records are due (one call per record, sending the stored
---      request bytes with their guid: client:put_external_event_packed_async, reply = false);
+--      request bytes: client:put_external_event_packed_async with their guid, or
+--      put_correlated_event_packed_async with their key; reply = false);
 --   3. a claim job when the ready queue runs low and records may be due: it carries the
 --      buffered outcomes, so one transaction records them and leases the next records;
 --   4. a watch job, so that posts stored meanwhile (in this process) start a claim at once.
@@ -30,7 +31,8 @@ local D = {}
 local D_mt = { __index = D }
 
 -- cfg: batch, timeout, initial_backoff, max_backoff, multiplier, poll_interval (outbox.lua
--- checked them). send(bytes, opts) -> handle | nil, err, code: the client's packed async call;
+-- checked them). send(bytes, opts, kind) -> handle | nil, err, code: the client's packed async
+-- call for the record's kind ("event" or "correlated");
 -- poll(seconds): the client's poll(), which delivers finished calls to their on_done.
 function M.new(cob, send, poll, cfg)
   return setmetatable({
@@ -107,7 +109,7 @@ local function start_calls(self)
       self:finish(row, b, ok, err, code)
     end }
     local err, code
-    h, err, code = self.send(row.request, opts)
+    h, err, code = self.send(row.request, opts, row.kind)
     if h then
       inflight[h] = true
       self.n = self.n + 1
