@@ -2,7 +2,9 @@
 -- delivering between posts) is killed with SIGKILL at moments it does not choose, 22 times,
 -- while the dev server (with its persistent --store) is killed and restarted under it. After a
 -- final drain, every guid a post returned is stored on the dev server, and the server holds
--- exactly as many events as the outbox ever accepted: none lost, none stored twice.
+-- exactly as many events as the outbox ever accepted: none lost, none stored twice. A third of
+-- the posts are CorrelatedEvents: each key returned is stored (once: the server holds one per
+-- key, and as many as were accepted).
 local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
@@ -11,6 +13,7 @@ local rt = require "runtime"
 
 local q = sh.q
 local DEF = "crash-event"
+local CORR_DEF = "crash-corr" -- takes CorrelatedEvents (spec/support/outbox_poster.lua posts them)
 local defer = require "cleanup" (function(f) finally(f) end)
 
 local function tmpdir()
@@ -25,7 +28,7 @@ local function alive(pid)
   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
 end
 
--- Complete lines ("<wf> <guid>\n") of a poster's output file.
+-- Complete lines ("<wf> <guid>\n", or "correlated <key>\n") of a poster's output file.
 local function lines_of(path)
   local out = {}
   for wf, guid in (sh.read_file(path) or ""):gmatch("(%S+) (%S+)\n") do out[#out + 1] = { wf, guid } end
@@ -42,12 +45,15 @@ local function start_poster(path, port, tag, out, err)
 end
 
 describe("outbox crash safety", function()
-  it("22 kill -9s of a posting process while the dev server flaps: every returned guid stored exactly once", function()
+  it("22 kill -9s of a posting process while the dev server flaps: every returned guid and key stored exactly once", function()
     local dir = tmpdir()
     local store = dir .. "/server.store"
     local path = dir .. "/outbox.db"
     local srv = devserver.start { defs = { DEF }, args = { "--store", store } }
-    local client
+    local client = lh.client { host = "127.0.0.1", port = srv.port, timeout = 5, config_file = false }
+    assert(client:put_external_event_def { name = CORR_DEF, correlated_event_config = true }) -- kept in --store
+    client:close()
+    client = nil
     defer(function()
       if client then client:close() end
       srv:stop()
@@ -100,15 +106,24 @@ describe("outbox crash safety", function()
     -- exactly once: the server holds one event per record the outbox ever accepted (a post
     -- killed after storing but before returning is one of them), and each returned guid
     local server = srv:stats()
-    if os.getenv("LH_SPEC_VERBOSE") then print(string.format("returned %d accepted %d delivered %d duplicates %d retries %d server events %d flaps %d", #returned, st.accepted, st.delivered, st.duplicates, st.retries, server.events, flaps)) end
-    assert.equal(st.accepted, server.events)
+    if os.getenv("LH_SPEC_VERBOSE") then print(string.format("returned %d accepted %d delivered %d duplicates %d retries %d server events %d correlated %d flaps %d", #returned, st.accepted, st.delivered, st.duplicates, st.retries, server.events, server.correlated, flaps)) end
+    assert.equal(st.accepted, server.events + server.correlated)
     assert.is_true(st.accepted >= #returned)
-    local seen = {}
+    local seen, keys = {}, 0
     for _, l in ipairs(returned) do
-      assert.is_nil(seen[l[2]], "guid returned twice: " .. l[2])
+      assert.is_nil(seen[l[2]], "guid or key returned twice: " .. l[2])
       seen[l[2]] = true
-      local ev, e = client:get_external_event { wf_run_id = l[1], external_event_def_name = DEF, guid = l[2] }
-      assert(ev, "returned guid " .. l[2] .. " not on the server: " .. tostring(e))
+      if l[1] == "correlated" then
+        keys = keys + 1
+        local ce, e = client:get_correlated_event { key = l[2], external_event_def_name = CORR_DEF }
+        assert(ce, "returned key " .. l[2] .. " not on the server: " .. tostring(e))
+        assert.equal(tonumber(l[2]:match("(%d+)$")), ce.content.n)
+      else
+        local ev, e = client:get_external_event { wf_run_id = l[1], external_event_def_name = DEF, guid = l[2] }
+        assert(ev, "returned guid " .. l[2] .. " not on the server: " .. tostring(e))
+      end
     end
+    assert.is_true(keys > 20, "only " .. keys .. " CorrelatedEvents returned")
+    assert.is_true(server.correlated >= keys)
   end)
 end)

@@ -99,6 +99,46 @@ describe("outbox store", function()
     assert.equal(0x4c484f42, header_u32(bytes, 68))  -- application_id: "LHOB"
   end)
 
+  it("keeps a file of ExternalEvents at layout 1; its first CorrelatedEvent makes it layout 2, in that transaction", function()
+    local path = dir .. "/a.db"
+    make_file(path, 2)                                -- ExternalEvents only, as older versions write
+    assert.equal(1, header_u32(read(path), 60))
+    local ob = core._outbox(path)
+    local j, key = ob:post_correlated_async { key = "order-17", external_event_def_name = DEF, content = { a = 1 } }
+    assert.equal("order-17", key)
+    assert.equal("order-17", ok_wait(j))            -- the job's result is the key too
+    ok_wait(post(ob, "wf-1", 3))
+    local rows = ok_wait(ob:list_async("pending", { requests = true }))
+    assert.equal(4, #rows)
+    assert.same({ "event", "event", "correlated", "event" }, { rows[1].kind, rows[2].kind, rows[3].kind, rows[4].kind })
+    local c = rows[3]
+    assert.same({ "order-17", DEF }, { c.key, c.external_event_def_name })
+    assert.is_nil(c.wf_run_id)
+    assert.is_nil(c.order_key)
+    assert.matches("^%x+$", c.guid)                   -- the record's own name in the file, not sent
+    -- the stored bytes are the packed PutCorrelatedEventRequest: 1 key, 2 { 1 def name }, 3 content
+    assert.equal("\10\8order-17\18" .. string.char(#DEF + 2) .. "\10" .. string.char(#DEF) .. DEF .. "\26",
+                 c.request:sub(1, 15 + #DEF))
+    ob:close()
+    assert.equal(2, header_u32(read(path), 60))
+    -- this version reads it back (an older one refuses it: layout 2 is newer than its 1)
+    ob = core._outbox(path)
+    assert.equal(4, #ok_wait(ob:list_async("pending")))
+    ob:close()
+  end)
+
+  it("leaves the layout as it was when its first CorrelatedEvent is refused (full)", function()
+    local path = dir .. "/a.db"
+    make_file(path, 1)
+    local ob = core._outbox(path, { max_rows = 1 })
+    local v, err, code = ob:post_correlated_async({ key = "k", external_event_def_name = DEF }):wait(10)
+    assert.is_nil(v)
+    assert.equal("RESOURCE_EXHAUSTED", code)
+    assert.equal("k", err.key)                          -- which post was not stored
+    ob:close()
+    assert.equal(1, header_u32(read(path), 60))
+  end)
+
   it("names WfRunIds with parents as LittleHorse writes them (parent_child)", function()
     local ob = core._outbox(dir .. "/a.db")
     ok_wait(ob:post_async { wf_run_id = { id = "child", parent_wf_run_id = { id = "mid", parent_wf_run_id = { id = "top" } } },
@@ -485,10 +525,10 @@ describe("outbox files it must not use", function()
   it("refuses a file written by a newer version (a higher record layout)", function()
     local path = dir .. "/a.db"
     make_file(path, 3)
-    write(path, set_u32(read(path), 60, 2))
+    write(path, set_u32(read(path), 60, 3))
     local err, code = refused(path)
     assert.equal("FAILED_PRECONDITION", code)
-    assert.matches("was written by a newer version of littlehorse %(record layout 2; this version reads layout 1%); " ..
+    assert.matches("was written by a newer version of littlehorse %(record layout 3; this version reads layout 2%); " ..
                    "it was left as it is", err.message)
   end)
 
