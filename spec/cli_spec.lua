@@ -588,6 +588,35 @@ describe("lh-put-event --outbox", function()
     assert.equal(1, event_of(run { "--outbox", path, "--stats" }).pending)
   end)
 
+  it("stores a CorrelatedEvent with --key (and the lhctl form); --deliver sends it by its key, once", function()
+    assert(client:put_external_event_def { name = "ob-paid", correlated_event_config = true })
+    assert(client:put_correlated_event { key = "ob-taken", external_event_def_name = "ob-paid", content = "first" })
+    local path = dir .. "/corr.db"
+    local r = run { "--outbox", path, "--key", "ob-k1", "--event", "ob-paid", "--json", '{"n":1}' }
+    assert.equal(0, r.status, r.err)
+    assert.same({ key = "ob-k1", outbox = path, durable = true }, event_of(r))
+    r = run { "--outbox", path, "put", "correlatedEvent", "ob-taken", "ob-paid", "STR", "second", "--output", "text" }
+    assert.equal(0, r.status, r.err)
+    assert.equal("stored in the outbox " .. path .. " (delivered by --deliver):\n  key ob-taken\n", r.out)
+    r = run { "--outbox", path, "--key", "ob-bad", "--event", "no-such-def", "--int", "3" }
+    assert.equal(0, r.status, r.err)
+    r = run { "--outbox", path, "--key", "a/b", "--event", "ob-paid" }
+    assert.equal(2, r.status)
+    assert.matches("key: must not contain '/'", r.err)
+    r = run { "--outbox", path, "--key", "ob-k2", "--event", "ob-paid", "--guid", "g" }
+    assert.equal(2, r.status)
+    assert.matches("%-%-guid: a CorrelatedEvent has none", r.err)
+    assert.equal(1, srv:stats().correlated) -- only the one put above: nothing sent yet
+    r = run { "--outbox", path, "--deliver", "--host", "127.0.0.1", "--port", tostring(srv.port) }
+    local c = event_of(r)
+    assert.same({ 1, 1, 1, 0 }, { c.delivered, c.duplicates, c.dead, c.pending })
+    assert.equal(1, assert(client:get_correlated_event { key = "ob-k1", external_event_def_name = "ob-paid" }).content.n)
+    assert.equal("first", assert(client:get_correlated_event { key = "ob-taken", external_event_def_name = "ob-paid" }).content)
+    local dead = event_of(run { "--outbox", path, "--dead-letters" })
+    assert.same({ "correlated", "ob-bad", "no-such-def", "INVALID_ARGUMENT" },
+                { dead.kind, dead.key, dead.external_event_def_name, dead.last_code })
+  end)
+
   it("refuses misuse with exit 2, and says why a file cannot be used", function()
     local r = run { "--stats" }
     assert.equal(2, r.status)
