@@ -26,7 +26,7 @@ typedef struct lh_rpc {
 
 extern const lh_rpc lh_rpcs[LH_RPC_COUNT];
 
-/* The RPCs that also take a request packed beforehand (an outbox record,
+/* The RPCs that also take a request packed beforehand (an outbox record of either kind,
  * core.encode_put_external_event), sent as it is: client:<method>_packed(bytes [, opts]) and
  * its async form. Only rows with a pack function exist; the reply is the RPC's. */
 extern const lh_rpc lh_rpcs_packed[LH_RPC_COUNT];

@@ -116,13 +116,6 @@ local function new(path, opts)
   return self
 end
 
-local function log_once(self, level, ...)
-  local ngx = ngx_api()
-  local msg = table.concat({ ... })
-  if self._last_log ~= msg then ngx.log(level, msg) end
-  self._last_log = msg
-end
-
 -- Wait for a job: in nginx phases that can yield, on the wake socket (the worker goes on
 -- serving); elsewhere, blocking the caller.
 local function wait_job(cfg, job)
@@ -195,9 +188,11 @@ local function queue(self, job)
   local ok, err = ngx.timer.at(0, collect_queued, self)
   if ok then
     self._collecting = true
-  else -- the next queued post tries again (and a delivery timer, if any, reports failures)
-    log_once(self, ngx.ERR, "littlehorse: outbox ", tostring(COB[self]:path()),
-             ": cannot start the timer that reports queued posts: ", tostring(err))
+  elseif not self._queue_timer_failed then -- the next queued post tries again
+    self._queue_timer_failed = true
+    ngx.log(ngx.ERR, "littlehorse: outbox ", tostring(COB[self]:path()),
+            ": cannot start the timer that reports queued posts (", tostring(err), "); a post that is not ",
+            "stored is reported once one starts")
   end
 end
 
@@ -406,6 +401,13 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- nginx: delivery in a timer of each worker
+
+local function log_once(self, level, ...)
+  local ngx = ngx_api()
+  local msg = table.concat({ ... })
+  if self._last_log ~= msg then ngx.log(level, msg) end
+  self._last_log = msg
+end
 
 -- The timer: step, then wait on the wake socket for the next thing (a call, a job, the watch
 -- job that ends when posts are stored or when the next claim is due). A worker that exits
