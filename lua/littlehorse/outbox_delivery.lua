@@ -92,12 +92,13 @@ function D:finish(row, b, ok, err, code)
   end
 end
 
--- Start calls from the ready queue while fewer than `batch` are in flight. The outcome of
--- each comes to its on_done callback, in poll().
-local function start_calls(self)
+-- Start calls from the ready queue while fewer than `batch` are in flight, at most `limit`
+-- of them. The outcome of each comes to its on_done callback, in poll().
+local function start_calls(self, limit)
   local ready, inflight, cfg = self.ready, self.inflight, self.cfg
   local i, last = self.first, self.last
-  while i <= last and self.n < cfg.batch do
+  local stop = i + limit -- (limit may be math.huge)
+  while i <= last and self.n < cfg.batch and i < stop do
     local item = ready[i]
     ready[i] = nil
     i = i + 1
@@ -149,8 +150,9 @@ local function claimed(self, rows, now)
   end
 end
 
--- Do what can be done now. Returns true when something happened.
-function D:step()
+-- Do what can be done now, starting at most `limit` calls (default: as many as the window
+-- allows). Returns true when something happened.
+function D:step(limit)
   local now = core.now()
   local cfg, cob = self.cfg, self.cob
   local moved = false
@@ -180,7 +182,7 @@ function D:step()
     end
     self.first, self.last = 1, 0
   else
-    start_calls(self)
+    start_calls(self, limit or math.huge)
   end
   local watch = self.watch
   if watch and watch:done() then
@@ -207,6 +209,11 @@ function D:step()
     self.watch = cob:watch_async(math.max(0.001, math.min(self.next_claim - now, cfg.poll_interval)))
   end
   return moved
+end
+
+-- Claimed records wait to be sent and the window has room: the next step starts calls.
+function D:can_start()
+  return not self.stopping and self.n < self.cfg.batch and ready_count(self) > 0
 end
 
 -- Nothing in flight or buffered (calls, claimed records, outcomes, claim).
