@@ -1,0 +1,273 @@
+-- examples/nginx/outbox.conf does not block its worker: /health keeps answering while
+-- webhooks are made durable and the delivery timer retries against a LittleHorse that is down,
+-- judged against a control in the same run (the way spec/nginx/nginx_test.lua judges the OAuth
+-- and slow-server paths): whatever slows the machine (other processes, both cores busy) slows
+-- both, while a worker that waits for the disk, or a delivery step that holds the event loop,
+-- shows only in the outbox phases.
+--
+-- The example, with four changes made here (each must match exactly once): one worker (the
+-- probe and the load meet in it), LittleHorse at a port nothing listens on (every delivery call
+-- fails at once with UNAVAILABLE), retry delays of a few milliseconds (so the deliverer claims,
+-- sends, fails and records outcomes all the time instead of pausing for seconds: the worst
+-- case for the event loop), and two locations for the control and for the check of the check:
+--   /hold   reads and decodes the body and answers after a 2 ms ngx.sleep, about the time a
+--           durable post takes here: the same HTTP and Lua work without the outbox;
+--   /spin   the same, but keeps the worker busy for 10 ms (a handler that blocks): the judge
+--           must notice it.
+-- Run by scripts/suites/nginx.sh (busted --run=nginx), after the LuaJIT build of the rock.
+local socket = require "socket"
+local core = require "littlehorse.core"
+local files = require "sh"
+
+local q = files.q
+local ROOT = os.getenv("PWD")
+local LJ = ROOT .. "/build/lua/luajit/lua_modules"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  return ok == true or ok == 0
+end
+
+local function read_file(path) return files.read_file(path) or "" end
+
+local function wait_for(pred, limit)
+  local t0 = core.now()
+  while core.now() - t0 < limit do
+    if pred() then return true end
+    core.sleep(0.02)
+  end
+  return pred()
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local port = select(2, s:getsockname())
+  s:close()
+  return port
+end
+
+-- s with `from` (a plain string) replaced by `to`; it must occur exactly once.
+local function replace_once(s, from, to)
+  local at = s:find(from, 1, true)
+  assert(at and not s:find(from, at + 1, true), "examples/nginx/outbox.conf changed: '" .. from .. "' not found once")
+  return s:sub(1, at - 1) .. to .. s:sub(at + #from)
+end
+
+local CONTROL_LOCATIONS = [[
+    location = /hold {
+      content_by_lua_block {
+        local lh = require "littlehorse"
+        ngx.req.read_body()
+        lh.json_decode(ngx.req.get_body_data() or "{}")
+        ngx.sleep(0.002)
+        ngx.status = 202
+        ngx.say("held")
+      }
+    }
+
+    location = /spin {
+      content_by_lua_block {
+        local lh = require "littlehorse"
+        ngx.req.read_body()
+        lh.json_decode(ngx.req.get_body_data() or "{}")
+        local t0 = lh.core.now()
+        while lh.core.now() - t0 < 0.010 do end
+        ngx.status = 202
+        ngx.say("spun")
+      }
+    }
+
+    location = /health {]]
+
+local function start_nginx(lh_target, outbox)
+  local n = { prefix = io.popen("mktemp -d /tmp/lh-nginx-obh.XXXXXX"):read("*l"), port = free_port() }
+  local p = n.prefix
+  assert(sh(string.format("mkdir -p %s/conf %s/logs %s/tmp && chmod 755 %s && chmod 1777 %s/tmp && " ..
+                          "cp -R %s %s/lua_modules && chmod -R a+rX %s/lua_modules",
+                          q(p), q(p), q(p), q(p), q(p), q(LJ), q(p), q(p))))
+  local mods = p .. "/lua_modules"
+  local vars = {
+    PORT = tostring(n.port), LH_TARGET = lh_target, WAKE_DIR = p .. "/tmp/wake", OUTBOX = outbox,
+    LUA_PATH = mods .. "/share/lua/5.1/?.lua;" .. mods .. "/share/lua/5.1/?/init.lua",
+    LUA_CPATH = mods .. "/lib/lua/5.1/?.so",
+  }
+  local conf = read_file(ROOT .. "/examples/nginx/outbox.conf"):gsub("%${([%w_]+)}", function(k) return vars[k] end)
+  conf = replace_once(conf, "worker_processes 2;", "worker_processes 1;")
+  conf = replace_once(conf, "lease = 10,", "lease = 10, initial_backoff = 0.005, max_backoff = 0.02,")
+  conf = replace_once(conf, "    location = /health {", CONTROL_LOCATIONS)
+  local f = assert(io.open(p .. "/conf/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  local function nginx(args)
+    return sh(string.format("nginx -p %s/ -c conf/nginx.conf -e logs/error.log %s 2>>%s/logs/stderr.log", q(p), args or "", q(p)))
+  end
+  function n.master_pid() return tonumber(read_file(p .. "/logs/nginx.pid"):match("%d+")) end
+  function n.log() return read_file(p .. "/logs/error.log") end
+  function n.stop()
+    local pid = n.master_pid()
+    if pid then
+      sh("kill -QUIT " .. pid .. " 2>/dev/null")
+      wait_for(function() return not sh("kill -0 " .. pid .. " 2>/dev/null") end, 10)
+      sh("kill -KILL " .. pid .. " 2>/dev/null")
+    end
+    sh("rm -rf " .. q(p))
+  end
+  assert(nginx("-t -q"), read_file(p .. "/logs/stderr.log"))
+  assert(nginx(), read_file(p .. "/logs/stderr.log"))
+  assert(wait_for(function() return n.master_pid() ~= nil end, 5), "nginx did not start")
+  return n
+end
+
+-- GET on a kept-alive connection (reconnecting when nginx closes it): status, seconds.
+local function prober(port)
+  local conn
+  return function(path)
+    local t0 = socket.gettime()
+    for _ = 1, 2 do
+      if not conn then
+        conn = assert(socket.connect("127.0.0.1", port))
+        conn:settimeout(10)
+      end
+      local ok = conn:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local line = ok and conn:receive("*l")
+      if line then
+        local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
+        local len, close = 0, false
+        while true do
+          local h = assert(conn:receive("*l"))
+          if h == "" then break end
+          len = tonumber(h:lower():match("^content%-length:%s*(%d+)")) or len
+          close = close or h:lower():match("^connection:%s*close") ~= nil
+        end
+        if len > 0 then assert(conn:receive(len)) end
+        if close then conn:close(); conn = nil end
+        return status, socket.gettime() - t0
+      end
+      conn:close()
+      conn = nil
+    end
+    error("GET " .. path .. " failed twice")
+  end
+end
+
+-- Keeps `inflight` POSTs to `path` going (each answered one replaced by a new one, on its own
+-- connection) for `seconds`, probing /health about every half millisecond meanwhile. Returns
+-- the probes' latencies and a count of the POSTs' statuses.
+local function probe_under_load(get, port, path, inflight, seconds)
+  local conns, statuses, lat, seq = {}, {}, {}, 0
+  local function open()
+    seq = seq + 1
+    local c = assert(socket.connect("127.0.0.1", port))
+    local body = '{"n":' .. seq .. ',"items":[{"sku":"A-1","qty":2}]}'
+    assert(c:send(string.format("POST %s?wf=wf-%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+                                path, seq % 7, #body, body)))
+    c:settimeout(0)
+    conns[#conns + 1] = { sock = c, buf = {} }
+  end
+  local t0 = core.now()
+  for _ = 1, inflight do open() end
+  while true do
+    local i = 1
+    while i <= #conns do
+      local c = conns[i]
+      local data, err, partial = c.sock:receive(8192)
+      local got = data or partial
+      if got and #got > 0 then c.buf[#c.buf + 1] = got end
+      if err == "closed" then
+        c.sock:close()
+        local status = table.concat(c.buf):match("^HTTP/1%.1 (%d+)") or "none"
+        statuses[status] = (statuses[status] or 0) + 1
+        table.remove(conns, i)
+        if core.now() - t0 < seconds then open() end
+      else
+        i = i + 1
+      end
+    end
+    if #conns == 0 then break end
+    local st, dt = get("/health")
+    assert.equal(200, st)
+    lat[#lat + 1] = dt
+    assert(core.now() - t0 < seconds + 30, "POSTs to " .. path .. " not answered in 30 s")
+    socket.select(nil, nil, 0.0005)
+  end
+  return lat, statuses
+end
+
+local function pct(lat, p) return lat[math.max(1, math.ceil(#lat * p))] end
+
+-- The limits of spec/nginx/nginx_test.lua's judge: p90 (most probes: a blocking path shows
+-- there) within 2 x the control's + 5 ms, p99 within 3 x the control's + 20 ms (the tail is
+-- where scheduling noise lives on a busy machine).
+local function judge(lat, ctl)
+  table.sort(lat)
+  table.sort(ctl)
+  local p90, c90, p99, c99 = pct(lat, 0.9), pct(ctl, 0.9), pct(lat, 0.99), pct(ctl, 0.99)
+  local limit90, limit99 = 2 * c90 + 0.005, 3 * c99 + 0.020
+  local ms = function(x) return x * 1000 end
+  return p90 <= limit90 and p99 <= limit99,
+    string.format("p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms over %d probes; control p50 %.2f, p90 %.2f, p99 %.2f ms " ..
+                  "over %d; limits p90 <= %.2f ms, p99 <= %.2f ms",
+                  ms(pct(lat, 0.5)), ms(p90), ms(p99), ms(lat[#lat]), #lat, ms(pct(ctl, 0.5)), ms(c90), ms(c99), #ctl,
+                  ms(limit90), ms(limit99))
+end
+
+local function metric(get_body, name)
+  return tonumber(get_body():match("\nlittlehorse_outbox_" .. name .. " ([%d.e+-]+)"))
+end
+
+describe("nginx: examples/nginx/outbox.conf does not block its worker", function()
+  it("answers /health while webhooks are stored and deliveries fail and retry (LittleHorse down), against a control", function()
+    local obdir = io.popen("mktemp -d /tmp/lh-nginx-obh-db.XXXXXX"):read("*l")
+    assert(sh("chmod 777 " .. q(obdir)))
+    local n = start_nginx("127.0.0.1:" .. free_port(), obdir .. "/webhooks.db") -- nothing listens there
+    finally(function()
+      n.stop()
+      sh("rm -rf " .. q(obdir))
+    end)
+    local get = prober(n.port)
+    assert(wait_for(function() return pcall(get, "/health") end, 5), "nginx does not answer")
+    local function metrics()
+      local conn = assert(socket.connect("127.0.0.1", n.port))
+      conn:settimeout(10)
+      assert(conn:send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+      local body = conn:receive("*a") or ""
+      conn:close()
+      return body
+    end
+    -- warm: the first webhooks start the wake reader and the channel's first connection attempt
+    local _, warm = probe_under_load(get, n.port, "/webhook", 4, 0.3)
+    assert.is_true((warm["202"] or 0) > 0, "no webhook accepted: " .. n.log())
+    local retries0 = metric(metrics, "retries_total")
+
+    -- rounds alternate, so that both sides see the same machine
+    local lat, ctl, accepted = {}, {}, 0
+    for _ = 1, 3 do
+      local l, s = probe_under_load(get, n.port, "/webhook", 20, 1.5)
+      for k, v in pairs(s) do assert.equal("202", k, v .. " webhooks answered " .. k .. "\n" .. n.log()) end
+      accepted = accepted + (s["202"] or 0)
+      for _, v in ipairs(l) do lat[#lat + 1] = v end
+      local c, cs = probe_under_load(get, n.port, "/hold", 20, 1.5)
+      assert.same({ ["202"] = cs["202"] }, cs)
+      for _, v in ipairs(c) do ctl[#ctl + 1] = v end
+    end
+    local ok, figures = judge(lat, ctl)
+    print("\n    /health with 20 webhooks in flight, LittleHorse down: " .. figures)
+    -- the deliverer was busy all along: records claimed, sent, failed and retried
+    local retries = metric(metrics, "retries_total") - retries0
+    print(string.format("    %d webhooks accepted, %d failed delivery attempts meanwhile", accepted, retries))
+    assert.is_true(#lat >= 300 and #ctl >= 300, "too few probes: " .. #lat .. ", " .. #ctl)
+    assert.is_true(accepted >= 300, accepted .. " webhooks accepted")
+    assert.is_true(retries >= 1000, retries .. " failed delivery attempts: the deliverer was not busy")
+    assert.is_true(ok, figures)
+
+    -- the check is real: a handler that holds the worker for 10 ms per request fails it
+    local spun, ss = probe_under_load(get, n.port, "/spin", 20, 1)
+    assert.same({ ["202"] = ss["202"] }, ss)
+    local blocks, bfigures = judge(spun, ctl)
+    print("    /health with 20 requests in flight that hold the worker 10 ms each: " .. bfigures)
+    assert.is_false(blocks, "the check did not notice a blocked worker: " .. bfigures)
+    for line in n.log():gmatch("[^\n]+") do
+      assert.is_nil(line:find("%[alert%]") or line:find("%[crit%]") or line:find("%[emerg%]"), line)
+    end
+  end)
+end)
