@@ -441,6 +441,35 @@ if next(nginx) then
           acc, ans, verdict(acc >= ans and errs == 0))
     end
   end
+  -- bench/nginx/outbox_health.sh: the outbox example under webhook load, LittleHorse down
+  local oh, oc = by_rep("ob-health", "p99_us"), by_rep("ob-control", "p99_us")
+  local ohs, ocs, diff = {}, {}, {}
+  for rep, v in pairs(oh) do
+    if oc[rep] then
+      ohs[#ohs + 1], ocs[#ocs + 1], diff[#diff + 1] = v / 1e3, oc[rep] / 1e3, (v - oc[rep]) / 1e3
+    end
+  end
+  local ob_errs = errors_of("ob-load") + errors_of("ob-health") + errors_of("ob-control")
+  local ob_meta = (nginx["ob-meta"] or {})[1]
+  if #ohs > 0 then
+    local rates = {}
+    for _, r in ipairs(nginx["ob-load"] or {}) do rates[#rates + 1] = tonumber(r.requests) / tonumber(r.secs) end
+    say("  examples/nginx/outbox.conf (2 workers), LittleHorse %s, %s POST /webhook in flight (each answered once durable:",
+        ob_meta and ob_meta.server or "down", ob_meta and ob_meta.conns or "?")
+    say("    %.0f webhooks/s), median [min-max] over %d rounds; control = the same nginx, no load, same round:",
+        median(rates) or 0, #ohs)
+    local v, spread = med_spread(ohs)
+    say("%-" .. LW .. "s %7s %6.3f ms %-10s %s%s", "    GET /health p99 meanwhile (median of the rounds)", "< 5", v, spread,
+        verdict(v < 5 and ob_errs == 0), ob_errs > 0 and ("  ERRORS: " .. ob_errs) or "")
+    local cv, cspread = med_spread(ocs)
+    local dv, dspread = med_spread(diff)
+    say("    control /health p99 %.3f ms %s; loaded minus control, per round, %.3f ms %s", cv, cspread, dv, dspread)
+    if nginx["ob-log"] then say("  outbox nginx error.log has [error]/[alert]/[crit]/[emerg] lines: see build/bench/nginx-outbox/nginx/logs") end
+  else
+    na_count = na_count + 1
+    say("%-" .. LW .. "s %7s  n/a%s", "  /health p99, outbox example, webhooks in flight, LittleHorse down", "< 5",
+        nginx["ob-failed"] and " (bench/nginx/outbox_health.sh failed)" or "")
+  end
   if nginx.log then say("  nginx error.log has [error]/[alert]/[crit]/[emerg] lines: see build/bench/nginx/*/logs") end
 end
 

@@ -23,6 +23,7 @@
 #   BENCH_LEAK_CALLS=10000 BENCH_CALLS=5000 (callgrind, per mode) BENCH_PIN=1 (0: unpinned)
 #   BENCH_NGINX_REPS=5 BENCH_NGINX_SLOW_REPS=3 BENCH_NGINX_SECONDS=2 BENCH_NGINX_OUTBOX_CONNS=64
 #   BENCH_NGINX_RT=1 (SCHED_FIFO)
+#   BENCH_OB_REPS=3 BENCH_OB_CONNS=20 BENCH_OB_SERVER=down|hung (bench/nginx/outbox_health.sh)
 #   BENCH_SKIP="luajit js py instructions nginx rss leak convert outbox" (skip parts)
 #   BENCH_NICE=-5 (run the clients and the dev server under `nice -n N`)
 set -eu

@@ -110,7 +110,6 @@ for rep in $(seq 1 "$REPS"); do
         "http://127.0.0.1:$PORT/webhook?wf=bench-ob" >"$B/load.out" 2>&1 &
       LOAD_PID=$!
       sleep 1
-      [ -z "${BENCH_OB_HOOK:-}" ] || NGINX_PID=$NGINX_PID PORT=$PORT sh -c "$BENCH_OB_HOOK" >&2 &
       echo "NGINX kind=ob-health rep=$rep $(wrk_health "$SECS")"
       wait "$LOAD_PID" || { cat "$B/load.out" >&2; exit 1; }
       LOAD_PID=""

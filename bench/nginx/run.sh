@@ -13,6 +13,8 @@
 #      with as many connections, and one LuaJIT process doing the handler's work (decode, post
 #      into an outbox file) with as many posts outstanding (bench/nginx/outbox_plain.lua);
 #      BENCH_NGINX_REPS rounds, order rotated; nginx and the plain process on CPU 0, wrk on CPU 1.
+#   4. /health p99 in examples/nginx/outbox.conf with webhooks in flight and LittleHorse down,
+#      against a no-load control: bench/nginx/outbox_health.sh (its own nginx and logs).
 # nginx is pinned to CPU 0, the dev server to CPU 1; the clients to CPU 0 in 1 (as in the Lua
 # rows) and to CPU 1 in 2, where they would otherwise take CPU from the worker they measure
 # (BENCH_PIN=0: unpinned). BENCH_NGINX_RT=1 (root): every process of these rows, nginx and its
@@ -176,6 +178,8 @@ accepted=$(/usr/bin/python3 -c "import urllib.request as u, re
 t = u.urlopen('http://127.0.0.1:$PORT/metrics', timeout=10).read().decode()
 print(re.search(r'^littlehorse_outbox_accepted_total (\S+)', t, re.M).group(1).split('.')[0])")
 echo "NGINX kind=outbox-check accepted=$accepted answered=$answered conns=$OB_CONNS"
+# ---- 4. /health in the outbox example, webhooks in flight, LittleHorse down ---------------
+sh bench/nginx/outbox_health.sh || echo "NGINX kind=ob-failed rc=$?"
 
 # [error] too: a refused wake directory (one) silently turns the wait into ngx.sleep polling
 if grep -E '\[(error|alert|crit|emerg)\]' "$B"/*/logs/error.log >&2; then echo "NGINX kind=log alerts=1"; fi
