@@ -195,20 +195,21 @@ end
 
 local function pct(lat, p) return lat[math.max(1, math.ceil(#lat * p))] end
 
--- The limits of spec/nginx/nginx_test.lua's judge: p90 (most probes: a blocking path shows
--- there) within 2 x the control's + 5 ms, p99 within 3 x the control's + 20 ms (the tail is
--- where scheduling noise lives on a busy machine).
+-- The limits of spec/nginx/nginx_test.lua's judge, p90 within 2 x the control's + 5 ms and p99
+-- within 3 x the control's + 20 ms (the tail is where scheduling noise lives on a busy
+-- machine), and one on the median, p50 within 2 x the control's + 2 ms: a worker that waits
+-- for the writer's fsync on every post (about 1-5 ms each here) shows there first.
 local function judge(lat, ctl)
   table.sort(lat)
   table.sort(ctl)
-  local p90, c90, p99, c99 = pct(lat, 0.9), pct(ctl, 0.9), pct(lat, 0.99), pct(ctl, 0.99)
-  local limit90, limit99 = 2 * c90 + 0.005, 3 * c99 + 0.020
+  local p50, c50, p90, c90, p99, c99 = pct(lat, 0.5), pct(ctl, 0.5), pct(lat, 0.9), pct(ctl, 0.9), pct(lat, 0.99), pct(ctl, 0.99)
+  local limit50, limit90, limit99 = 2 * c50 + 0.002, 2 * c90 + 0.005, 3 * c99 + 0.020
   local ms = function(x) return x * 1000 end
-  return p90 <= limit90 and p99 <= limit99,
+  return p50 <= limit50 and p90 <= limit90 and p99 <= limit99,
     string.format("p50 %.2f, p90 %.2f, p99 %.2f, max %.2f ms over %d probes; control p50 %.2f, p90 %.2f, p99 %.2f ms " ..
-                  "over %d; limits p90 <= %.2f ms, p99 <= %.2f ms",
-                  ms(pct(lat, 0.5)), ms(p90), ms(p99), ms(lat[#lat]), #lat, ms(pct(ctl, 0.5)), ms(c90), ms(c99), #ctl,
-                  ms(limit90), ms(limit99))
+                  "over %d; limits p50 <= %.2f, p90 <= %.2f, p99 <= %.2f ms",
+                  ms(p50), ms(p90), ms(p99), ms(lat[#lat]), #lat, ms(c50), ms(c90), ms(c99), #ctl,
+                  ms(limit50), ms(limit90), ms(limit99))
 end
 
 local function metric(get_body, name)
