@@ -106,6 +106,62 @@ describe("async calls", function()
     assert.is_false(fd_readable(fd))
   end)
 
+  -- The eventfds this process has open (their fd numbers, as strings).
+  local function eventfds()
+    local set = {}
+    local p = io.popen("ls -l /proc/$PPID/fd 2>/dev/null") -- sh -c: its parent is this process
+    for line in p:lines() do
+      local fd = line:match(" (%d+) %-> anon_inode:%[eventfd%]")
+      if fd then set[fd] = true end
+    end
+    p:close()
+    return set
+  end
+
+  it("fd() asked for after calls finished is readable at once, for those calls", function()
+    local c = lh.client { host = "127.0.0.1", port = srv.port }
+    local h = c:put_external_event_async { wf_run_id = "late-fd", external_event_def_name = DEF, content = 1 }
+    local t0 = core.now()
+    while not h:done() and core.now() - t0 < 5 do core.sleep(0.002) end -- inline: done() drives
+    assert.is_true(h:done())
+    local fd = c:fd()
+    assert.is_true(fd_readable(fd))
+    assert.equal(1, assert(h:wait(0)).content)
+    assert.is_false(fd_readable(fd))
+    -- and later calls signal it as usual
+    local h2 = c:put_external_event_async { wf_run_id = "late-fd", external_event_def_name = DEF, content = 2 }
+    t0 = core.now()
+    while not fd_readable(fd) and core.now() - t0 < 5 do core.sleep(0.002) end
+    assert.is_true(fd_readable(fd))
+    assert.equal(2, assert(h2:wait(0)).content)
+    assert.is_false(fd_readable(fd))
+    c:close()
+  end)
+
+  it("a completion thread started without fd() (as under nginx) never signals the eventfd", function()
+    local c = lh.client { host = "127.0.0.1", port = srv.port }
+    local cc = c._core
+    local before = eventfds()
+    cc:_completion_thread()
+    local efd
+    for fd in pairs(eventfds()) do if not before[fd] then efd = fd end end
+    assert.is_truthy(efd, "the client's engine made an eventfd")
+    local hs = {}
+    for i = 1, 5 do hs[i] = c:put_external_event_async { wf_run_id = "no-fd", external_event_def_name = DEF, content = i } end
+    local t0 = core.now()
+    for _, h in ipairs(hs) do
+      while not h:done() and core.now() - t0 < 5 do core.sleep(0.002) end
+      assert.is_true(h:done())
+    end
+    assert.is_false(fd_readable(tonumber(efd))) -- finished, not collected, and nobody asked for the fd
+    -- asking for it now makes it readable for those calls
+    assert.equal(tonumber(efd), c:fd())
+    assert.is_true(fd_readable(tonumber(efd)))
+    for i, h in ipairs(hs) do assert.equal(i, assert(h:wait(0)).content) end
+    assert.is_false(fd_readable(tonumber(efd)))
+    c:close()
+  end)
+
   it("runs 50 delayed calls concurrently, not one after another", function()
     local t0 = core.now()
     local hs = {}

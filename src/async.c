@@ -50,7 +50,7 @@ static void done_remove_locked(lh_engine *e, lh_pending *p) {
   e->ndone--;
 }
 
-/* Make the eventfd readable (threaded mode: finished calls wait for poll()). */
+/* Make the eventfd readable (someone watches it: finished calls wait for poll()). */
 static void signal_efd(lh_engine *e) {
   uint64_t one = 1;
   ssize_t w = write(e->efd, &one, sizeof one);
@@ -89,7 +89,7 @@ static void on_event(lh_engine *e, grpc_event ev) {
   list_push(&e->done, p);
   p->in_done_list = 1;
   e->ndone++;
-  if (was_empty && e->threaded) signal_efd(e);
+  if (was_empty && e->efd_wanted) signal_efd(e);
   pthread_cond_broadcast(&e->cv);
   pthread_mutex_unlock(&e->mu);
   lh_wake_post(id); /* after done is set: a waiter that saw it unset gets this wake-up */
@@ -132,9 +132,17 @@ int lh_engine_start_thread(lh_engine *e) {
   if (rc != 0) return 0;
   pthread_mutex_lock(&e->mu);
   e->threaded = 1;
-  if (e->ndone > 0) signal_efd(e); /* completions collected inline but not yet polled */
   pthread_mutex_unlock(&e->mu);
   return 1;
+}
+
+void lh_engine_want_fd(lh_engine *e) {
+  pthread_mutex_lock(&e->mu);
+  if (!e->efd_wanted) {
+    e->efd_wanted = 1;
+    if (e->ndone > 0) signal_efd(e); /* calls that finished before, not yet polled */
+  }
+  pthread_mutex_unlock(&e->mu);
 }
 
 lh_engine *lh_engine_new(void) {
@@ -244,7 +252,7 @@ int lh_pending_wait(lh_pending *p, double timeout) {
 }
 
 static void drain_efd_locked(lh_engine *e) {
-  if (e->ndone == 0) {
+  if (e->ndone == 0 && e->efd_wanted) {
     uint64_t v;
     ssize_t r = read(e->efd, &v, sizeof v);
     (void)r; /* EAGAIN when already drained */

@@ -2,9 +2,11 @@
  * calls to a "done" list. Made lazily on a client's first async call, in one of two modes:
  * - inline (the default): the Lua thread takes completions off the queue itself, inside
  *   wait(), done() and poll(); no extra thread and no cross-thread hand-off per call;
- * - threaded (from the first client:fd() or wake-up use): a background thread drains the
- *   queue and makes an eventfd readable, so a host's own event loop (luv, cqueues, a game's
- *   select/epoll, nginx) can wait for completions without spinning.
+ * - threaded (from the first client:fd(), or littlehorse.resty's use of the wake channel): a
+ *   background thread drains the queue, so a host's own event loop (luv, cqueues, a game's
+ *   select/epoll, nginx) can wait for completions without spinning. Its eventfd is made
+ *   readable only once someone asked for it (client:fd()): nginx waits on the wake channel
+ *   (wake.h) instead, and an eventfd nobody reads would cost a write and a read per call.
  *
  * Lifetimes: an lh_pending (one call) is shared by its Lua handle and the engine, and an
  * engine by its client and its pendings; each is freed by whoever drops the last reference,
@@ -38,7 +40,9 @@ struct lh_engine {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int efd;                       /* eventfd: readable while the done list is not empty */
+  int efd;                       /* eventfd: readable while the done list is not empty, once
+                                  * efd_wanted (before that it is never written or read) */
+  int efd_wanted;                /* client:fd() was asked for; set under mu */
   int refs;                      /* the client's + one per live pending */
   int stopping;
   int threaded;                  /* a thread drains the queue (else the Lua thread, inline) */
@@ -54,6 +58,9 @@ lh_engine *lh_engine_new(void);
 /* Switch to threaded mode (idempotent); 0 if the thread cannot be started. Only from the
  * thread that otherwise drives the engine inline. */
 int lh_engine_start_thread(lh_engine *e);
+/* From now on keep e->efd readable while the done list is not empty (idempotent): it is made
+ * readable at once when calls finished before this wait to be polled. */
+void lh_engine_want_fd(lh_engine *e);
 /* The client lets go: cancel calls in flight, stop the thread, and drop the client's
  * reference. Joins the thread, which ends as soon as the cancelled calls complete. */
 void lh_engine_close(lh_engine *e);
@@ -75,7 +82,7 @@ void lh_pending_cancel(lh_pending *p);
  * then take up to max pendings off it into out, dropping the engine's references: each is
  * then kept alive by its handle only, so out[] may be used as keys to find handles, not
  * dereferenced after a handle may have been collected. Returns how many. Drains the eventfd
- * when the list empties. */
+ * (when wanted) as the list empties. */
 size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max);
 
 /* A new process-unique id (calls, HTTP jobs and outbox jobs share the sequence, and so the

@@ -407,8 +407,18 @@ static int client_fd(lua_State *L) {
   lh_client *cl = check_client(L);
   lh_engine *e = client_engine(L, cl);
   if (!lh_engine_start_thread(e)) return luaL_error(L, "littlehorse: could not start the completion thread");
+  lh_engine_want_fd(e);
   lua_pushinteger(L, e->efd);
   return 1;
+}
+
+/* client:_completion_thread(): start the completion thread without the fd (internal: for
+ * littlehorse.resty, whose waiters are woken through the wake channel, wake.h). */
+static int client_completion_thread(lua_State *L) {
+  lh_client *cl = check_client(L);
+  if (!lh_engine_start_thread(client_engine(L, cl)))
+    return luaL_error(L, "littlehorse: could not start the completion thread");
+  return 0;
 }
 
 static int client_in_flight(lua_State *L) {
@@ -512,6 +522,7 @@ static const luaL_Reg methods[] = {
   { "put_correlated_event_packed_async", put_correlated_event_packed_async },
   { "poll", client_poll },
   { "fd", client_fd },
+  { "_completion_thread", client_completion_thread },
   { "in_flight", client_in_flight },
   { "target", client_target },
   { "timeout", client_timeout },

@@ -300,13 +300,14 @@ function M._await(job, limit)
   return job:wait(0)
 end
 
--- C clients whose completion thread runs (client:fd() starts it; wake-ups come from it).
+-- C clients whose completion thread runs (started without the eventfd, which nobody here reads;
+-- wake-ups come from the thread, through the wake channel).
 local threaded = setmetatable({}, { __mode = "k" })
 
 --- Start `start(c, req, opts)` (a C *_async method) and await it.
 function M._call(c, start, req, opts)
   if not threaded[c] and M.strategy == "wake" and start_reader() then
-    c:fd()
+    c:_completion_thread()
     threaded[c] = true
   end
   local handle, err, code = start(c, req, opts)
