@@ -35,6 +35,12 @@ local function content()
     function() return len_field(2, '{"amount":42,"approved":true,"note":"benchmark"}') end,
     function() return len_field(3, '[1,2.5,"x",null,{"a":[]}]') end,
     function() return len_field(2, '{not json') end,
+    -- the JSON kinds the reader takes itself, and shapes near them it leaves to protobuf-c
+    function() return len_field(3, '') end,
+    function() return len_field(2, '{"a":"x\0y"}') end,
+    function() return len_field(2, '{"a":1}') .. len_field(3, '[2]') end, -- two members: the last wins
+    function() return len_field(3, '[1]') .. varint_field(7, 5) end,
+    function() return len_field(2, '{"k":[[],{}]}') .. varint_field(30, 1) end, -- an unknown field
     function() return key(4, 1) .. rt.double_bytes(rnd() * 1e6) end,
     function() return varint_field(5, rnd(0, 1)) end,
     function() return len_field(6, text()) end,

@@ -9,8 +9,9 @@
  * bytes) is left to the generic decoder in messages.c, so both give the same table for every
  * input they share (spec/event_reader_spec.lua compares them), and the generic one keeps
  * deciding what is refused. Strings are pushed whole, NUL bytes included, as the generic
- * decoder pushes them. The content (a VariableValue, with 13 shapes) is still unpacked by
- * protobuf-c: only the envelope is read here. */
+ * decoder pushes them. The content (a VariableValue, with 13 shapes) is read here too when it
+ * is JSON text (json_obj or json_arr as its only field, the usual event content); any other
+ * shape is unpacked by protobuf-c. */
 #include <string.h>
 #include "event_reader.h"
 #include "pbwire.h"
@@ -137,6 +138,17 @@ static int read_timestamp(const span *s, int64_t *seconds, int32_t *nanos) {
   return 1;
 }
 
+/* A VariableValue whose only field is json_obj (2) or json_arr (3): its text into *text,
+ * and the kind. Anything else (other members, several fields, unknown ones): 0. */
+static int read_json_content(const span *s, span *text, const char **kind) {
+  const uint8_t *p = s->p, *end = p + s->n;
+  unsigned f, w;
+  if (!next_key(&p, end, &f, &w) || w != 2 || (f != 2 && f != 3) || !take_span(&p, end, text) || p != end)
+    return 0;
+  *kind = f == 2 ? "JSON_OBJ" : "JSON_ARR";
+  return 1;
+}
+
 int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_context *c) {
   const uint8_t *p = bytes, *end = bytes + len;
   span id = { 0 }, created = { 0 }, content = { 0 };
@@ -163,9 +175,12 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
   if (id.set && !read_event_id(id.p, id.n, &eid)) return LH_READ_GENERIC;
   if (created.set && !read_timestamp(&created, &seconds, &nanos)) return LH_READ_GENERIC;
 
-  /* The content goes through protobuf-c, with its depth checked first (see messages.c). */
+  /* JSON content is read here; any other goes through protobuf-c, with its depth checked
+   * first (see messages.c). */
   Littlehorse__VariableValue *vv = NULL;
-  if (content.set) {
+  span json = { 0 };
+  const char *json_kind = NULL;
+  if (content.set && !read_json_content(&content, &json, &json_kind)) {
     if (!lh_pb_depth_ok(&littlehorse__variable_value__descriptor, content.p, content.n, 2))
       return LH_READ_GENERIC;
     lh_arena_reset(&c->arena);
@@ -194,8 +209,13 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
     lh_timestamp_push(L, seconds, nanos);
     lua_setfield(L, -2, "created_at");
   }
-  const char *kind = lh_value_kind(vv);
-  if (kind) {
+  const char *kind = json_kind ? json_kind : lh_value_kind(vv);
+  if (json_kind) {
+    lh_value_push_json(L, (const char *)json.p, json.n, json_kind);
+    lua_setfield(L, -2, "content");
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "content_type");
+  } else if (kind) {
     lh_value_push(L, &c->arena, vv, 0);
     lua_setfield(L, -2, "content");
     lua_pushstring(L, kind);

@@ -517,7 +517,7 @@ typedef struct dec {
   char *err;
   size_t errlen;
   int build;   /* push the Lua value; 0: only check the text (lh_json_check) */
-  int mt;      /* stack index of the array metatable */
+  int mt;      /* stack index of the array metatable (nil until the first array) */
   int depth;
   unsigned char sbuf[2048]; /* strings with escapes are unescaped here (or in a userdata) */
 } dec;
@@ -761,6 +761,10 @@ static int parse_value(dec *d);
 /* Pop the n values above `first` (a stack index) into a new array table at index `first`. */
 static void array_from_stack(dec *d, int first, int n) {
   lua_State *L = d->L;
+  if (lua_isnil(L, d->mt)) { /* the first array of the text: look the metatable up now */
+    lh_json_push_array_mt(L);
+    lua_replace(L, d->mt);
+  }
   lua_createtable(L, n, 0);
   lua_pushvalue(L, d->mt);
   lua_setmetatable(L, -2);
@@ -905,7 +909,7 @@ static int decode(lua_State *L, const char *text, size_t len, char *err, size_t 
   if (build) {
     /* Per nesting level: the container and (in objects) a key; plus scratch. */
     if (!lua_checkstack(L, 2 * LH_JSON_MAX_DEPTH + 20)) no_memory(L);
-    lh_json_push_array_mt(L);
+    lua_pushnil(L); /* the array metatable's slot: a registry lookup only when an array comes */
     d.mt = base + 1;
   }
   d.p = skip_ws(d.start, d.end);

@@ -495,9 +495,8 @@ static void push_typed(lua_State *L, const char *kind) {
   lua_setmetatable(L, -2);
 }
 
-static void push_json(lua_State *L, const lh_arena *a, const char *text, const char *kind) {
+void lh_value_push_json(lua_State *L, const char *text, size_t n, const char *kind) {
   char err[160];
-  size_t n = lh_arena_pb_strlen(a, text);
   if (lh_json_decode(L, text, n, err, sizeof err)) return;
   /* The real server keeps malformed JSON as sent; hand it back as raw text, typed. */
   push_typed(L, kind);
@@ -505,6 +504,10 @@ static void push_json(lua_State *L, const lh_arena *a, const char *text, const c
   lua_setfield(L, -2, "value");
   lua_pushstring(L, err);
   lua_setfield(L, -2, "error");
+}
+
+static void push_json(lua_State *L, const lh_arena *a, const char *text, const char *kind) {
+  lh_value_push_json(L, text, lh_arena_pb_strlen(a, text), kind);
 }
 
 void lh_value_push(lua_State *L, const lh_arena *a, const Littlehorse__VariableValue *vv, int null_marker) {

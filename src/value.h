@@ -49,6 +49,9 @@ const char *lh_text_field(lua_State *L, lh_context *c, int idx, const lh_path *p
  * is set, for items of native arrays, maps and structs, where nil cannot be stored; there,
  * bytes come back as lh.bytes(s), since no content_type tells them from strings). */
 void lh_value_push(lua_State *L, const lh_arena *a, const Littlehorse__VariableValue *vv, int null_marker);
+/* Push a JSON_OBJ / JSON_ARR member's text[0..n) (kind names it) as lh_value_push does: the
+ * decoded value, or, for text that is not JSON, the typed raw text with its error. */
+void lh_value_push_json(lua_State *L, const char *text, size_t n, const char *kind);
 void lh_wf_run_id_push(lua_State *L, const lh_arena *a, const Littlehorse__WfRunId *id);
 
 /* The kind of a VariableValue ("STR", "JSON_OBJ", ...), or NULL when unset. */
