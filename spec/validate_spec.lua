@@ -86,6 +86,11 @@ describe("validate", function()
            "bad argument #2 to 'put_external_event' (validate: expected a boolean, got string)")
     raises(function() plain:put_external_event_async({ wf_run_id = "w", external_event_def_name = "count" }, { validate = true }) end,
            "bad argument #2 to 'put_external_event_async' (validate: an async call does not validate")
+    raises(function() plain:put_correlated_event_async({ key = "k", external_event_def_name = "count" }, { validate = false }) end,
+           "bad argument #2 to 'put_correlated_event_async' (validate: an async call does not validate (the blocking "
+           .. "put_correlated_event does))")
+    raises(function() plain:put_external_event_packed_async("", { validate = true }) end,
+           "bad argument #2 to 'put_external_event_packed_async' (validate: unknown call option")
     raises(function() plain:get_external_event({ wf_run_id = "w", external_event_def_name = "count", guid = "g" }, { validate = true }) end,
            "(validate: unknown call option")
     raises(function() lh.client { port = srv.port, validate = "always" } end,

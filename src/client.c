@@ -64,9 +64,16 @@ static int option_name(lua_State *L, int k) {
  * valid one (a typo such as `timout` would otherwise be ignored in silence). `retry` gets
  * its own message: the Lua client's puts and posts take it, and never pass it on to the C
  * call. */
-static void unknown_call_opt(lua_State *L, int idx, const lh_path *root, int async) {
+static void unknown_call_opt(lua_State *L, int idx, const lh_path *root, const lh_rpc *r, int async) {
   static const char *const sync_names[] = { "timeout", "metadata", "reply", NULL };
   static const char *const async_names[] = { "timeout", "metadata", "reply", "on_done", NULL };
+  /* The Lua client's blocking puts take `validate`; their async forms say so here (read raw,
+   * as every option), which spares the Lua wrapper a check of its own on every call. */
+  if (async && lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "validate") == 0
+      && (strcmp(r->method, "put_external_event") == 0 || strcmp(r->method, "put_correlated_event") == 0)) {
+    lh_path pv = lh_path_field(root, "validate", 8);
+    lh_path_error(L, &pv, "an async call does not validate (the blocking %s does)", r->method);
+  }
   if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "retry") == 0) {
     lh_path pr = lh_path_field(root, "retry", 5);
     lh_path_error(L, &pr, "%s does not retry: the littlehorse client's blocking puts and posts "
@@ -150,7 +157,7 @@ static void read_call_opts(lua_State *L, lh_client *cl, const lh_rpc *r, int asy
       lua_replace(L, md);
       break;
     default:
-      unknown_call_opt(L, 3, &root, async);
+      unknown_call_opt(L, 3, &root, r, async);
     }
     lua_pop(L, 1);
   }
