@@ -59,6 +59,7 @@ void lh_call_init(lh_call_state *st) {
   st->call = NULL;
   st->send = st->recv = NULL;
   st->started = 0;
+  st->released = 0;
   st->status = GRPC_STATUS_UNKNOWN;
   st->details = grpc_empty_slice();
   grpc_metadata_array_init(&st->initial_md);
@@ -111,6 +112,8 @@ int lh_call_start(lh_call_state *st, grpc_channel *ch, grpc_completion_queue *cq
 }
 
 void lh_call_discard(lh_call_state *st) {
+  if (st->released) return;
+  st->released = 1;
   if (st->recv) grpc_byte_buffer_destroy(st->recv);
   if (st->send) grpc_byte_buffer_destroy(st->send);
   st->recv = st->send = NULL;

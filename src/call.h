@@ -29,6 +29,8 @@ typedef struct lh_call_state {
   grpc_status_code status;
   grpc_slice details;
   int started;
+  int released;  /* lh_call_discard ran: nothing is left to release (it runs again when the
+                  * pending is freed after lh_call_finish, and then returns at once) */
 } lh_call_state;
 
 /* The monotonic-clock time `seconds` from now (a call's deadline, a queue wait's limit). */
