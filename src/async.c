@@ -24,6 +24,14 @@ static void list_push(lh_pending *s, lh_pending *p) {
   s->prev = p;
 }
 
+/* The engine's lock, taken only once a thread other than the Lua thread can touch it (the
+ * completion thread). Until then the Lua thread, which alone drives an inline engine, is the
+ * only one to read or change it: an uncontended lock and unlock, some ten pairs per call, for
+ * nothing. Only the Lua thread changes `threaded` (lh_engine_start_thread, before the thread
+ * is made), so a lock taken here is always released by the matching UNLOCK. */
+#define LOCK(e) do { if ((e)->threaded) pthread_mutex_lock(&(e)->mu); } while (0)
+#define UNLOCK(e) do { if ((e)->threaded) pthread_mutex_unlock(&(e)->mu); } while (0)
+
 /* The process-wide id sequence (C state, not Lua state). */
 static uint64_t next_id;
 
@@ -39,7 +47,7 @@ static void engine_free(lh_engine *e) {
 /* Drop one reference on e; call with e->mu held; unlocks it (and frees e if last). */
 static void engine_unref_locked(lh_engine *e) {
   int last = --e->refs == 0;
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   if (last) engine_free(e);
 }
 
@@ -61,7 +69,7 @@ static void signal_efd(lh_engine *e) {
 static void pending_unref_locked(lh_pending *p) {
   lh_engine *e = p->engine;
   if (--p->refs > 0) {
-    pthread_mutex_unlock(&e->mu);
+    UNLOCK(e);
     return;
   }
   if (p->in_done_list) done_remove_locked(e, p);
@@ -75,7 +83,7 @@ static void pending_unref_locked(lh_pending *p) {
 static void on_event(lh_engine *e, grpc_event ev) {
   lh_pending *p = ev.tag;
   uint64_t id = p->id;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   p->done = 1;
   p->ok = ev.success;
   list_unlink(p);
@@ -91,7 +99,7 @@ static void on_event(lh_engine *e, grpc_event ev) {
   e->ndone++;
   if (was_empty && e->efd_wanted) signal_efd(e);
   pthread_cond_broadcast(&e->cv);
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   lh_wake_post(id); /* after done is set: a waiter that saw it unset gets this wake-up */
 }
 
@@ -126,23 +134,26 @@ int lh_engine_start_thread(lh_engine *e) {
   if (e->threaded) return 1;
   sigset_t all, old;
   sigfillset(&all);
+  /* Set before the thread exists (pthread_create orders it before anything the thread does):
+   * from here on every access to the engine takes the lock (see LOCK). */
+  e->threaded = 1;
   pthread_sigmask(SIG_BLOCK, &all, &old); /* the host's signals stay with the host's threads */
   int rc = pthread_create(&e->thread, NULL, engine_thread, e);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) return 0;
-  pthread_mutex_lock(&e->mu);
-  e->threaded = 1;
-  pthread_mutex_unlock(&e->mu);
+  if (rc != 0) {
+    e->threaded = 0;
+    return 0;
+  }
   return 1;
 }
 
 void lh_engine_want_fd(lh_engine *e) {
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   if (!e->efd_wanted) {
     e->efd_wanted = 1;
     if (e->ndone > 0) signal_efd(e); /* calls that finished before, not yet polled */
   }
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
 }
 
 lh_engine *lh_engine_new(void) {
@@ -165,11 +176,11 @@ lh_engine *lh_engine_new(void) {
 }
 
 void lh_engine_close(lh_engine *e) {
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   e->stopping = 1;
   for (lh_pending *p = e->live.next; p != &e->live; p = p->next)
     if (p->st.call) grpc_call_cancel(p->st.call, NULL);
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   /* Every call in flight was cancelled, so its completion is immediate; the queue then
    * reports shutdown and the thread (or this inline drain) ends. */
   grpc_completion_queue_shutdown(e->cq);
@@ -177,7 +188,7 @@ void lh_engine_close(lh_engine *e) {
   else engine_thread(e); /* the same drain, on this thread */
   grpc_completion_queue_destroy(e->cq);
   e->cq = NULL;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   pthread_cond_broadcast(&e->cv);
   engine_unref_locked(e);
 }
@@ -188,23 +199,23 @@ lh_pending *lh_pending_new(lh_engine *e) {
   p->engine = e;
   p->refs = 2;
   p->id = lh_async_new_id();
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   e->refs++;
   list_push(&e->live, p);
   e->nlive++;
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   return p;
 }
 
 void lh_engine_fail_start(lh_pending *p) {
   lh_engine *e = p->engine;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   list_unlink(p);
   e->nlive--;
   p->done = 1;
   p->ok = 0;
   p->refs--; /* the engine will never see a completion for it */
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
 }
 
 struct timespec lh_monotonic_after(double timeout) {
@@ -219,17 +230,17 @@ struct timespec lh_monotonic_after(double timeout) {
 
 static int pending_done(void *arg) {
   lh_pending *p = arg;
-  pthread_mutex_lock(&p->engine->mu);
+  LOCK(p->engine);
   int done = p->done;
-  pthread_mutex_unlock(&p->engine->mu);
+  UNLOCK(p->engine);
   return done;
 }
 
 static int any_done(void *arg) {
   lh_engine *e = arg;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   int yes = e->ndone > 0 || e->nlive == 0;
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   return yes;
 }
 
@@ -237,8 +248,10 @@ int lh_pending_wait(lh_pending *p, double timeout) {
   lh_engine *e = p->engine;
   int inline_mode = !e->threaded && !e->stopping && e->cq;
   if (inline_mode) drive(e, cq_deadline(timeout), pending_done, p);
-  pthread_mutex_lock(&e->mu);
-  if (!p->done && timeout != 0 && !inline_mode) {
+  LOCK(e);
+  /* Only a completion thread can signal cv (an inline engine that is not driven any more is
+   * closed, and its calls all drained). */
+  if (!p->done && timeout != 0 && !inline_mode && e->threaded) {
     if (timeout < 0) {
       while (!p->done) pthread_cond_wait(&e->cv, &e->mu);
     } else {
@@ -247,7 +260,7 @@ int lh_pending_wait(lh_pending *p, double timeout) {
     }
   }
   int done = p->done;
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   return done;
 }
 
@@ -261,14 +274,14 @@ static void drain_efd_locked(lh_engine *e) {
 
 void lh_pending_cancel(lh_pending *p) {
   lh_engine *e = p->engine;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   if (!p->done && p->st.call) grpc_call_cancel(p->st.call, NULL);
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
 }
 
 void lh_pending_release(lh_pending *p) {
   lh_engine *e = p->engine;
-  pthread_mutex_lock(&e->mu);
+  LOCK(e);
   if (!p->done && p->st.call) grpc_call_cancel(p->st.call, NULL); /* completes promptly */
   if (p->in_done_list) {
     /* Nobody will poll it now: drop the engine's reference too. */
@@ -290,8 +303,8 @@ size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max
       on_event(e, ev);
     }
   }
-  pthread_mutex_lock(&e->mu);
-  if (e->ndone == 0 && timeout != 0 && !e->stopping && !inline_mode) {
+  LOCK(e);
+  if (e->ndone == 0 && timeout != 0 && !e->stopping && !inline_mode && e->threaded) {
     if (timeout < 0) {
       while (e->ndone == 0 && e->nlive > 0) pthread_cond_wait(&e->cv, &e->mu);
     } else {
@@ -307,6 +320,6 @@ size_t lh_engine_poll(lh_engine *e, double timeout, lh_pending **out, size_t max
     out[n++] = p;
   }
   drain_efd_locked(e);
-  pthread_mutex_unlock(&e->mu);
+  UNLOCK(e);
   return n;
 }
