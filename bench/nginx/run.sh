@@ -179,6 +179,9 @@ t = u.urlopen('http://127.0.0.1:$PORT/metrics', timeout=10).read().decode()
 print(re.search(r'^littlehorse_outbox_accepted_total (\S+)', t, re.M).group(1).split('.')[0])")
 echo "NGINX kind=outbox-check accepted=$accepted answered=$answered conns=$OB_CONNS"
 # ---- 4. /health in the outbox example, webhooks in flight, LittleHorse down ---------------
+# Everything started above stops first: section 3's nginx would go on retrying its backlog on
+# the CPU this row measures.
+cleanup
 sh bench/nginx/outbox_health.sh || echo "NGINX kind=ob-failed rc=$?"
 
 # [error] too: a refused wake directory (one) silently turns the wait into ngx.sleep polling
