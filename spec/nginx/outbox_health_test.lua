@@ -19,31 +19,15 @@ local socket = require "socket"
 local core = require "littlehorse.core"
 local files = require "sh"
 
+local host = require "nginx_host"
+
 local q = files.q
 local ROOT = os.getenv("PWD")
-local LJ = ROOT .. "/build/lua/luajit/lua_modules"
+local wait_for = host.wait_for
 
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true or ok == 0
-end
-
-local function read_file(path) return files.read_file(path) or "" end
-
-local function wait_for(pred, limit)
-  local t0 = core.now()
-  while core.now() - t0 < limit do
-    if pred() then return true end
-    core.sleep(0.02)
-  end
-  return pred()
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local port = select(2, s:getsockname())
-  s:close()
-  return port
 end
 
 -- s with `from` (a plain string) replaced by `to`; it must occur exactly once.
@@ -80,42 +64,11 @@ local CONTROL_LOCATIONS = [[
     location = /health {]]
 
 local function start_nginx(lh_target, outbox)
-  local n = { prefix = io.popen("mktemp -d /tmp/lh-nginx-obh.XXXXXX"):read("*l"), port = free_port() }
-  local p = n.prefix
-  assert(sh(string.format("mkdir -p %s/conf %s/logs %s/tmp && chmod 755 %s && chmod 1777 %s/tmp && " ..
-                          "cp -R %s %s/lua_modules && chmod -R a+rX %s/lua_modules",
-                          q(p), q(p), q(p), q(p), q(p), q(LJ), q(p), q(p))))
-  local mods = p .. "/lua_modules"
-  local vars = {
-    PORT = tostring(n.port), LH_TARGET = lh_target, WAKE_DIR = p .. "/tmp/wake", OUTBOX = outbox,
-    LUA_PATH = mods .. "/share/lua/5.1/?.lua;" .. mods .. "/share/lua/5.1/?/init.lua",
-    LUA_CPATH = mods .. "/lib/lua/5.1/?.so",
-  }
-  local conf = read_file(ROOT .. "/examples/nginx/outbox.conf"):gsub("%${([%w_]+)}", function(k) return vars[k] end)
+  local conf = assert(files.read_file(ROOT .. "/examples/nginx/outbox.conf"))
   conf = replace_once(conf, "worker_processes 2;", "worker_processes 1;")
   conf = replace_once(conf, "lease = 10,", "lease = 10, initial_backoff = 0.005, max_backoff = 0.02,")
   conf = replace_once(conf, "    location = /health {", CONTROL_LOCATIONS)
-  local f = assert(io.open(p .. "/conf/nginx.conf", "w"))
-  f:write(conf)
-  f:close()
-  local function nginx(args)
-    return sh(string.format("nginx -p %s/ -c conf/nginx.conf -e logs/error.log %s 2>>%s/logs/stderr.log", q(p), args or "", q(p)))
-  end
-  function n.master_pid() return tonumber(read_file(p .. "/logs/nginx.pid"):match("%d+")) end
-  function n.log() return read_file(p .. "/logs/error.log") end
-  function n.stop()
-    local pid = n.master_pid()
-    if pid then
-      sh("kill -QUIT " .. pid .. " 2>/dev/null")
-      wait_for(function() return not sh("kill -0 " .. pid .. " 2>/dev/null") end, 10)
-      sh("kill -KILL " .. pid .. " 2>/dev/null")
-    end
-    sh("rm -rf " .. q(p))
-  end
-  assert(nginx("-t -q"), read_file(p .. "/logs/stderr.log"))
-  assert(nginx(), read_file(p .. "/logs/stderr.log"))
-  assert(wait_for(function() return n.master_pid() ~= nil end, 5), "nginx did not start")
-  return n
+  return host.start(conf, { LH_TARGET = lh_target, OUTBOX = outbox }, { workers = 1 })
 end
 
 -- GET on a kept-alive connection (reconnecting when nginx closes it): status, seconds.
@@ -220,7 +173,7 @@ describe("nginx: examples/nginx/outbox.conf does not block its worker", function
   it("answers /health while webhooks are stored and deliveries fail and retry (LittleHorse down), against a control", function()
     local obdir = io.popen("mktemp -d /tmp/lh-nginx-obh-db.XXXXXX"):read("*l")
     assert(sh("chmod 777 " .. q(obdir)))
-    local n = start_nginx("127.0.0.1:" .. free_port(), obdir .. "/webhooks.db") -- nothing listens there
+    local n = start_nginx("127.0.0.1:" .. host.free_port(), obdir .. "/webhooks.db") -- nothing listens there
     finally(function()
       n.stop()
       sh("rm -rf " .. q(obdir))

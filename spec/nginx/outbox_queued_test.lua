@@ -6,36 +6,17 @@
 -- Run by scripts/suites/nginx.sh (busted --run=nginx), after the LuaJIT build of the rock.
 local socket = require "socket"
 local lh = require "littlehorse"
-local core = require "littlehorse.core"
 local devserver = require "devserver"
 local files = require "sh"
+local host = require "nginx_host"
 
 local q = files.q
-local ROOT = os.getenv("PWD")
-local LJ = ROOT .. "/build/lua/luajit/lua_modules"
+local wait_for = host.wait_for
 local DEF, CORR_DEF = "webhook-event", "paid"
 
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true or ok == 0
-end
-
-local function read_file(path) return files.read_file(path) or "" end
-
-local function wait_for(pred, limit)
-  local t0 = core.now()
-  while core.now() - t0 < limit do
-    if pred() then return true end
-    core.sleep(0.02)
-  end
-  return pred()
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local port = select(2, s:getsockname())
-  s:close()
-  return port
 end
 
 -- One worker, an outbox of at most `max_rows` records and no delivery in it (no client, no
@@ -99,39 +80,7 @@ http {
 ]]
 
 local function start_nginx(outbox, max_rows)
-  local n = { prefix = io.popen("mktemp -d /tmp/lh-nginx-obq.XXXXXX"):read("*l"), port = free_port() }
-  local p = n.prefix
-  assert(sh(string.format("mkdir -p %s/conf %s/logs %s/tmp && chmod 755 %s && chmod 1777 %s/tmp && " ..
-                          "cp -R %s %s/lua_modules && chmod -R a+rX %s/lua_modules",
-                          q(p), q(p), q(p), q(p), q(p), q(LJ), q(p), q(p))))
-  local mods = p .. "/lua_modules"
-  local vars = {
-    PORT = tostring(n.port), WAKE_DIR = p .. "/tmp/wake", OUTBOX = outbox, MAX_ROWS = tostring(max_rows),
-    LUA_PATH = mods .. "/share/lua/5.1/?.lua;" .. mods .. "/share/lua/5.1/?/init.lua",
-    LUA_CPATH = mods .. "/lib/lua/5.1/?.so",
-  }
-  local f = assert(io.open(p .. "/conf/nginx.conf", "w"))
-  f:write((CONF:gsub("%${([%w_]+)}", function(k) return vars[k] end)))
-  f:close()
-  local function nginx(args)
-    return sh(string.format("nginx -p %s/ -c conf/nginx.conf -e logs/error.log %s 2>>%s/logs/stderr.log", q(p),
-                            args or "", q(p)))
-  end
-  function n.master_pid() return tonumber(read_file(p .. "/logs/nginx.pid"):match("%d+")) end
-  function n.log() return read_file(p .. "/logs/error.log") end
-  function n.stop()
-    local pid = n.master_pid()
-    if pid then
-      sh("kill -QUIT " .. pid .. " 2>/dev/null")
-      wait_for(function() return not sh("kill -0 " .. pid .. " 2>/dev/null") end, 10)
-      sh("kill -KILL " .. pid .. " 2>/dev/null")
-    end
-    sh("rm -rf " .. q(p))
-  end
-  assert(nginx("-t -q"), read_file(p .. "/logs/stderr.log"))
-  assert(nginx(), read_file(p .. "/logs/stderr.log"))
-  assert(wait_for(function() return n.master_pid() ~= nil end, 5), "nginx did not start")
-  return n
+  return host.start(CONF, { OUTBOX = outbox, MAX_ROWS = tostring(max_rows) }, { workers = 1 })
 end
 
 -- One request on its own connection: status, body.
