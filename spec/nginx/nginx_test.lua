@@ -13,6 +13,7 @@ local core = require "littlehorse.core"
 local devserver = require "devserver"
 local token_server = require "token_server"
 local files = require "sh"
+local host = require "nginx_host"
 
 local q = files.q
 local ROOT = os.getenv("PWD")
@@ -42,38 +43,8 @@ local function free_port()
   return port
 end
 
--- A prober: HTTP/1.1 GETs on a kept-alive luasocket connection, reconnecting when nginx
--- closes it (keepalive_requests); each call returns status, seconds taken (connect included).
-local function prober(port)
-  local conn
-  return function(path)
-    local t0 = socket.gettime()
-    for _ = 1, 2 do
-      if not conn then
-        conn = assert(socket.connect("127.0.0.1", port))
-        conn:settimeout(5)
-      end
-      local ok = conn:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
-      local line = ok and conn:receive("*l")
-      if line then
-        local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
-        local len, close = 0, false
-        while true do
-          local h = assert(conn:receive("*l"))
-          if h == "" then break end
-          len = tonumber(h:lower():match("^content%-length:%s*(%d+)")) or len
-          close = close or h:lower():match("^connection:%s*close") ~= nil
-        end
-        if len > 0 then assert(conn:receive(len)) end
-        if close then conn:close(); conn = nil end
-        return status, socket.gettime() - t0
-      end
-      conn:close()
-      conn = nil
-    end
-    error("GET " .. path .. " failed twice")
-  end
-end
+-- HTTP/1.1 GETs on a kept-alive connection: status, seconds (spec/support/nginx_host.lua)
+local function prober(port) return host.prober(port, 5) end
 
 -- n POSTs to `path` (on `port`), all sent before this returns (each on its own connection),
 -- read back later with :collect(); one process, no helpers, so nothing else competes for the CPU.
@@ -339,7 +310,7 @@ local function probe_during(get, batch)
   return lat, batch:collect(5)
 end
 
-local function pct(lat, p) return lat[math.max(1, math.ceil(#lat * p))] end
+local pct = host.pct
 
 -- The worker blocks when /health waits far longer during our calls than during the control's
 -- requests, measured in the same run under the same machine load: whatever slows the machine

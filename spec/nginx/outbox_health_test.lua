@@ -71,37 +71,7 @@ local function start_nginx(lh_target, outbox)
   return host.start(conf, { LH_TARGET = lh_target, OUTBOX = outbox }, { workers = 1 })
 end
 
--- GET on a kept-alive connection (reconnecting when nginx closes it): status, seconds.
-local function prober(port)
-  local conn
-  return function(path)
-    local t0 = socket.gettime()
-    for _ = 1, 2 do
-      if not conn then
-        conn = assert(socket.connect("127.0.0.1", port))
-        conn:settimeout(10)
-      end
-      local ok = conn:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
-      local line = ok and conn:receive("*l")
-      if line then
-        local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
-        local len, close = 0, false
-        while true do
-          local h = assert(conn:receive("*l"))
-          if h == "" then break end
-          len = tonumber(h:lower():match("^content%-length:%s*(%d+)")) or len
-          close = close or h:lower():match("^connection:%s*close") ~= nil
-        end
-        if len > 0 then assert(conn:receive(len)) end
-        if close then conn:close(); conn = nil end
-        return status, socket.gettime() - t0
-      end
-      conn:close()
-      conn = nil
-    end
-    error("GET " .. path .. " failed twice")
-  end
-end
+local prober = host.prober
 
 -- Keeps `inflight` POSTs to `path` going (each answered one replaced by a new one, on its own
 -- connection) for `seconds`, probing /health about every half millisecond meanwhile. Returns
@@ -146,7 +116,7 @@ local function probe_under_load(get, port, path, inflight, seconds)
   return lat, statuses
 end
 
-local function pct(lat, p) return lat[math.max(1, math.ceil(#lat * p))] end
+local pct = host.pct
 
 -- The limits of spec/nginx/nginx_test.lua's judge, p90 within 2 x the control's + 5 ms and p99
 -- within 3 x the control's + 20 ms (the tail is where scheduling noise lives on a busy

@@ -5,6 +5,7 @@
 --   local host = require "nginx_host"
 --   local n = host.start(template_text, { LH_TARGET = ..., OUTBOX = ... }, { workers = 2 })
 --   n.port, n.master_pid(), n.worker_pids(), n.log(), n.signal("HUP"), n.quit(), n.start(), n.stop()
+--   local get = host.prober(n.port); local status, seconds = get("/health")
 -- Needs luasocket and the LuaJIT build (scripts/build-lua.sh luajit).
 local socket = require "socket"
 local core = require "littlehorse.core"
@@ -36,6 +37,43 @@ function M.free_port()
   s:close()
   return port
 end
+
+-- A prober: HTTP/1.1 GETs on a kept-alive luasocket connection, reconnecting when nginx
+-- closes it (keepalive_requests); each call returns status, seconds taken (connect included).
+-- timeout: each receive's, in seconds (default 10).
+function M.prober(port, timeout)
+  local conn
+  return function(path)
+    local t0 = socket.gettime()
+    for _ = 1, 2 do
+      if not conn then
+        conn = assert(socket.connect("127.0.0.1", port))
+        conn:settimeout(timeout or 10)
+      end
+      local ok = conn:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local line = ok and conn:receive("*l")
+      if line then
+        local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
+        local len, close = 0, false
+        while true do
+          local h = assert(conn:receive("*l"))
+          if h == "" then break end
+          len = tonumber(h:lower():match("^content%-length:%s*(%d+)")) or len
+          close = close or h:lower():match("^connection:%s*close") ~= nil
+        end
+        if len > 0 then assert(conn:receive(len)) end
+        if close then conn:close(); conn = nil end
+        return status, socket.gettime() - t0
+      end
+      conn:close()
+      conn = nil
+    end
+    error("GET " .. path .. " failed twice")
+  end
+end
+
+-- The p-quantile (0..1) of a sorted list of latencies.
+function M.pct(lat, p) return lat[math.max(1, math.ceil(#lat * p))] end
 
 local function alive(pid)
   local stat = files.read_file("/proc/" .. pid .. "/stat")
