@@ -281,10 +281,14 @@ describe("outbox store", function()
     table.sort(again, function(x, y) return x.id < y.id end)
     assert.same({ 1, 2, 3 }, { again[1].id, again[2].id, again[3].id })
     -- a's late acknowledgement of a retry no longer applies (b holds the lease now); a
-    -- delivery still does (delivered is delivered)
-    local counts = ok_wait(a:ack_async { { id = 1, outcome = "retry", delay = 60, code = "UNAVAILABLE" },
-                                         { id = 2, outcome = "delivered" } })
+    -- delivery still does (delivered is delivered; a bare id is a delivery)
+    local counts = ok_wait(a:ack_async { { id = 1, outcome = "retry", delay = 60, code = "UNAVAILABLE" }, 2 })
     assert.same({ delivered = 1, duplicates = 0, retries = 0, dead = 0 }, counts)
+    for _, bad in ipairs { 0, -1, 1.5, "2" } do
+      local ok, err = pcall(a.ack_async, a, { bad })
+      assert.is_false(ok)
+      assert.matches("%[1%]: expected a record id or a table", err)
+    end
     counts = ok_wait(b:ack_async { { id = 1, outcome = "duplicate" }, { id = 2, outcome = "delivered" },
                                    { id = 3, outcome = "dead", code = "INVALID_ARGUMENT", message = "No ExternalEventDef named x" },
                                    { id = 4, outcome = "delivered" } })

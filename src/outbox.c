@@ -529,14 +529,24 @@ static const char *ack_text(lua_State *L, const char *k, char **m) {
 }
 
 /* Read the list of outcomes at idx: { { id =, outcome = "delivered"|"duplicate"|"retry"|"dead",
- * delay =, code =, message = }, ... } (raw), checked, into *acks and *mem (malloc'd). */
+ * delay =, code =, message = }, ... } (raw), checked, into *acks and *mem (malloc'd). An item
+ * may also be a record id alone, which means { id = id, outcome = "delivered" }: the common
+ * outcome, acknowledged without a table per record. */
 static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_ack **acks, size_t *nacks, char **mem) {
   size_t n = (size_t)lua_rawlen(L, idx), text = 0;
   static const char *const fields[] = { "id", "outcome", "delay", "code", "message", NULL };
   for (size_t i = 1; i <= n; i++) { /* check, and size the strings */
     lh_path p = lh_path_index(root, (lua_Integer)i);
     lua_rawgeti(L, idx, (lua_Integer)i);
-    if (!lua_istable(L, -1)) { ob_job_discard(j); lh_path_error(L, &p, "expected a table"); }
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)) {
+        ob_job_discard(j);
+        lh_path_error(L, &p, "expected a record id or a table");
+      }
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!lua_istable(L, -1)) { ob_job_discard(j); lh_path_error(L, &p, "expected a record id or a table"); }
     lh_check_keys(L, -1, &p, fields, "field");
     for (int f = 0; f < 5; f++) {
       lua_pushstring(L, fields[f]);
@@ -571,6 +581,12 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
   for (size_t i = 1; i <= n; i++) {
     ob_ack *a = &(*acks)[i - 1];
     lua_rawgeti(L, idx, (lua_Integer)i);
+    if (lua_type(L, -1) == LUA_TNUMBER) { /* a record delivered (checked above) */
+      a->id = (int64_t)lua_tointeger(L, -1);
+      a->outcome = OB_ACK_DELIVERED;
+      lua_pop(L, 1);
+      continue;
+    }
     lua_pushliteral(L, "id");
     lua_rawget(L, -2);
     a->id = (int64_t)lua_tointeger(L, -1);

@@ -38,8 +38,10 @@ function M.new(cob, send, poll, cfg)
   return setmetatable({
     cob = cob, send = send, poll = poll, cfg = cfg,
     inflight = {},            -- handle -> true, for the calls in flight
+    free = {},                -- call slots not in use (see slot)
     n = 0,                    -- how many
-    ready = {}, first = 1, last = 0, -- claimed records not sent yet: ready[first..last]
+    ready = {}, first = 1, last = 0, -- claimed records not sent yet: ready[first..last],
+    batch_of = {},            -- and the batch each came in (see claimed), at the same index
     acks = {},                -- outcomes not yet sent to the writer
     claim = nil, watch = nil, -- jobs in flight (a claim job also carries outcomes)
     next_claim = 0,           -- core.now() time of the next claim
@@ -62,7 +64,7 @@ end
 function D:finish(row, b, ok, err, code)
   local a
   if ok then
-    a = { id = row.id, outcome = "delivered" }
+    a = row.id -- the writer reads a bare id as { id =, outcome = "delivered" }
     b.ok = true
   elseif code == "ALREADY_EXISTS" then
     a = { id = row.id, outcome = "duplicate" }
@@ -92,29 +94,46 @@ function D:finish(row, b, ok, err, code)
   end
 end
 
+-- A call slot: the options of one call in flight, with its on_done, made once and used again
+-- for call after call (the client reads the options when a call starts), so that sending a
+-- record allocates no table or closure of its own.
+local function slot(self)
+  local free = self.free
+  local s = free[#free]
+  if s then
+    free[#free] = nil
+    return s
+  end
+  s = {}
+  s.opts = { reply = false, timeout = self.cfg.timeout, on_done = function(ok, err, code)
+    local row, b = s.row, s.b
+    self.inflight[s.h] = nil
+    s.row, s.b, s.h = nil, nil, nil
+    free[#free + 1] = s
+    self.n = self.n - 1
+    self:finish(row, b, ok, err, code)
+  end }
+  return s
+end
+
 -- Start calls from the ready queue while fewer than `batch` are in flight, at most `limit`
 -- of them. The outcome of each comes to its on_done callback, in poll().
 local function start_calls(self, limit)
-  local ready, inflight, cfg = self.ready, self.inflight, self.cfg
+  local ready, batch_of, inflight, cfg = self.ready, self.batch_of, self.inflight, self.cfg
   local i, last = self.first, self.last
   local stop = i + limit -- (limit may be math.huge)
   while i <= last and self.n < cfg.batch and i < stop do
-    local item = ready[i]
-    ready[i] = nil
+    local row, b = ready[i], batch_of[i]
+    ready[i], batch_of[i] = nil, nil
     i = i + 1
-    local row, b = item[1], item[2]
-    local h
-    local opts = { reply = false, timeout = cfg.timeout, on_done = function(ok, err, code)
-      inflight[h] = nil
-      self.n = self.n - 1
-      self:finish(row, b, ok, err, code)
-    end }
-    local err, code
-    h, err, code = self.send(row.request, opts, row.kind)
+    local s = slot(self)
+    local h, err, code = self.send(row.request, s.opts, row.kind)
     if h then
+      s.row, s.b, s.h = row, b, h
       inflight[h] = true
       self.n = self.n + 1
     else
+      self.free[#self.free + 1] = s
       self:finish(row, b, nil, err, code) -- refused before sending (no token, too large)
     end
   end
@@ -138,8 +157,10 @@ local function claimed(self, rows, now)
   local k = #rows
   if k > 0 then
     local b = { left = k, ok = false }
-    local ready, last = self.ready, self.last
-    for i = 1, k do ready[last + i] = { rows[i], b } end
+    local ready, batch_of, last = self.ready, self.batch_of, self.last
+    for i = 1, k do
+      ready[last + i], batch_of[last + i] = rows[i], b
+    end
     self.last = last + k
   end
   if k < self.claim_size or self.claim_size == 0 then
@@ -175,10 +196,10 @@ function D:step(limit)
   if self.n ~= before then moved = true end
   if self.stopping then
     -- records claimed but not sent: their leases end now (not counted as attempts)
-    local ready, acks = self.ready, self.acks
+    local ready, batch_of, acks = self.ready, self.batch_of, self.acks
     for i = self.first, self.last do
-      acks[#acks + 1] = { id = ready[i][1].id, outcome = "release" }
-      ready[i] = nil
+      acks[#acks + 1] = { id = ready[i].id, outcome = "release" }
+      ready[i], batch_of[i] = nil, nil
     end
     self.first, self.last = 1, 0
   else
