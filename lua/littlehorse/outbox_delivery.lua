@@ -163,7 +163,7 @@ local function claimed(self, rows, now)
     end
     self.last = last + k
   end
-  if k < self.claim_size or self.claim_size == 0 then
+  if self.claim_size > 0 and k < self.claim_size then
     -- nothing more is due now: the next claim when the next record is due (records of
     -- other processes' posts, and leases that end, show up within poll_interval)
     local wait = rows.next_due and math.min(rows.next_due, cfg.poll_interval) or cfg.poll_interval
