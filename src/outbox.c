@@ -236,14 +236,12 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
     lua_createtable(L, (int)c->n, 3);
     for (size_t i = 0; i < c->n; i++) {
       const ob_claimed *r = &c->rows[i];
-      lua_createtable(L, 0, 6);
+      lua_createtable(L, 0, 4);
       set_int(L, "id", r->id);
-      set_str(L, "guid", r->guid);
       set_str(L, "kind", kind_name(r->kind));
       lua_pushlstring(L, r->request, r->request_len);
       lua_setfield(L, -2, "request");
       set_int(L, "attempts", r->attempts);
-      set_int(L, "created_at_ms", r->created_at);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     set_due(L, "next_due", c->next_due);
@@ -605,8 +603,8 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
 
 /* outbox:claim_async(limit [, acks [, opts]]) -> job: apply the outcomes acks (as ack_async
  * takes them) and lease up to limit due records, in one transaction. Its result: the list of
- * leased records, with next_due (seconds, or nil), pending (records left, leased included)
- * and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
+ * leased records ({ id, kind, request, attempts }: what delivery uses, no more), with next_due
+ * (seconds, or nil), pending (records left, leased included) and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
 static int claim_async(lua_State *L) {
   lh_outbox *o = check_outbox(L);
   lua_settop(L, 4);

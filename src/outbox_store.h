@@ -71,9 +71,8 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
 
 /* A record claimed for delivery (malloc'd request bytes, freed by ob_claimed_free). */
 typedef struct ob_claimed {
-  int64_t id, created_at;
+  int64_t id;
   int kind, attempts;
-  char *guid;
   char *request;
   size_t request_len;
 } ob_claimed;
