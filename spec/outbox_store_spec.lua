@@ -351,6 +351,34 @@ describe("outbox store", function()
     free:close()
   end)
 
+  it("looks for expired records through an index, which a file made without it gets when opened", function()
+    local path = dir .. "/a.db"
+    local function sql(query)
+      local p = io.popen("sqlite3 " .. q(path) .. " " .. q(query) .. " 2>&1")
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    local sweep = "EXPLAIN QUERY PLAN UPDATE records INDEXED BY records_expiry SET state = 1"
+                  .. " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= 0"
+    local ob = core._outbox(path, { max_age = 0.2 })
+    ok_wait(post(ob, "wf", 1))
+    ob:close()
+    assert.matches("USING INDEX records_expiry", sql(sweep)) -- a range of the index, not every record
+    assert.is_true(run("sqlite3 " .. q(path) .. " 'DROP INDEX records_expiry'")) -- as a file made before it
+    ob = core._outbox(path, { max_age = 0.2 })
+    assert.matches("USING INDEX records_expiry", sql(sweep))
+    -- and the sweep finds the record once it is past max_age
+    local t0, dead = core.now(), {}
+    repeat
+      ok_wait(ob:claim_async(0)) -- (a claim of none still sweeps, at most once a second)
+      dead = ok_wait(ob:list_async("dead"))
+      if #dead == 0 then core.sleep(0.05) end
+    until #dead > 0 or core.now() - t0 > 10
+    assert.equal("expired", dead[1] and dead[1].reason)
+    ob:close()
+  end)
+
   it("turns records older than max_age into dead letters (reason expired) instead of delivering them late", function()
     local ob = core._outbox(dir .. "/a.db", { max_age = 0.2 })
     ok_wait(post(ob, "wf", 1))
