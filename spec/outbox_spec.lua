@@ -7,6 +7,7 @@ local lh = require "littlehorse"
 local core = require "littlehorse.core"
 local devserver = require "devserver"
 local sh = require "sh"
+local rt = require "runtime"
 
 local q = sh.q
 local DEF = "outbox-event"
@@ -233,6 +234,33 @@ describe("lh.outbox", function()
     steps_until(function() return ob:stats().delivered == 20 end)
     assert.equal(20, srv:stats().events)
     assert.is_true(slowest < 0.5, string.format("a step took %.3f s", slowest))
+  end)
+
+  it("claims another process's posts within poll_interval, however late its own calls finish", function()
+    -- Replies take 3 s; poll_interval is 4 s. The first claim finds one record, fewer than it
+    -- asked for, so the next claim is due 4 s later. The outcome of that record's call,
+    -- recorded at about 3 s, must not push the next claim further: the record another process
+    -- posts meanwhile (a commit this outbox's watch does not see) is sent at about 4 s and
+    -- delivered at about 7 s, not at 10.
+    local srv, _, ob, path = setup({ "--delay-ms", "3000" }, { poll_interval = 4, timeout = 10 },
+                                   { DEF, "fill-event" })
+    assert(ob:post(event("wf", 1)))
+    local t0, other_posted, took = core.now(), false, nil
+    repeat
+      local _, delay = ob:step()
+      local now = core.now() - t0
+      if not other_posted and now >= 0.5 then
+        local out = rt.run(string.format("LUA_PATH=%s LUA_CPATH=%s %s spec/support/outbox_fill.lua %s 1 10 2>&1",
+                                         q(package.path), q(package.cpath), rt.lua, q(path)))
+        assert.matches("ok g1", out)
+        other_posted = true
+      end
+      if ob:stats().delivered == 2 then took = now end
+      assert(now < 30, "not delivered in 30 s")
+      core.sleep(math.min(delay, 0.01))
+    until took
+    assert.equal(2, srv:stats().events)
+    assert.is_true(took < 8.5, string.format("the other process's record was delivered %.1f s after the first post", took))
   end)
 
   it("raises on misuse, naming the option or field and the caller's line", function()
