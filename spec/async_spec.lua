@@ -292,6 +292,38 @@ describe("async calls", function()
       assert.equal(0, anchored)
     end)
 
+    it("may start calls and poll for them, nested deeper than the spare scratch contexts, each with its own results", function()
+      -- Each callback starts the next call with a bigger body, makes a blocking call, and polls
+      -- until the next level is done: calls run while 1..8 others of the state are running
+      -- (each nested call borrows scratch space the outer ones are still using).
+      local depth, seen = 8, {}
+      local function level(d)
+        return function(ev, err)
+          assert(ev, tostring(err))
+          local body = {}
+          for i = 1, d * 50 do body[i] = d .. ":" .. i end
+          seen[d] = ev.content
+          if d < depth then
+            local done = false
+            local next_level = level(d + 1)
+            post({ d = d + 1, body = body }, { on_done = function(...) next_level(...); done = true end })
+            local sync = assert(client:put_external_event { wf_run_id = "wf-sync-" .. d, external_event_def_name = DEF,
+                                                            content = { d = d, body = body } })
+            assert.equal(d * 50, #sync.content.body)
+            assert.equal(d .. ":" .. d * 50, sync.content.body[d * 50])
+            assert.is_true(poll_until(function() return done end), "level " .. (d + 1))
+          end
+        end
+      end
+      post({ d = 1, body = {} }, { on_done = level(1) })
+      assert.is_true(poll_until(function() return seen[depth] ~= nil end))
+      for d = 1, depth do
+        assert.equal(d, seen[d].d)
+        assert.equal(d == 1 and 0 or (d - 1) * 50, #seen[d].body)
+        if d > 1 then assert.equal((d - 1) .. ":" .. (d - 1) * 50, seen[d].body[(d - 1) * 50]) end
+      end
+    end)
+
     it("may close another handle of the same batch: its callback then does not run", function()
       local handles, ran = {}, {}
       for i = 1, 10 do
