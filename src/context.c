@@ -34,6 +34,7 @@ lh_context *lh_context_new(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   lh_keep_push_table(L); /* the conversions' scratch table (keep.c) */
   lua_setiuservalue(L, -2, 2);
+  /* user value 3: the spare contexts of nested calls (push_spare), made when first needed */
   lh_arena_init(&c->arena);
   if (luaL_newmetatable(L, LH_CONTEXT_MT)) {
     lua_pushcfunction(L, context_gc);

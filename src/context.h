@@ -41,7 +41,8 @@ lh_context *lh_context_new(lua_State *L);
  * A __gc metamethod can run inside any allocation of a conversion and may itself call the
  * module, and so can an on_done callback that starts the next call: such a nested call finds
  * the context busy and gets scratch space of its own (one of the state's spare contexts, see
- * context.c), so it never resets the arena or buffers under the outer call. Errors are re-raised unchanged. */
+ * context.c), so it never resets the arena or buffers under the outer call. Errors are
+ * re-raised unchanged. */
 int lh_context_protect(lua_State *L, lua_CFunction body);
 /* The same, calling after(ud) once the body has returned or raised, before re-raising. */
 int lh_context_protect_then(lua_State *L, lua_CFunction body, void (*after)(void *), void *ud);

@@ -604,7 +604,8 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
 /* outbox:claim_async(limit [, acks [, opts]]) -> job: apply the outcomes acks (as ack_async
  * takes them) and lease up to limit due records, in one transaction. Its result: the list of
  * leased records ({ id, kind, request, attempts }: what delivery uses, no more), with next_due
- * (seconds, or nil), pending (records left, leased included) and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
+ * (seconds, or nil), pending (records left, leased included) and acked (what the outcomes
+ * changed, as ack_async's result). limit may be 0. */
 static int claim_async(lua_State *L) {
   lh_outbox *o = check_outbox(L);
   lua_settop(L, 4);

@@ -13,8 +13,9 @@
  * of the due index, so a claim rewrites rows but no index entry.
  * `counters` holds one row: totals since the file was made and the gauges the limits need,
  * kept in step by the same transactions that change the records. */
-/* The expiry sweep's index (see expire): in every new file, and added to files made before it
- * (an index changes no record, so the layout stays; SQLite keeps it up to date in every version). */
+/* The expiry sweep's index (see expire), made by check_or_create in every file it opens, new or
+ * not: an index changes no record, so the layout stays, and SQLite keeps it up to date in every
+ * version. */
 #define EXPIRY_INDEX \
   "CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at) WHERE state = 0 AND expires_at IS NOT NULL"
 
@@ -36,7 +37,6 @@ static const char *const SCHEMA =
   "  last_code TEXT, last_message TEXT);"
   "CREATE INDEX records_due ON records (state, due_at);"
   "CREATE INDEX records_order ON records (order_key, id) WHERE order_key IS NOT NULL;"
-  EXPIRY_INDEX ";"
   "CREATE TABLE counters ("
   "  id INTEGER PRIMARY KEY CHECK (id = 1),"
   "  accepted INTEGER NOT NULL, delivered INTEGER NOT NULL, duplicates INTEGER NOT NULL,"
@@ -48,7 +48,7 @@ enum {
   Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SYNC_FULL, Q_SYNC_NORMAL,
   Q_COUNTERS, Q_ADD_COUNTERS, Q_INSERT,
   Q_CLAIM, Q_LEASE, Q_NEXT_DUE, Q_EXPIRE,
-  Q_DELETE, Q_DELETE_ROW, Q_RETRY, Q_DEAD, Q_RELEASE,
+  Q_ACKED, Q_DELETE, Q_RETRY, Q_DEAD, Q_RELEASE,
   Q_OLDEST,
   Q_COUNT
 };
@@ -80,7 +80,8 @@ static const char *const SQL[Q_COUNT] = {
   [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1",
   /* Not while a lease on it runs: that delivery's outcome decides. (INDEXED BY: without
    * statistics the planner would walk records_due, every pending record, once a second.) */
-  [Q_EXPIRE] = "UPDATE records INDEXED BY records_expiry SET state = 1, dead_reason = 2, lease_owner = NULL, lease_until = 0,"
+  [Q_EXPIRE] = "UPDATE records INDEXED BY records_expiry"
+               " SET state = 1, dead_reason = 2, lease_owner = NULL, lease_until = 0,"
                " last_code = coalesce(last_code, 'DEADLINE_EXCEEDED'),"
                " last_message = 'expired: not delivered before its max_age ran out' ||"
                "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
@@ -89,8 +90,8 @@ static const char *const SQL[Q_COUNT] = {
   /* What a delivered record's removal changes in the counters, then the removal. (Not one
    * DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and freed
    * at every execution, which cost more than the DELETE itself, once per record.) */
-  [Q_DELETE] = "SELECT state, length(request) FROM records WHERE id = ?1",
-  [Q_DELETE_ROW] = "DELETE FROM records WHERE id = ?1",
+  [Q_ACKED] = "SELECT state, length(request) FROM records WHERE id = ?1",
+  [Q_DELETE] = "DELETE FROM records WHERE id = ?1",
   [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, lease_until = 0, last_code = ?3,"
               " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
   [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL, lease_until = 0,"
@@ -574,30 +575,30 @@ static int next_due(ob_store *s, int64_t now, int64_t *out, ob_err *e) {
 
 /* Apply acknowledgements inside the transaction begun; the counters' changes go into d. */
 static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, ob_err *e) {
-  sqlite3_stmt *del = NULL, *del_row = NULL, *retry = NULL, *dead = NULL, *release = NULL;
-  if (!stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_DELETE_ROW, &del_row, e) || !stmt(s, Q_RETRY, &retry, e) ||
+  sqlite3_stmt *acked = NULL, *del = NULL, *retry = NULL, *dead = NULL, *release = NULL;
+  if (!stmt(s, Q_ACKED, &acked, e) || !stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_RETRY, &retry, e) ||
       !stmt(s, Q_DEAD, &dead, e) || !stmt(s, Q_RELEASE, &release, e))
     return 0;
   for (size_t i = 0; i < n; i++) {
     const ob_ack *a = &acks[i];
     int rc;
     if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) {
-      sqlite3_bind_int64(del, 1, a->id);
-      rc = sqlite3_step(del);
+      sqlite3_bind_int64(acked, 1, a->id);
+      rc = sqlite3_step(acked);
       if (rc == SQLITE_ROW) {
-        int state = sqlite3_column_int(del, 0);
-        int64_t len = sqlite3_column_int64(del, 1);
+        int state = sqlite3_column_int(acked, 0);
+        int64_t len = sqlite3_column_int64(acked, 1);
         if (state == 0) d->pending--;
         else d->dead_rows--;
         d->bytes -= len;
         if (a->outcome == OB_ACK_DELIVERED) d->delivered++;
         else d->duplicates++;
+        sqlite3_reset(acked);
+        sqlite3_bind_int64(del, 1, a->id);
+        rc = sqlite3_step(del);
         sqlite3_reset(del);
-        sqlite3_bind_int64(del_row, 1, a->id);
-        rc = sqlite3_step(del_row);
-        sqlite3_reset(del_row);
       } else {
-        sqlite3_reset(del); /* gone already (delivered by another process): SQLITE_DONE */
+        sqlite3_reset(acked); /* gone already (delivered by another process): SQLITE_DONE */
       }
     } else if (a->outcome == OB_ACK_RELEASE) {
       sqlite3_bind_int64(release, 1, a->id);
