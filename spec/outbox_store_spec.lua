@@ -301,6 +301,46 @@ describe("outbox store", function()
     b:close()
   end)
 
+  it("leases and removes exactly the records named, whatever ids lie between them", function()
+    -- claims lease, and acknowledgements remove, runs of consecutive ids in one statement
+    -- each: a run must never reach a record of another process's lease or one not named
+    local path = dir .. "/a.db"
+    local a = core._outbox(path, { lease = 60 })
+    local b = core._outbox(path, { lease = 60 })
+    for i = 1, 12 do ok_wait(post(a, "wf", string.rep("x", i))) end
+    local got = ok_wait(a:claim_async(4))
+    assert.same({ 1, 2, 3, 4 }, { got[1].id, got[2].id, got[3].id, got[4].id })
+    ok_wait(a:ack_async { { id = 2, outcome = "release" }, { id = 3, outcome = "release" } })
+    local ids = {}
+    for _, r in ipairs(ok_wait(b:claim_async(20))) do ids[#ids + 1] = r.id end
+    table.sort(ids)
+    assert.same({ 2, 3, 5, 6, 7, 8, 9, 10, 11, 12 }, ids) -- 1 and 4: a's lease
+    local owners = {}
+    for _, r in ipairs(ok_wait(a:list_async("pending"))) do owners[r.id] = r.lease_owner end
+    assert.equal(owners[1], owners[4])
+    for _, id in ipairs(ids) do assert.is_true(owners[id] ~= owners[1], "record " .. id .. " is still a's") end
+    -- a still holds 1 and 4: its retries apply
+    assert.same({ delivered = 0, duplicates = 0, retries = 2, dead = 0 },
+                ok_wait(a:ack_async { { id = 4, outcome = "retry", delay = 60, code = "UNAVAILABLE" },
+                                      { id = 1, outcome = "retry", delay = 60, code = "UNAVAILABLE" } }))
+    -- delivered out of order, one twice, one that never was, a duplicate in the middle; 8 not
+    -- acknowledged at all
+    local counts = ok_wait(b:ack_async { 12, 3, 2, 7, 99, { id = 6, outcome = "duplicate" }, 5, 3, 11, 9, 10 })
+    assert.same({ delivered = 8, duplicates = 1, retries = 0, dead = 0 }, counts)
+    local left, bytes = {}, 0
+    for _, r in ipairs(ok_wait(a:list_async("pending", { requests = true }))) do
+      left[#left + 1] = r.id
+      bytes = bytes + #r.request
+    end
+    assert.same({ 1, 4, 8 }, left)
+    local st = ok_wait(a:stats_async())
+    assert.same({ pending = 3, delivered = 8, duplicates = 1, retries = 2, bytes = bytes },
+                { pending = st.pending, delivered = st.delivered, duplicates = st.duplicates, retries = st.retries,
+                  bytes = st.bytes })
+    a:close()
+    b:close()
+  end)
+
   it("backs off retried records until their due time, and says when the next one is due", function()
     local ob = core._outbox(dir .. "/a.db")
     ok_wait(post(ob, "wf", 1))

@@ -75,7 +75,9 @@ static const char *const SQL[Q_COUNT] = {
               "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
               "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
               " ORDER BY due_at, id LIMIT ?2",
-  [Q_LEASE] = "UPDATE records SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+  /* Leases and removals go by runs of consecutive ids (see id_runs): one statement per run,
+   * not per record, and every id of a run is one of the records meant. */
+  [Q_LEASE] = "UPDATE records SET lease_owner = ?3, lease_until = ?4 WHERE id BETWEEN ?1 AND ?2",
   /* the next record that becomes due (records due now are leased, or wait for their order) */
   [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1",
   /* Not while a lease on it runs: that delivery's outcome decides. (INDEXED BY: without
@@ -87,11 +89,12 @@ static const char *const SQL[Q_COUNT] = {
                "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
                " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1"
                " RETURNING length(request)",
-  /* What a delivered record's removal changes in the counters, then the removal. (Not one
-   * DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and freed
-   * at every execution, which cost more than the DELETE itself, once per record.) */
-  [Q_ACKED] = "SELECT state, length(request) FROM records WHERE id = ?1",
-  [Q_DELETE] = "DELETE FROM records WHERE id = ?1",
+  /* What removing a run of delivered records changes in the counters, then the removal. (Not
+   * one DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and
+   * freed at every execution, which cost more than the DELETE itself.) */
+  [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0) FROM records"
+              " WHERE id BETWEEN ?1 AND ?2",
+  [Q_DELETE] = "DELETE FROM records WHERE id BETWEEN ?1 AND ?2",
   [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, lease_until = 0, last_code = ?3,"
               " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
   [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL, lease_until = 0,"
@@ -523,10 +526,12 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
 
 /* ---- delivery ---- */
 
-void ob_claimed_free(ob_claimed *rows, size_t n) {
-  if (!rows) return;
-  for (size_t i = 0; i < n; i++) free(rows[i].request);
-  free(rows);
+void ob_claim_out_free(ob_claim_out *out) {
+  free(out->rows);
+  free(out->bytes);
+  out->rows = NULL;
+  out->bytes = NULL;
+  out->n = 0;
 }
 
 static char *dup_bytes(const void *p, size_t n) {
@@ -573,33 +578,87 @@ static int next_due(ob_store *s, int64_t now, int64_t *out, ob_err *e) {
   return 1;
 }
 
+static int cmp_id(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sorts ids (n > 0) and makes them distinct; returns how many remain. Runs of consecutive ids
+ * then stand for ranges [first, last] in which every id is one of them, so that a statement
+ * over `id BETWEEN first AND last` touches exactly those records. */
+static size_t id_runs(int64_t *ids, size_t n) {
+  qsort(ids, n, sizeof *ids, cmp_id);
+  size_t k = 1;
+  for (size_t i = 1; i < n; i++)
+    if (ids[i] != ids[k - 1]) ids[k++] = ids[i];
+  return k;
+}
+
+/* The end of the run of consecutive ids that begins at ids[i] (sorted, distinct). */
+static size_t run_end(const int64_t *ids, size_t n, size_t i) {
+  while (i + 1 < n && ids[i + 1] == ids[i] + 1) i++;
+  return i;
+}
+
+/* Remove the records delivered (or found to be there already) whose ids are in ids[0..n),
+ * sorted and distinct; records gone already (delivered by another process) count nothing. */
+static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int duplicate, counters *d, ob_err *e) {
+  sqlite3_stmt *acked = NULL, *del = NULL;
+  if (!stmt(s, Q_ACKED, &acked, e) || !stmt(s, Q_DELETE, &del, e)) return 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = run_end(ids, n, i);
+    sqlite3_bind_int64(acked, 1, ids[i]);
+    sqlite3_bind_int64(acked, 2, ids[j]);
+    int rc = sqlite3_step(acked);
+    int64_t found = 0, dead_rows = 0, bytes = 0;
+    if (rc == SQLITE_ROW) {
+      found = sqlite3_column_int64(acked, 0);
+      dead_rows = sqlite3_column_int64(acked, 1);
+      bytes = sqlite3_column_int64(acked, 2);
+      rc = SQLITE_DONE;
+    }
+    sqlite3_reset(acked);
+    if (rc == SQLITE_DONE && found > 0) {
+      d->pending -= found - dead_rows;
+      d->dead_rows -= dead_rows;
+      d->bytes -= bytes;
+      if (duplicate) d->duplicates += found;
+      else d->delivered += found;
+      sqlite3_bind_int64(del, 1, ids[i]);
+      sqlite3_bind_int64(del, 2, ids[j]);
+      rc = sqlite3_step(del);
+      sqlite3_reset(del);
+    }
+    if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+    i = j;
+  }
+  return 1;
+}
+
 /* Apply acknowledgements inside the transaction begun; the counters' changes go into d. */
 static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, ob_err *e) {
-  sqlite3_stmt *acked = NULL, *del = NULL, *retry = NULL, *dead = NULL, *release = NULL;
-  if (!stmt(s, Q_ACKED, &acked, e) || !stmt(s, Q_DELETE, &del, e) || !stmt(s, Q_RETRY, &retry, e) ||
-      !stmt(s, Q_DEAD, &dead, e) || !stmt(s, Q_RELEASE, &release, e))
+  if (n == 0) return 1;
+  sqlite3_stmt *retry = NULL, *dead = NULL, *release = NULL;
+  if (!stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e) || !stmt(s, Q_RELEASE, &release, e)) return 0;
+  int64_t *ids = malloc(n * sizeof *ids);
+  if (!ids) {
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
     return 0;
-  for (size_t i = 0; i < n; i++) {
+  }
+  size_t ndelivered = 0, nduplicate = 0;
+  for (size_t i = 0; i < n; i++) { /* delivered ids from the front, duplicates from the back */
+    if (acks[i].outcome == OB_ACK_DELIVERED) ids[ndelivered++] = acks[i].id;
+    else if (acks[i].outcome == OB_ACK_DUPLICATE) ids[n - ++nduplicate] = acks[i].id;
+  }
+  int ok = 1;
+  if (ndelivered) ok = remove_delivered(s, ids, id_runs(ids, ndelivered), 0, d, e);
+  if (ok && nduplicate) ok = remove_delivered(s, ids + n - nduplicate, id_runs(ids + n - nduplicate, nduplicate), 1, d, e);
+  free(ids);
+  for (size_t i = 0; ok && i < n; i++) {
     const ob_ack *a = &acks[i];
     int rc;
     if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) {
-      sqlite3_bind_int64(acked, 1, a->id);
-      rc = sqlite3_step(acked);
-      if (rc == SQLITE_ROW) {
-        int state = sqlite3_column_int(acked, 0);
-        int64_t len = sqlite3_column_int64(acked, 1);
-        if (state == 0) d->pending--;
-        else d->dead_rows--;
-        d->bytes -= len;
-        if (a->outcome == OB_ACK_DELIVERED) d->delivered++;
-        else d->duplicates++;
-        sqlite3_reset(acked);
-        sqlite3_bind_int64(del, 1, a->id);
-        rc = sqlite3_step(del);
-        sqlite3_reset(del);
-      } else {
-        sqlite3_reset(acked); /* gone already (delivered by another process): SQLITE_DONE */
-      }
+      continue;
     } else if (a->outcome == OB_ACK_RELEASE) {
       sqlite3_bind_int64(release, 1, a->id);
       sqlite3_bind_text(release, 2, owner, -1, SQLITE_STATIC);
@@ -625,9 +684,9 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
         }
       }
     }
-    if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+    if (rc != SQLITE_DONE) ok = db_err(s, e, rc, "recording delivery outcomes");
   }
-  return 1;
+  return ok;
 }
 
 static void ack_counts(const counters *d, ob_ack_counts *out) {
@@ -648,6 +707,27 @@ int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, o
   }
   ack_counts(&d, out);
   return 1;
+}
+
+/* Lease the k rows claimed, by runs of consecutive ids. Returns an SQLite result code. */
+static int lease_rows(sqlite3_stmt *lease, const ob_claimed *rows, size_t k, const ob_claim_in *in) {
+  int64_t *ids = malloc(k * sizeof *ids);
+  if (!ids) return SQLITE_NOMEM;
+  for (size_t i = 0; i < k; i++) ids[i] = rows[i].id;
+  size_t n = id_runs(ids, k);
+  sqlite3_bind_text(lease, 3, in->owner, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(lease, 4, in->now + in->lease_ms);
+  int rc = SQLITE_DONE;
+  for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+    size_t j = run_end(ids, n, i);
+    sqlite3_bind_int64(lease, 1, ids[i]);
+    sqlite3_bind_int64(lease, 2, ids[j]);
+    rc = sqlite3_step(lease);
+    sqlite3_reset(lease);
+    i = j;
+  }
+  free(ids);
+  return rc;
 }
 
 int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e) {
@@ -671,7 +751,8 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
   }
   sqlite3_stmt *lease = NULL;
   int rc = SQLITE_DONE;
-  size_t k = 0;
+  size_t k = 0, used = 0, cap = 0;
+  char *bytes = NULL;
   if (limit && stmt(s, Q_LEASE, &lease, e)) {
     sqlite3_bind_int64(st, 1, in->now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
@@ -679,19 +760,26 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
       ob_claimed *r = &rows[k++];
       r->id = sqlite3_column_int64(st, 0);
       r->kind = sqlite3_column_int(st, 1);
+      const void *req = sqlite3_column_blob(st, 2);
       r->request_len = (size_t)sqlite3_column_bytes(st, 2);
-      r->request = dup_bytes(sqlite3_column_blob(st, 2), r->request_len);
       r->attempts = sqlite3_column_int(st, 3);
-      if (!r->request) { rc = SQLITE_NOMEM; break; }
+      if (used + r->request_len > cap) {
+        size_t want = cap ? cap : 16384;
+        while (want < used + r->request_len) want *= 2;
+        char *grown = realloc(bytes, want);
+        if (!grown) { rc = SQLITE_NOMEM; break; }
+        bytes = grown;
+        cap = want;
+      }
+      if (r->request_len) memcpy(bytes + used, req, r->request_len);
+      used += r->request_len;
     }
     if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* the limit was reached */
     sqlite3_reset(st);
-    sqlite3_bind_text(lease, 2, in->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(lease, 3, in->now + in->lease_ms);
-    for (size_t i = 0; i < k && rc == SQLITE_DONE; i++) {
-      sqlite3_bind_int64(lease, 1, rows[i].id);
-      rc = sqlite3_step(lease);
-      sqlite3_reset(lease);
+    if (rc == SQLITE_DONE && k > 0) {
+      /* the block has its final address now */
+      for (size_t i = 0, off = 0; i < k; off += rows[i++].request_len) rows[i].request = bytes ? bytes + off : "";
+      rc = lease_rows(lease, rows, k, in);
     }
   } else if (limit) {
     rc = SQLITE_ERROR; /* e is set */
@@ -703,12 +791,14 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
        commit(s, e);
   if (!ok) {
     rollback(s);
-    ob_claimed_free(rows, k);
+    free(rows);
+    free(bytes);
     memset(&out->acked, 0, sizeof out->acked);
     return 0;
   }
   if (k == 0) { free(rows); rows = NULL; }
   out->rows = rows;
+  out->bytes = bytes;
   out->n = k;
   out->pending = now.pending;
   return 1;

@@ -69,14 +69,14 @@ typedef struct ob_new {
  * 0 with e set when it did not (then none was added). */
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e);
 
-/* A record claimed for delivery (malloc'd request bytes, freed by ob_claimed_free). */
+/* A record claimed for delivery (its request bytes are in its claim's one block: see
+ * ob_claim_out). */
 typedef struct ob_claimed {
   int64_t id;
   int kind, attempts;
-  char *request;
+  const char *request;
   size_t request_len;
 } ob_claimed;
-void ob_claimed_free(ob_claimed *rows, size_t n);
 
 /* The outcome of one delivery attempt. */
 enum { OB_ACK_DELIVERED = 1, OB_ACK_DUPLICATE, OB_ACK_RETRY, OB_ACK_DEAD,
@@ -104,12 +104,15 @@ typedef struct ob_claim_in {
 } ob_claim_in;
 
 typedef struct ob_claim_out {
-  ob_claimed *rows;           /* malloc'd (ob_claimed_free), in id order; NULL when none */
+  ob_claimed *rows;           /* in id order; NULL when none (freed by ob_claim_out_free) */
+  char *bytes;                /* the rows' request bytes, one block for all (one malloc, and
+                               * one free on the thread that reads them, not one per row) */
   size_t n;
   int64_t next_due;           /* the next time a pending record becomes due (ms), or -1 */
   int64_t pending;            /* pending records after the claim (leased ones too) */
   ob_ack_counts acked;        /* what the acknowledgements changed */
 } ob_claim_out;
+void ob_claim_out_free(ob_claim_out *out);
 
 /* In one transaction (not synced, like ob_store_ack): apply in->acks, turn records past their
  * expiry into dead letters, and lease up to in->limit due records to in->owner for

@@ -149,7 +149,7 @@ static void job_free_payload(ob_job *j) {
   switch (j->kind) {
   case OB_JOB_POST: free(j->u.post.mem); break;
   case OB_JOB_CLAIM:
-    ob_claimed_free(j->u.claim.out.rows, j->u.claim.out.n);
+    ob_claim_out_free(&j->u.claim.out);
     free(j->u.claim.acks);
     free(j->u.claim.mem);
     break;
