@@ -489,8 +489,11 @@ void ob_job_submit(ob_job *j) {
   if (j->kind == OB_JOB_WATCH) j->u.watch.seen = ob->commits;
   list_push(&ob->queue, j);
   ob->nlive++;
-  if (ob->nqueued++ == 0) pthread_cond_signal(&ob->work);
+  int first = ob->nqueued++ == 0;
   pthread_mutex_unlock(&ob->mu);
+  /* after the unlock: the writer, woken, would otherwise preempt this thread on a shared core
+   * only to wait for the lock it still holds */
+  if (first) pthread_cond_signal(&ob->work);
 }
 
 int ob_job_wait(ob_job *j, double timeout) {
