@@ -600,6 +600,16 @@ static size_t run_end(const int64_t *ids, size_t n, size_t i) {
   return i;
 }
 
+/* Run st (a statement over `id BETWEEN ?1 AND ?2`, its other parameters bound) for one run;
+ * returns the SQLite result code of its step. */
+static int step_run(sqlite3_stmt *st, int64_t first, int64_t last) {
+  sqlite3_bind_int64(st, 1, first);
+  sqlite3_bind_int64(st, 2, last);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc;
+}
+
 /* Remove the records delivered (or found to be there already) whose ids are in ids[0..n),
  * sorted and distinct; records gone already (delivered by another process) count nothing. */
 static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int duplicate, counters *d, ob_err *e) {
@@ -624,10 +634,7 @@ static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int dupli
       d->bytes -= bytes;
       if (duplicate) d->duplicates += found;
       else d->delivered += found;
-      sqlite3_bind_int64(del, 1, ids[i]);
-      sqlite3_bind_int64(del, 2, ids[j]);
-      rc = sqlite3_step(del);
-      sqlite3_reset(del);
+      rc = step_run(del, ids[i], ids[j]);
     }
     if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
     i = j;
@@ -656,10 +663,9 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
   free(ids);
   for (size_t i = 0; ok && i < n; i++) {
     const ob_ack *a = &acks[i];
+    if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) continue; /* removed above */
     int rc;
-    if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) {
-      continue;
-    } else if (a->outcome == OB_ACK_RELEASE) {
+    if (a->outcome == OB_ACK_RELEASE) {
       sqlite3_bind_int64(release, 1, a->id);
       sqlite3_bind_text(release, 2, owner, -1, SQLITE_STATIC);
       rc = sqlite3_step(release);
@@ -720,10 +726,7 @@ static int lease_rows(sqlite3_stmt *lease, const ob_claimed *rows, size_t k, con
   int rc = SQLITE_DONE;
   for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
     size_t j = run_end(ids, n, i);
-    sqlite3_bind_int64(lease, 1, ids[i]);
-    sqlite3_bind_int64(lease, 2, ids[j]);
-    rc = sqlite3_step(lease);
-    sqlite3_reset(lease);
+    rc = step_run(lease, ids[i], ids[j]);
     i = j;
   }
   free(ids);

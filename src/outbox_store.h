@@ -104,7 +104,8 @@ typedef struct ob_claim_in {
 } ob_claim_in;
 
 typedef struct ob_claim_out {
-  ob_claimed *rows;           /* in id order; NULL when none (freed by ob_claim_out_free) */
+  ob_claimed *rows;           /* in the order claimed (due time, then id); NULL when none
+                               * (freed by ob_claim_out_free) */
   char *bytes;                /* the rows' request bytes, one block for all (one malloc, and
                                * one free on the thread that reads them, not one per row) */
   size_t n;
