@@ -490,6 +490,26 @@ describe("outbox store", function()
     ob:close()
   end)
 
+  it("counts the oldest pending age from the first pending record, past older dead letters", function()
+    local ob = core._outbox(dir .. "/a.db")
+    ok_wait(post(ob, "wf-a", 1)) -- record 1: becomes a dead letter
+    core.sleep(0.3) -- records 1 and 2 must differ in age for the check to mean anything
+    local posted = core.now()
+    ok_wait(post(ob, "wf-b", 2)) -- record 2: stays pending, leased
+    ok_wait(post(ob, "wf-c", 3)) -- record 3: pending
+    local rows = ok_wait(ob:claim_async(2))
+    assert.same({ 1, 2 }, { rows[1].id, rows[2].id })
+    ok_wait(ob:ack_async { { id = 1, outcome = "dead", code = "NOT_FOUND", message = "no such WfRun" } })
+    local st = ok_wait(ob:stats_async())
+    local since = core.now() - posted
+    assert.same({ 2, 1 }, { st.pending, st.dead_letters })
+    -- record 2's age, not record 1's (which is at least 0.3 s older); created_at is in ms
+    assert.is_true(st.oldest_pending_age <= since + 0.002, st.oldest_pending_age .. " > " .. since)
+    ok_wait(ob:ack_async { 2, 3 })
+    assert.equal(0, ok_wait(ob:stats_async()).oldest_pending_age)
+    ob:close()
+  end)
+
   it("ends a watch when posts are stored, or when its time runs out", function()
     local ob = core._outbox(dir .. "/a.db")
     ok_wait(ob:ready_async())

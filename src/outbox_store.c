@@ -100,7 +100,11 @@ static const char *const SQL[Q_COUNT] = {
   [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL, lease_until = 0,"
              " last_code = ?2, last_message = ?3 WHERE id = ?1 AND state = 0 AND lease_owner = ?4",
   [Q_RELEASE] = "UPDATE records SET lease_owner = NULL, lease_until = 0 WHERE id = ?1 AND state = 0 AND lease_owner = ?2",
-  [Q_OLDEST] = "SELECT created_at FROM records WHERE state = 0 ORDER BY id LIMIT 1",
+  /* The oldest pending record is the first pending one in id order: walked in the table's own
+   * order (`+state` keeps the planner off records_due, whose (state, due_at) order would make it
+   * read every pending record and sort them all, 20 ms for 200,000 of them on the writer
+   * thread). It steps over the dead letters with lower ids only. */
+  [Q_OLDEST] = "SELECT created_at FROM records WHERE +state = 0 ORDER BY id LIMIT 1",
 };
 
 struct ob_store {
