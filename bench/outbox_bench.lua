@@ -8,8 +8,6 @@
 --             stored bytes and guid, outcomes recorded in the file);
 --   direct:   put_external_event_async, 64 in flight, reply = false: the same requests posted
 --             directly, the baseline delivery is measured against;
---   stats:    one stats() call on the file the accept and post rounds filled (tens of
---             thousands of pending records): it runs on the writer thread, so posts wait for it;
 --   shared:   one file, two processes (bench/outbox_poster.lua) each posting one post() at a
 --             time (two nginx workers on one outbox): the slowest post and the p99, against
 --             one such process alone on its own file in the same round. Locks pass between
@@ -128,18 +126,6 @@ local function shared(path, procs)
   return worst_max, worst_p99
 end
 
--- stats() on `ob` as it is: the median of 5 calls, in ms, and the records pending
-local function stats_ms(ob)
-  local t = {}
-  for i = 1, 5 do
-    local t0 = now()
-    assert(ob:stats())
-    t[i] = (now() - t0) * 1000
-  end
-  table.sort(t)
-  return t[3], ob:stats().pending
-end
-
 local function deliver(path, port)
   local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
   local ob = assert(lh.outbox(path, { client = client, max_rows = 0, max_bytes = 0 }))
@@ -153,7 +139,7 @@ local function deliver(path, port)
   return pending / t, pending
 end
 
-local rows = { accept = {}, post = {}, stats = {}, deliver = {}, direct = {}, one_max = {}, one_p99 = {}, two_max = {}, two_p99 = {} }
+local rows = { accept = {}, post = {}, deliver = {}, direct = {}, one_max = {}, one_p99 = {}, two_max = {}, two_p99 = {} }
 local ratios = { grouping = {}, delivery = {}, shared = {} }
 for rep = 1, REPS do
   local path = string.format("%s/outbox.%d.db", DIR, rep)
@@ -161,7 +147,6 @@ for rep = 1, REPS do
   local ob = assert(lh.outbox(path, { max_rows = 0, max_bytes = 0 }))
   local a = accept(ob, 256)
   local p = sequential(ob)
-  local s_ms, s_pending = stats_ms(ob)
   ob:close()
   local pid, port = start_server()
   local d, count = deliver(path, port)
@@ -175,11 +160,9 @@ for rep = 1, REPS do
   table.insert(rows.one_max, m1); table.insert(rows.one_p99, q1)
   table.insert(rows.two_max, m2); table.insert(rows.two_p99, q2)
   table.insert(ratios.shared, m2 / m1)
-  print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f stats_ms=%.3f stats_pending=%d deliver=%.0f delivered=%d direct=%.0f",
-                      rep, a, p, s_ms, s_pending, d, count, x))
+  print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f deliver=%.0f delivered=%d direct=%.0f", rep, a, p, d, count, x))
   io.stdout:flush()
-  table.insert(rows.accept, a); table.insert(rows.post, p); table.insert(rows.stats, s_ms)
-  table.insert(rows.deliver, d); table.insert(rows.direct, x)
+  table.insert(rows.accept, a); table.insert(rows.post, p); table.insert(rows.deliver, d); table.insert(rows.direct, x)
   table.insert(ratios.grouping, a / p); table.insert(ratios.delivery, d / x)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
 end
@@ -208,7 +191,6 @@ row("accept: durable posts, post_async, 256 queued", rows.accept)
 row("post: durable posts, one post() at a time", rows.post)
 row("deliver: drain(), 64 calls in flight", rows.deliver)
 row("direct: put_external_event_async, 64 in flight", rows.direct)
-row("stats() with the file's records pending", rows.stats, MS)
 row("one process, post() at a time: slowest post", rows.one_max, MS)
 row("one process, post() at a time: p99 post", rows.one_p99, MS)
 row("two processes, one file: slowest post", rows.two_max, MS)

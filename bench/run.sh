@@ -291,6 +291,10 @@ if ! skip outbox; then
   $CLIENT_PIN $LUA bench/outbox_bench.lua "$SNAP/lh-devserver" "$B/outbox" "$BENCH_SECONDS" "$BENCH_REPS" >"$B/outbox.txt" \
     || echo "FAILED client=outbox rc=$?" >>"$RAW"
   grep '^OUTBOX ' "$B/outbox.txt" >>"$RAW" || true
+  say "outbox: bench/outbox_admin_bench.lua"
+  $CLIENT_PIN $LUA bench/outbox_admin_bench.lua "$SNAP/lh-devserver" "$B/outbox" "$BENCH_REPS" >>"$B/outbox.txt" \
+    || echo "FAILED client=outbox_admin rc=$?" >>"$RAW"
+  grep '^OUTBOX_ADMIN ' "$B/outbox.txt" >>"$RAW" || true
 fi
 
 echo "META bench_minutes=$(( ($(date +%s) - T_START + 30) / 60 ))" >>"$RAW"
@@ -298,6 +302,6 @@ $LUA bench/report.lua "$RAW" "$B/results.txt"
 # the outbox's own table (bench/outbox_bench.lua computes its ratios and spread)
 if [ -s "$B/outbox.txt" ]; then
   echo
-  grep -v '^OUTBOX ' "$B/outbox.txt"
-  { echo; grep -v '^OUTBOX ' "$B/outbox.txt"; } >>"$B/results.txt"
+  grep -v '^OUTBOX' "$B/outbox.txt"
+  { echo; grep -v '^OUTBOX' "$B/outbox.txt"; } >>"$B/results.txt"
 fi

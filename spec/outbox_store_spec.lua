@@ -490,6 +490,57 @@ describe("outbox store", function()
     ob:close()
   end)
 
+  it("lists each state's records in id order, page by page, whichever state holds more", function()
+    -- The store reads a state's records by walking ids or through the due index, as the counts
+    -- make cheaper (pending ten to one dead, then the other way round): the pages must agree.
+    local ob = core._outbox(dir .. "/a.db")
+    for i = 1, 14 do ok_wait(post(ob, "wf-" .. i, i)) end
+    local function ids(state, after, limit)
+      local out = {}
+      for _, r in ipairs(ok_wait(ob:list_async(state, { after = after, limit = limit }))) do
+        out[#out + 1] = r.id
+        assert.equal(state, r.state)
+      end
+      return out
+    end
+    local function pages(state)
+      local all, after = {}, 0
+      repeat
+        local page = ids(state, after, 5)
+        for _, id in ipairs(page) do all[#all + 1] = id end
+        after = page[#page] or after
+      until #page < 5
+      return all
+    end
+    local function settle(dead) -- claims every pending record; the named ones die, the rest return
+      local acks = {}
+      for _, r in ipairs(ok_wait(ob:claim_async(20))) do
+        acks[#acks + 1] = dead[r.id] and { id = r.id, outcome = "dead", code = "NOT_FOUND", message = "gone" }
+          or { id = r.id, outcome = "release" }
+      end
+      ok_wait(ob:ack_async(acks))
+    end
+    settle { [3] = true, [7] = true }
+    assert.same({ 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14 }, pages("pending"))
+    assert.same({ 8, 9 }, ids("pending", 6, 2))
+    assert.same({ 3, 7 }, pages("dead"))
+    assert.same({ 7 }, ids("dead", 3, 5))
+    settle { [1] = true, [2] = true, [4] = true, [5] = true, [6] = true, [8] = true, [9] = true, [10] = true,
+             [11] = true, [12] = true }
+    assert.same({ 13, 14 }, pages("pending"))
+    assert.same({ 14 }, ids("pending", 13, 5))
+    assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, pages("dead"))
+    assert.same({ 4, 5, 6 }, ids("dead", 3, 3))
+    -- named ids change only dead letters: pending 13, a missing 99 and the twice-named 2 count once
+    assert.equal(3, ok_wait(ob:requeue_async { 2, 13, 99, 5, 2, 8 }))
+    assert.same({ 2, 5, 8, 13, 14 }, pages("pending"))
+    assert.equal(2, ok_wait(ob:purge_async { 1, 14, 12, 12, 5 }))
+    assert.same({ 3, 4, 6, 7, 9, 10, 11 }, pages("dead"))
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 5, 7 }, { st.pending, st.dead_letters })
+    ob:close()
+  end)
+
   it("counts the oldest pending age from the first pending record, past older dead letters", function()
     local ob = core._outbox(dir .. "/a.db")
     ok_wait(post(ob, "wf-a", 1)) -- record 1: becomes a dead letter
