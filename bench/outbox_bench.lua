@@ -8,6 +8,9 @@
 --             stored bytes and guid, outcomes recorded in the file);
 --   direct:   put_external_event_async, 64 in flight, reply = false: the same requests posted
 --             directly, the baseline delivery is measured against;
+--   ordered:  drain() of an ordered outbox holding 1,000 records of one WfRun, which go out one
+--             after another; against one process posting the same requests one call at a time
+--             (put_external_event, reply = false), the best such an order allows;
 --   shared:   one file, two processes (bench/outbox_poster.lua) each posting one post() at a
 --             time (two nginx workers on one outbox): the slowest post and the p99, against
 --             one such process alone on its own file in the same round. Locks pass between
@@ -126,6 +129,35 @@ local function shared(path, procs)
   return worst_max, worst_p99
 end
 
+-- 1,000 records of one WfRun in an ordered outbox: records delivered per second by drain()
+local function ordered(path, port)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+  local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
+  local ob = assert(lh.outbox(path, { client = client, ordered = true, max_rows = 0, max_bytes = 0 }))
+  local jobs = {}
+  for i = 1, 1000 do jobs[i] = ob:post_async(request()) end
+  for i = 1, 1000 do assert(jobs[i]:wait()) end
+  local t0 = now()
+  local c = ob:drain(120)
+  local t = now() - t0
+  assert(c.pending == 0 and c.delivered == 1000, "drain left records: " .. c.pending)
+  ob:close()
+  client:close()
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
+  return 1000 / t
+end
+
+-- The same requests, one call at a time: calls per second
+local function one_at_a_time(port)
+  local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
+  local opts = { reply = false }
+  local t0 = now()
+  for _ = 1, 1000 do assert(client:put_external_event(request(), opts)) end
+  local t = now() - t0
+  client:close()
+  return 1000 / t
+end
+
 local function deliver(path, port)
   local client = lh.client { host = "127.0.0.1", port = port, timeout = 10, config_file = false }
   local ob = assert(lh.outbox(path, { client = client, max_rows = 0, max_bytes = 0 }))
@@ -139,8 +171,8 @@ local function deliver(path, port)
   return pending / t, pending
 end
 
-local rows = { accept = {}, post = {}, deliver = {}, direct = {}, one_max = {}, one_p99 = {}, two_max = {}, two_p99 = {} }
-local ratios = { grouping = {}, delivery = {}, shared = {} }
+local rows = { accept = {}, post = {}, deliver = {}, direct = {}, ordered = {}, sequential = {}, one_max = {}, one_p99 = {}, two_max = {}, two_p99 = {} }
+local ratios = { grouping = {}, delivery = {}, ordered = {}, shared = {} }
 for rep = 1, REPS do
   local path = string.format("%s/outbox.%d.db", DIR, rep)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
@@ -154,16 +186,24 @@ for rep = 1, REPS do
   pid, port = start_server()
   local x = direct(port)
   stop_server(pid)
+  pid, port = start_server()
+  local o = ordered(path .. ".ordered", port)
+  stop_server(pid)
+  pid, port = start_server()
+  local q = one_at_a_time(port)
+  stop_server(pid)
   local m1, q1 = shared(path .. ".one", 1)
   local m2, q2 = shared(path .. ".two", 2)
   print(string.format("OUTBOX rep=%d shared: one max=%.2fms p99=%.2fms two max=%.2fms p99=%.2fms", rep, m1, q1, m2, q2))
   table.insert(rows.one_max, m1); table.insert(rows.one_p99, q1)
   table.insert(rows.two_max, m2); table.insert(rows.two_p99, q2)
   table.insert(ratios.shared, m2 / m1)
-  print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f deliver=%.0f delivered=%d direct=%.0f", rep, a, p, d, count, x))
+  print(string.format("OUTBOX rep=%d accept=%.0f post=%.0f deliver=%.0f delivered=%d direct=%.0f ordered=%.0f sequential=%.0f",
+                      rep, a, p, d, count, x, o, q))
   io.stdout:flush()
   table.insert(rows.accept, a); table.insert(rows.post, p); table.insert(rows.deliver, d); table.insert(rows.direct, x)
   table.insert(ratios.grouping, a / p); table.insert(ratios.delivery, d / x)
+  table.insert(rows.ordered, o); table.insert(rows.sequential, q); table.insert(ratios.ordered, o / q)
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
 end
 
@@ -191,6 +231,8 @@ row("accept: durable posts, post_async, 256 queued", rows.accept)
 row("post: durable posts, one post() at a time", rows.post)
 row("deliver: drain(), 64 calls in flight", rows.deliver)
 row("direct: put_external_event_async, 64 in flight", rows.direct)
+row("ordered: drain(), 1,000 records of one WfRun", rows.ordered)
+row("one at a time: put_external_event, reply = false", rows.sequential)
 row("one process, post() at a time: slowest post", rows.one_max, MS)
 row("one process, post() at a time: p99 post", rows.one_p99, MS)
 row("two processes, one file: slowest post", rows.two_max, MS)
@@ -203,6 +245,7 @@ local function ratio(label, xs, target)
 end
 ratio("grouping: accept / post", ratios.grouping)
 ratio("delivery: deliver / direct", ratios.delivery, 0.8)
+ratio("ordered: one WfRun / one call at a time", ratios.ordered)
 ratio("shared: slowest post, two processes / one", ratios.shared)
 local am = median(rows.accept)
 print(string.format("  %-52s %10.0f %19s %s", "accept target: >= 10000 durable posts/s", am, "",

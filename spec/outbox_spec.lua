@@ -213,6 +213,16 @@ describe("lh.outbox", function()
     end
   end)
 
+  it("claims a WfRun's next record as soon as the one before it is delivered, not a poll_interval later", function()
+    -- With ordered = true only the first pending record of each WfRun can be claimed. Its
+    -- successor becomes claimable when its outcome is recorded; delivery must claim it then,
+    -- not when poll_interval next comes round (a record per poll_interval per WfRun).
+    local _, _, ob = setup(nil, { ordered = true, poll_interval = 60 })
+    for i = 1, 30 do assert(ob:post(event("wf-" .. (i % 2), i))) end
+    local counts = ob:drain(20)
+    assert.same({ 30, 0 }, { counts.delivered, counts.pending })
+  end)
+
   it("step() never blocks: a host loop delivers with it, with the server down and up", function()
     local srv, _, ob = setup()
     srv:kill("KILL")
