@@ -127,6 +127,69 @@ describe("outbox store", function()
     ob:close()
   end)
 
+  it("holds an ordered record back behind its WfRun's pending one until that one ends; the file becomes layout 3", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path, { ordered = true })
+    local function ids(rows)
+      local out = {}
+      for i, r in ipairs(rows) do out[i] = r.id end
+      return out
+    end
+    local function claim() return ids(ok_wait(ob:claim_async(20))) end
+    ok_wait(post(ob, "wf-1", 1))                      -- 1
+    ok_wait(post(ob, "wf-2", 2))                      -- 2
+    ob:close()
+    assert.equal(1, header_u32(read(path), 60))     -- nothing held yet: older versions still read it
+    ob = core._outbox(path, { ordered = true })
+    ok_wait(post(ob, "wf-1", 3))                      -- 3: behind 1
+    ok_wait(post(ob, "wf-1", 4))                      -- 4: behind 1 and 3
+    local rows = ok_wait(ob:list_async("pending"))
+    assert.same({ false, false, true, true }, { rows[1].held or false, rows[2].held or false, rows[3].held, rows[4].held })
+    assert.is_nil(rows[3].due_in)
+    assert.is_number(rows[1].due_in)
+    assert.is_nil(ok_wait(ob:stats_async()).next_due) -- a held record is not due later: it waits
+    assert.same({ 1, 2 }, claim())
+    assert.same({}, claim())
+    ok_wait(ob:ack_async { 1, { id = 2, outcome = "retry", delay = 60, code = "UNAVAILABLE" } })
+    assert.same({ 3 }, claim())                       -- 1 ended: 3 is due, 4 still waits for it
+    ok_wait(ob:ack_async { { id = 3, outcome = "dead", code = "NOT_FOUND", message = "gone" } })
+    assert.same({ 4 }, claim())                       -- a dead letter holds nothing back
+    -- a dead letter requeued behind a pending record of its WfRun is held back too
+    ok_wait(post(ob, "wf-5", 5))                      -- 5
+    assert.same({ 5 }, claim())
+    ok_wait(ob:ack_async { { id = 5, outcome = "dead", code = "NOT_FOUND", message = "gone" } })
+    ok_wait(post(ob, "wf-5", 6))                      -- 6: not held (5 is dead)
+    assert.same({ 6 }, claim())
+    ok_wait(ob:ack_async { { id = 6, outcome = "dead", code = "NOT_FOUND", message = "gone" } })
+    assert.equal(2, ok_wait(ob:requeue_async { 5, 6 }))
+    rows = ok_wait(ob:list_async("pending", { after = 4 }))
+    assert.same({ 5, 6 }, ids(rows))
+    assert.same({ false, true }, { rows[1].held or false, rows[2].held })
+    assert.same({ 5 }, claim())
+    ok_wait(ob:ack_async { { id = 5, outcome = "duplicate" } })
+    assert.same({ 6 }, claim())
+    ok_wait(ob:ack_async { 4, 6 })
+    ob:close()
+    assert.equal(3, header_u32(read(path), 60))
+  end)
+
+  it("releases the record held behind one that expires", function()
+    local path = dir .. "/a.db"
+    local short = core._outbox(path, { ordered = true, max_age = 0.2 })
+    ok_wait(post(short, "wf-1", 1))                   -- 1: expires 0.2 s after its post
+    local expired = core.now() + 0.25
+    local ob = core._outbox(path, { ordered = true, max_age = 0 })
+    ok_wait(post(ob, "wf-1", 2))                      -- 2: never expires; held behind 1
+    while core.now() < expired do core.sleep(0.01) end -- record 1's time runs out
+    -- this object's first claim sweeps for expired records: 1 becomes a dead letter, 2 is due
+    local rows = ok_wait(ob:claim_async(10))
+    assert.same({ 2 }, { #rows == 1 and rows[1].id })
+    local dead = ok_wait(ob:list_async("dead"))
+    assert.same({ 1, "expired" }, { dead[1].id, dead[1].reason })
+    short:close()
+    ob:close()
+  end)
+
   it("leaves the layout as it was when its first CorrelatedEvent is refused (full)", function()
     local path = dir .. "/a.db"
     make_file(path, 1)
@@ -673,10 +736,10 @@ describe("outbox files it must not use", function()
   it("refuses a file written by a newer version (a higher record layout)", function()
     local path = dir .. "/a.db"
     make_file(path, 3)
-    write(path, set_u32(read(path), 60, 3))
+    write(path, set_u32(read(path), 60, 4))
     local err, code = refused(path)
     assert.equal("FAILED_PRECONDITION", code)
-    assert.matches("was written by a newer version of littlehorse %(record layout 3; this version reads layout 2%); " ..
+    assert.matches("was written by a newer version of littlehorse %(record layout 4; this version reads layout 3%); " ..
                    "it was left as it is", err.message)
   end)
 

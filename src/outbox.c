@@ -167,6 +167,11 @@ static void set_int(lua_State *L, const char *k, int64_t v) {
   lua_setfield(L, -2, k);
 }
 
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
 static void set_str(lua_State *L, const char *k, const char *v) {
   if (!v) return;
   lua_pushstring(L, v);
@@ -203,6 +208,7 @@ static void push_record(lua_State *L, const ob_record *r) {
   set_int(L, "attempts", r->attempts);
   set_str(L, "state", r->state ? "dead" : "pending");
   if (r->state) set_str(L, "reason", r->dead_reason == OB_DEAD_EXPIRED ? "expired" : "rejected");
+  else if (r->due_at == OB_HELD) set_bool(L, "held", 1); /* waits for its WfRun's earlier record */
   else set_due(L, "due_in", r->due_at);
   set_str(L, "lease_owner", r->lease_owner);
   set_str(L, "last_code", r->last_code);

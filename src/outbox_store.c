@@ -7,8 +7,10 @@
 #include <grpc/status.h>
 #include "outbox_store.h"
 
-/* Layouts 1 and 2 (outbox_store.h: 2 may hold CorrelatedEvents). `due_at` is when a pending record may next be sent: its post time, then its next
- * attempt after a retryable failure. While a process delivers it, the record is leased to it
+/* Layouts 1 to 3 (outbox_store.h). `due_at` is when a pending record may next be sent: its post
+ * time, then its next attempt after a retryable failure; OB_HELD (layout 3) while an earlier
+ * pending record of its order key holds it back: it is left out of every claim's walk of
+ * records_due until that record ends, which sets its successor's due_at (unhold). While a process delivers it, the record is leased to it
  * (`lease_owner`, `lease_until`): a claim skips it until the lease ends. The lease is kept out
  * of the due index, so a claim rewrites rows but no index entry.
  * `counters` holds one row: totals since the file was made and the gauges the limits need,
@@ -50,6 +52,7 @@ enum {
   Q_CLAIM, Q_LEASE, Q_NEXT_DUE, Q_EXPIRE,
   Q_ACKED, Q_DELETE, Q_RETRY, Q_DEAD, Q_RELEASE,
   Q_OLDEST, Q_OLDEST_BY_STATE,
+  Q_KEY_PENDING, Q_UNHOLD, Q_RUN_KEYS, Q_ORDER_KEY,
   Q_COUNT
 };
 
@@ -64,7 +67,7 @@ static const char *const SQL[Q_COUNT] = {
                      " retries = retries + ?4, dead = dead + ?5, pending_rows = pending_rows + ?6,"
                      " dead_rows = dead_rows + ?7, bytes = bytes + ?8 WHERE id = 1",
   [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
-               " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
+               " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
   /* Due, pending, and first of its order key among pending records. */
   /* Due, pending, not leased, and first of its order key among pending records. (A plain
    * SELECT, then one UPDATE per row: an UPDATE ... WHERE id IN (SELECT ...) RETURNING builds
@@ -79,7 +82,7 @@ static const char *const SQL[Q_COUNT] = {
    * not per record, and every id of a run is one of the records meant. */
   [Q_LEASE] = "UPDATE records SET lease_owner = ?3, lease_until = ?4 WHERE id BETWEEN ?1 AND ?2",
   /* the next record that becomes due (records due now are leased, or wait for their order) */
-  [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1",
+  [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1 AND due_at < " OB_HELD_SQL,
   /* Not while a lease on it runs: that delivery's outcome decides. (INDEXED BY: without
    * statistics the planner would walk records_due, every pending record, once a second.) */
   [Q_EXPIRE] = "UPDATE records INDEXED BY records_expiry"
@@ -88,12 +91,12 @@ static const char *const SQL[Q_COUNT] = {
                " last_message = 'expired: not delivered before its max_age ran out' ||"
                "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
                " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1"
-               " RETURNING length(request)",
+               " RETURNING order_key",
   /* What removing a run of delivered records changes in the counters, then the removal. (Not
    * one DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and
    * freed at every execution, which cost more than the DELETE itself.) */
-  [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0) FROM records"
-              " WHERE id BETWEEN ?1 AND ?2",
+  [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0),"
+              " coalesce(sum(order_key IS NOT NULL AND state = 0), 0) FROM records WHERE id BETWEEN ?1 AND ?2",
   [Q_DELETE] = "DELETE FROM records WHERE id BETWEEN ?1 AND ?2",
   [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, lease_until = 0, last_code = ?3,"
               " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
@@ -106,6 +109,14 @@ static const char *const SQL[Q_COUNT] = {
    * sorts them. */
   [Q_OLDEST] = "SELECT created_at FROM records WHERE +state = 0 ORDER BY id LIMIT 1",
   [Q_OLDEST_BY_STATE] = "SELECT created_at FROM records WHERE state = 0 ORDER BY id LIMIT 1",
+  /* Order keys (see due_at above): whether a key has a pending record (a new record of it is
+   * held); the next pending record of a key, unheld when the one before it ends; the order
+   * keys of a run's pending records (before they are removed); one record's key. */
+  [Q_KEY_PENDING] = "SELECT 1 FROM records WHERE order_key = ?1 AND state = 0 LIMIT 1",
+  [Q_UNHOLD] = "UPDATE records SET due_at = ?2 WHERE due_at = " OB_HELD_SQL " AND id ="
+               " (SELECT id FROM records WHERE order_key = ?1 AND state = 0 ORDER BY id LIMIT 1)",
+  [Q_RUN_KEYS] = "SELECT DISTINCT order_key FROM records WHERE id BETWEEN ?1 AND ?2 AND order_key IS NOT NULL AND +state = 0",
+  [Q_ORDER_KEY] = "SELECT order_key FROM records WHERE id = ?1",
 };
 
 struct ob_store {
@@ -466,24 +477,31 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
   else sqlite3_bind_null(st, i);
 }
 
-/* In the transaction that adds the file's first CorrelatedEvent: the file becomes layout 2, so
+/* In the transaction that adds the file's first CorrelatedEvent, the file becomes layout 2, so
  * that an older version, which would send its request as a PutExternalEventRequest, refuses
- * it. (Another process may have done it already: the header is read under the write lock.) */
-static int mark_correlated(ob_store *s, ob_err *e) {
-  if (s->layout >= 2) return 1;
+ * it; in the one that first holds a record back by its order (OB_HELD), layout 3, so that an
+ * older version, which would never send it, refuses it. (Another process may have done it
+ * already: the header is read under the write lock.) */
+static int mark_layout(ob_store *s, int64_t layout, ob_err *e) {
+  if (s->layout >= layout) return 1;
   int64_t version;
   if (!pragma_int(s, "PRAGMA user_version", &version, e)) return 0;
-  if (version < 2 && !exec_sql(s, "PRAGMA user_version = 2", e, "marking the file as holding CorrelatedEvents"))
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)layout);
+  if (version < layout && !exec_sql(s, sql, e, layout == OB_LAYOUT_HELD ? "marking the file as holding records back by order"
+                                                                         : "marking the file as holding CorrelatedEvents"))
     return 0;
   return 1;
 }
+
+static int key_pending(ob_store *s, const char *key, int *out, ob_err *e);
 
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e) {
   if (!begin(s, 1, e)) return 0;
   counters now, d;
   memset(&d, 0, sizeof d);
   sqlite3_stmt *ins = NULL;
-  int correlated = 0;
+  int correlated = 0, held = 0;
   if (!read_counters(s, &now, e) || !stmt(s, Q_INSERT, &ins, e)) {
     rollback(s);
     return 0;
@@ -507,6 +525,13 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
               r->request_len, (long long)lim->max_bytes);
       continue;
     }
+    /* a record whose order key has a pending record already waits for it (see due_at) */
+    int behind = 0;
+    if (r->order_key && !key_pending(s, r->order_key, &behind, e)) {
+      rollback(s);
+      return 0;
+    }
+    held |= behind;
     sqlite3_bind_text(ins, 1, r->guid, -1, SQLITE_STATIC);
     sqlite3_bind_int(ins, 2, r->kind);
     bind_text_or_null(ins, 3, r->wf_run_id);
@@ -517,6 +542,7 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
     sqlite3_bind_int64(ins, 8, r->created_at);
     if (lim->max_age_ms > 0) sqlite3_bind_int64(ins, 9, r->created_at + lim->max_age_ms);
     else sqlite3_bind_null(ins, 9);
+    sqlite3_bind_int64(ins, 10, behind ? OB_HELD : r->created_at);
     int rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     sqlite3_clear_bindings(ins);
@@ -531,12 +557,14 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
     d.accepted++;
     d.bytes += (int64_t)r->request_len;
   }
-  if ((d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_correlated(s, e))) {
+  if ((d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_layout(s, OB_LAYOUT_CORRELATED, e)) ||
+      (held && !mark_layout(s, OB_LAYOUT_HELD, e))) {
     rollback(s);
     return 0;
   }
   if (!commit(s, e)) return 0;
-  if (correlated) s->layout = 2;
+  if (held) s->layout = OB_LAYOUT_HELD;
+  else if (correlated && s->layout < OB_LAYOUT_CORRELATED) s->layout = OB_LAYOUT_CORRELATED;
   return 1;
 }
 
@@ -564,23 +592,86 @@ static char *col_text(sqlite3_stmt *st, int i) {
   return t ? dup_bytes(t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
 }
 
+/* ---- order keys: holding a record back behind its key's earlier ones ---- */
+
+/* The order keys of records that ended in this transaction: each key's next pending record,
+ * if held, becomes due once the changes are made (a key named twice unholds one record). */
+typedef struct keyset {
+  char **k;
+  size_t n, cap;
+} keyset;
+
+static void keyset_free(keyset *ks) {
+  for (size_t i = 0; i < ks->n; i++) free(ks->k[i]);
+  free(ks->k);
+  ks->k = NULL;
+  ks->n = ks->cap = 0;
+}
+
+/* Adds column i of st (an order key, or NULL: nothing to add). */
+static int keyset_add(ob_store *s, keyset *ks, sqlite3_stmt *st, int i, ob_err *e) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  if (!t) return 1;
+  if (ks->n == ks->cap) {
+    size_t cap = ks->cap ? ks->cap * 2 : 8;
+    char **k = realloc(ks->k, cap * sizeof *k);
+    if (!k) goto oom;
+    ks->k = k;
+    ks->cap = cap;
+  }
+  if (!(ks->k[ks->n] = dup_bytes(t, (size_t)sqlite3_column_bytes(st, i)))) goto oom;
+  ks->n++;
+  return 1;
+oom:
+  set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+  return 0;
+}
+
+/* Makes the next pending record of each key in ks due at `now` if it was held. */
+static int unhold(ob_store *s, const keyset *ks, int64_t now, ob_err *e) {
+  if (ks->n == 0) return 1;
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_UNHOLD, &st, e)) return 0;
+  for (size_t i = 0; i < ks->n; i++) {
+    sqlite3_bind_text(st, 1, ks->k[i], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return db_err(s, e, rc, "releasing a record held back by its order");
+  }
+  return 1;
+}
+
+/* Whether order key `key` has a pending record (*out). */
+static int key_pending(ob_store *s, const char *key, int *out, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_KEY_PENDING, &st, e)) return 0;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_err(s, e, rc, "reading a record's order");
+  *out = rc == SQLITE_ROW;
+  return 1;
+}
+
 /* Records past their expiry become dead letters (looked for at most once a second, in
  * records_expiry: a sweep reads the expired records only, not the whole backlog). */
-static int expire(ob_store *s, int64_t now, counters *d, ob_err *e) {
+static int expire(ob_store *s, int64_t now, counters *d, keyset *ended, ob_err *e) {
   if (now - s->last_sweep < 1000 && now >= s->last_sweep) return 1;
   s->last_sweep = now;
   sqlite3_stmt *st = NULL;
   if (!stmt(s, Q_EXPIRE, &st, e)) return 0;
   sqlite3_bind_int64(st, 1, now);
-  int rc;
+  int rc, ok = 1;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     d->pending--;
     d->dead_rows++;
     d->dead++;
+    if (ok) ok = keyset_add(s, ended, st, 0, e);
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return db_err(s, e, rc, "expiring records");
-  return 1;
+  return ok;
 }
 
 static int next_due(ob_store *s, int64_t now, int64_t *out, ob_err *e) {
@@ -626,9 +717,24 @@ static int step_run(sqlite3_stmt *st, int64_t first, int64_t last) {
   return rc;
 }
 
+/* Adds the order keys of the pending records with ids in [first, last] to `ended`. */
+static int run_keys(ob_store *s, int64_t first, int64_t last, keyset *ended, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_RUN_KEYS, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, first);
+  sqlite3_bind_int64(st, 2, last);
+  int rc, ok = 1;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && ok) ok = keyset_add(s, ended, st, 0, e);
+  sqlite3_reset(st);
+  if (!ok) return 0;
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+  return 1;
+}
+
 /* Remove the records delivered (or found to be there already) whose ids are in ids[0..n),
  * sorted and distinct; records gone already (delivered by another process) count nothing. */
-static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int duplicate, counters *d, ob_err *e) {
+static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int duplicate, counters *d, keyset *ended,
+                            ob_err *e) {
   sqlite3_stmt *acked = NULL, *del = NULL;
   if (!stmt(s, Q_ACKED, &acked, e) || !stmt(s, Q_DELETE, &del, e)) return 0;
   for (size_t i = 0; i < n; i++) {
@@ -636,14 +742,16 @@ static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int dupli
     sqlite3_bind_int64(acked, 1, ids[i]);
     sqlite3_bind_int64(acked, 2, ids[j]);
     int rc = sqlite3_step(acked);
-    int64_t found = 0, dead_rows = 0, bytes = 0;
+    int64_t found = 0, dead_rows = 0, bytes = 0, ordered = 0;
     if (rc == SQLITE_ROW) {
       found = sqlite3_column_int64(acked, 0);
       dead_rows = sqlite3_column_int64(acked, 1);
       bytes = sqlite3_column_int64(acked, 2);
+      ordered = sqlite3_column_int64(acked, 3);
       rc = SQLITE_DONE;
     }
     sqlite3_reset(acked);
+    if (rc == SQLITE_DONE && ordered > 0 && !run_keys(s, ids[i], ids[j], ended, e)) return 0;
     if (rc == SQLITE_DONE && found > 0) {
       d->pending -= found - dead_rows;
       d->dead_rows -= dead_rows;
@@ -658,8 +766,22 @@ static int remove_delivered(ob_store *s, const int64_t *ids, size_t n, int dupli
   return 1;
 }
 
-/* Apply acknowledgements inside the transaction begun; the counters' changes go into d. */
-static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, ob_err *e) {
+/* Adds the order key of record `id` (just made a dead letter) to `ended`. */
+static int dead_key(ob_store *s, int64_t id, keyset *ended, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_ORDER_KEY, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st), ok = 1;
+  if (rc == SQLITE_ROW) ok = keyset_add(s, ended, st, 0, e);
+  sqlite3_reset(st);
+  if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "recording delivery outcomes");
+  return ok;
+}
+
+/* Apply acknowledgements inside the transaction begun; the counters' changes go into d, and the
+ * order keys of the pending records that ended into `ended`. */
+static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, keyset *ended,
+                      ob_err *e) {
   if (n == 0) return 1;
   sqlite3_stmt *retry = NULL, *dead = NULL, *release = NULL;
   if (!stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e) || !stmt(s, Q_RELEASE, &release, e)) return 0;
@@ -674,8 +796,9 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
     else if (acks[i].outcome == OB_ACK_DUPLICATE) ids[n - ++nduplicate] = acks[i].id;
   }
   int ok = 1;
-  if (ndelivered) ok = remove_delivered(s, ids, id_runs(ids, ndelivered), 0, d, e);
-  if (ok && nduplicate) ok = remove_delivered(s, ids + n - nduplicate, id_runs(ids + n - nduplicate, nduplicate), 1, d, e);
+  if (ndelivered) ok = remove_delivered(s, ids, id_runs(ids, ndelivered), 0, d, ended, e);
+  if (ok && nduplicate)
+    ok = remove_delivered(s, ids + n - nduplicate, id_runs(ids + n - nduplicate, nduplicate), 1, d, ended, e);
   free(ids);
   for (size_t i = 0; ok && i < n; i++) {
     const ob_ack *a = &acks[i];
@@ -703,6 +826,7 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
           d->dead++;
           d->pending--;
           d->dead_rows++;
+          if (!dead_key(s, a->id, ended, e)) return 0;
         }
       }
     }
@@ -718,12 +842,17 @@ static void ack_counts(const counters *d, ob_ack_counts *out) {
   out->dead = d->dead;
 }
 
-int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e) {
+int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, int64_t now, ob_ack_counts *out,
+                 ob_err *e) {
   memset(out, 0, sizeof *out);
   if (!begin(s, 0, e)) return 0;
   counters d;
   memset(&d, 0, sizeof d);
-  if (!apply_acks(s, acks, n, owner, &d, e) || !add_counters(s, &d, e) || !commit(s, e)) {
+  keyset ended = { 0 };
+  int ok = apply_acks(s, acks, n, owner, &d, &ended, e) && unhold(s, &ended, now, e) && add_counters(s, &d, e) &&
+           commit(s, e);
+  keyset_free(&ended);
+  if (!ok) {
     rollback(s);
     return 0;
   }
@@ -756,7 +885,11 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
   counters d;
   memset(&d, 0, sizeof d);
   sqlite3_stmt *st = NULL;
-  if (!apply_acks(s, in->acks, in->nacks, in->owner, &d, e) || !expire(s, in->now, &d, e) || !stmt(s, Q_CLAIM, &st, e)) {
+  keyset ended = { 0 };
+  int ok = apply_acks(s, in->acks, in->nacks, in->owner, &d, &ended, e) && expire(s, in->now, &d, &ended, e) &&
+           unhold(s, &ended, in->now, e) && stmt(s, Q_CLAIM, &st, e);
+  keyset_free(&ended);
+  if (!ok) {
     rollback(s);
     return 0;
   }
@@ -804,7 +937,7 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
     rc = SQLITE_ERROR; /* e is set */
   }
   counters now;
-  int ok = rc == SQLITE_DONE;
+  ok = rc == SQLITE_DONE;
   if (!ok && rc != SQLITE_ERROR) db_err(s, e, rc, "claiming records");
   ok = ok && add_counters(s, &d, e) && read_counters(s, &now, e) && next_due(s, in->now, &out->next_due, e) &&
        commit(s, e);
@@ -949,9 +1082,9 @@ int ob_store_list(ob_store *s, int state, int64_t after, size_t limit, int with_
  * made SQLite walk every dead letter once per id (1,000 ids among 100,000 dead letters took
  * 5.5 s on the writer thread). */
 static int each_id(ob_store *s, const char *change, const int64_t *ids, size_t nids, int64_t now, int64_t max_age,
-                   int64_t *count, int64_t *bytes, ob_err *e) {
-  char sql[512];
-  snprintf(sql, sizeof sql, "%s WHERE %s RETURNING length(request)", change,
+                   int64_t *count, int64_t *bytes, int64_t *held, ob_err *e) {
+  char sql[768];
+  snprintf(sql, sizeof sql, "%s WHERE %s RETURNING length(request), due_at = " OB_HELD_SQL, change,
            ids ? "id = ?1 AND state = 1" : "state = 1");
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -968,6 +1101,7 @@ static int each_id(ob_store *s, const char *change, const int64_t *ids, size_t n
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       (*count)++;
       *bytes += sqlite3_column_int64(st, 0);
+      *held += sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) break;
@@ -984,16 +1118,21 @@ int ob_store_requeue(ob_store *s, const int64_t *ids, size_t nids, int64_t now, 
   int64_t bytes = 0;
   counters d;
   memset(&d, 0, sizeof d);
-  int ok = each_id(s, "UPDATE records SET state = 0, dead_reason = NULL, attempts = 0, due_at = ?3, expires_at = ?4,"
-                      " lease_owner = NULL, lease_until = 0",
-                   ids, nids, now, max_age_ms, count, &bytes, e);
+  int64_t held = 0;
+  /* a record requeued behind a pending record of its order key is held back (see due_at) */
+  int ok = each_id(s, "UPDATE records SET state = 0, dead_reason = NULL, attempts = 0, expires_at = ?4,"
+                      " lease_owner = NULL, lease_until = 0, due_at = CASE WHEN order_key IS NOT NULL AND EXISTS"
+                      " (SELECT 1 FROM records AS p WHERE p.order_key = records.order_key AND p.id < records.id"
+                      " AND p.state = 0) THEN " OB_HELD_SQL " ELSE ?3 END",
+                   ids, nids, now, max_age_ms, count, &bytes, &held, e);
   d.pending = *count;
   d.dead_rows = -*count;
-  if (!ok || !add_counters(s, &d, e) || !commit(s, e)) {
+  if (!ok || !add_counters(s, &d, e) || (held && !mark_layout(s, OB_LAYOUT_HELD, e)) || !commit(s, e)) {
     rollback(s);
     *count = 0;
     return 0;
   }
+  if (held) s->layout = OB_LAYOUT_HELD;
   return 1;
 }
 
@@ -1003,8 +1142,8 @@ int ob_store_purge(ob_store *s, const int64_t *ids, size_t nids, int64_t *count,
   int64_t bytes = 0;
   counters d;
   memset(&d, 0, sizeof d);
-  int ok = each_id(s, "DELETE FROM records",
-                   ids, nids, 0, 0, count, &bytes, e);
+  int64_t held = 0;
+  int ok = each_id(s, "DELETE FROM records", ids, nids, 0, 0, count, &bytes, &held, e);
   d.dead_rows = -*count;
   d.bytes = -bytes;
   if (!ok || !add_counters(s, &d, e) || !commit(s, e)) {

@@ -9,17 +9,25 @@
  * OB_LAYOUT is refused, and so is a file that is not an outbox or fails SQLite's quick_check at
  * open. A refused file is left exactly as it was. Layouts: 1, records of ExternalEvents only;
  * 2, the same tables, records of CorrelatedEvents too (kind OB_KIND_CORRELATED, whose request
- * an older version would send as a PutExternalEventRequest). A new file starts at layout 1 and
- * becomes layout 2 in the transaction that adds its first CorrelatedEvent, so a file that never
- * holds one stays readable by older versions. */
+ * an older version would send as a PutExternalEventRequest); 3, the same tables, pending records
+ * held back behind an earlier pending record of their order key (due_at = OB_HELD, which an
+ * older version would never send). A new file starts at layout 1 and becomes layout 2 in the
+ * transaction that adds its first CorrelatedEvent, and 3 in the one that first holds a record
+ * back, so a file that never holds such records stays readable by older versions. */
 #ifndef LH_OUTBOX_STORE_H
 #define LH_OUTBOX_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define OB_LAYOUT 2            /* the newest layout this version reads and writes */
+#define OB_LAYOUT 3            /* the newest layout this version reads and writes */
 #define OB_LAYOUT_EVENTS 1     /* a file that holds ExternalEvents only */
+#define OB_LAYOUT_CORRELATED 2 /* ... and CorrelatedEvents */
+#define OB_LAYOUT_HELD 3       /* ... and records held back by their order (OB_HELD) */
+/* The due time of a record held back by its order: after every real time, so that a claim's
+ * walk of the due index stops before it. */
+#define OB_HELD INT64_MAX
+#define OB_HELD_SQL "9223372036854775807"
 #define OB_APPLICATION_ID 0x4c484f42 /* "LHOB" in the SQLite header: a littlehorse outbox */
 
 /* Record kinds: which RPC delivers the stored request bytes. */
@@ -92,8 +100,10 @@ typedef struct ob_ack_counts { int64_t delivered, duplicates, retries, dead; } o
 
 /* Apply acknowledgements in one transaction (not synced: a lost acknowledgement only makes a
  * record be delivered again, which the server answers ALREADY_EXISTS). Retries and dead
- * letters apply only while owner still holds the record's lease. */
-int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, ob_ack_counts *out, ob_err *e);
+ * letters apply only while owner still holds the record's lease. A record that ends makes the
+ * next record of its order key, if held back, due at `now` (epoch ms). */
+int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, int64_t now, ob_ack_counts *out,
+                 ob_err *e);
 
 typedef struct ob_claim_in {
   int64_t now, lease_ms;      /* ms since the epoch; the lease's length */

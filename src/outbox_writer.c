@@ -270,7 +270,7 @@ static void run_one(ob_outbox *ob, ob_job *j) {
     break;
   }
   case OB_JOB_ACK:
-    ok = ob_store_ack(ob->store, j->u.ack.acks, j->u.ack.n, ob->owner, &j->u.ack.counts, &e);
+    ok = ob_store_ack(ob->store, j->u.ack.acks, j->u.ack.n, ob->owner, ob_now_ms(), &j->u.ack.counts, &e);
     break;
   case OB_JOB_STATS: ok = ob_store_stats(ob->store, ob_now_ms(), &j->u.stats, &e); break;
   case OB_JOB_LIST:
