@@ -10,8 +10,9 @@
 /* Layouts 1 to 3 (outbox_store.h). `due_at` is when a pending record may next be sent: its post
  * time, then its next attempt after a retryable failure; OB_HELD (layout 3) while an earlier
  * pending record of its order key holds it back: it is left out of every claim's walk of
- * records_due until that record ends, which sets its successor's due_at (unhold). While a process delivers it, the record is leased to it
- * (`lease_owner`, `lease_until`): a claim skips it until the lease ends. The lease is kept out
+ * records_due until that record ends, which sets its successor's due_at (unhold). While a
+ * process delivers it, the record is leased to it (`lease_owner`, `lease_until`): a claim
+ * skips it until the lease ends. The lease is kept out
  * of the due index, so a claim rewrites rows but no index entry.
  * `counters` holds one row: totals since the file was made and the gauges the limits need,
  * kept in step by the same transactions that change the records. */
@@ -68,8 +69,9 @@ static const char *const SQL[Q_COUNT] = {
                      " dead_rows = dead_rows + ?7, bytes = bytes + ?8 WHERE id = 1",
   [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
                " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-  /* Due, pending, and first of its order key among pending records. */
-  /* Due, pending, not leased, and first of its order key among pending records. (A plain
+  /* Due, pending, not leased, and first of its order key among pending records (held records
+   * are past the walk's end; the order check is for records of older layouts, and for a
+   * requeued record ahead of a due one). (A plain
    * SELECT, then one UPDATE per row: an UPDATE ... WHERE id IN (SELECT ...) RETURNING builds
    * ephemeral tables whose memory, freed at every claim, made glibc return it to the kernel
    * and fault it in again, with TLB shootdowns: a third of a claim's cost.) */
@@ -92,7 +94,9 @@ static const char *const SQL[Q_COUNT] = {
                "   coalesce(' (last error: ' || last_code || ': ' || last_message || ')', '')"
                " WHERE state = 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1"
                " RETURNING order_key",
-  /* What removing a run of delivered records changes in the counters, then the removal. (Not
+  /* What removing a run of delivered records changes in the counters, and how many of them are
+   * pending records with an order key (whose keys are read before the removal, see run_keys),
+   * then the removal. (Not
    * one DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and
    * freed at every execution, which cost more than the DELETE itself.) */
   [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0),"
@@ -488,10 +492,9 @@ static int mark_layout(ob_store *s, int64_t layout, ob_err *e) {
   if (!pragma_int(s, "PRAGMA user_version", &version, e)) return 0;
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)layout);
-  if (version < layout && !exec_sql(s, sql, e, layout == OB_LAYOUT_HELD ? "marking the file as holding records back by order"
-                                                                         : "marking the file as holding CorrelatedEvents"))
-    return 0;
-  return 1;
+  const char *what = layout == OB_LAYOUT_HELD ? "marking the file as holding records back by order"
+                                              : "marking the file as holding CorrelatedEvents";
+  return version >= layout || exec_sql(s, sql, e, what);
 }
 
 static int key_pending(ob_store *s, const char *key, int *out, ob_err *e);
