@@ -108,6 +108,44 @@ function M.quantile(sorted, p)
   return sorted[math.floor(p * (n - 1)) + 1]
 end
 
+-- The median of the numbers in xs (nil when empty), and their min and max.
+function M.median(xs)
+  local s = {}
+  for i, x in ipairs(xs) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+function M.minmax(xs)
+  local lo, hi = math.huge, -math.huge
+  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
+  return lo, hi
+end
+
+-- A dev server (BIN) on a free port serving def M.DEF_NAME, pinned with `pin` (a command
+-- prefix such as "taskset -c 1 ", or ""), its output in OUT: its pid and port. `sleep` is a
+-- function of seconds (littlehorse.core's sleep).
+function M.start_devserver(bin, out, pin, sleep)
+  os.remove(out)
+  local p = io.popen(string.format("%s%s --port 0 --threads 1 --def %s >%s 2>&1 & echo $!", pin, bin, M.DEF_NAME, out))
+  local pid = tonumber(p:read("*l"))
+  p:close()
+  for _ = 1, 500 do
+    local port = (read_file(out) or ""):match("LISTENING [^\n]*:(%d+)")
+    if port then return pid, tonumber(port) end
+    sleep(0.01)
+  end
+  error("dev server did not start: " .. (read_file(out) or ""))
+end
+
+-- Stops it (SIGTERM) and waits until it is gone.
+function M.stop_devserver(pid)
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+end
+
 function M.hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end

@@ -27,22 +27,8 @@ local PIN = os.getenv("BENCH_PIN") ~= "0" and "taskset -c 1 " or ""
 local now = core.now
 local MISSING_DEF = "no-such-def" -- the dev server knows only common.DEF_NAME
 
-local function start_server()
-  local out = DIR .. "/admin-server.out"
-  os.remove(out)
-  local p = io.popen(string.format("%s%s --port 0 --threads 1 --def %s >%s 2>&1 & echo $!", PIN, BIN,
-                                   common.DEF_NAME, out))
-  local pid = math.tointeger(tonumber(p:read("*l")))
-  p:close()
-  for _ = 1, 500 do
-    local port = (common.read_file(out) or ""):match("LISTENING [^\n]*:(%d+)")
-    if port then return pid, math.tointeger(tonumber(port)) end
-    core.sleep(0.01)
-  end
-  error("dev server did not start: " .. (common.read_file(out) or ""))
-end
-
-local function stop_server(pid) os.execute("kill -TERM " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done") end
+local function start_server() return common.start_devserver(BIN, DIR .. "/admin-server.out", PIN, core.sleep) end
+local stop_server = common.stop_devserver
 
 local function remove(path) for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end end
 
@@ -142,17 +128,7 @@ for rep = 1, REPS do
 end
 remove(large); remove(small)
 
-local function median(xs)
-  local t = { table.unpack(xs) }
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
-local function spread(xs)
-  local lo, hi = math.huge, -math.huge
-  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
-  return lo, hi
-end
+local median, spread = common.median, common.minmax
 
 print(string.format("Outbox reading and dead letters (%d rounds; large: %d dead letters + %d pending, small: %d + %d)",
                     REPS, N // 50, N, SMALL, SMALL))

@@ -29,22 +29,8 @@ assert(BIN and DIR, "usage: outbox_bench.lua DEVSERVER DIR [SECONDS] [REPS]")
 local PIN = os.getenv("BENCH_PIN") ~= "0" and "taskset -c 1 " or ""
 local now = core.now
 
-local function start_server()
-  local out = DIR .. "/server.out"
-  os.remove(out)
-  local p = io.popen(string.format("%s%s --port 0 --threads 1 --def %s >%s 2>&1 & echo $!", PIN, BIN,
-                                   common.DEF_NAME, out))
-  local pid = math.tointeger(tonumber(p:read("*l")))
-  p:close()
-  for _ = 1, 500 do
-    local port = (common.read_file(out) or ""):match("LISTENING [^\n]*:(%d+)")
-    if port then return pid, math.tointeger(tonumber(port)) end
-    core.sleep(0.01)
-  end
-  error("dev server did not start: " .. (common.read_file(out) or ""))
-end
-
-local function stop_server(pid) os.execute("kill -TERM " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done") end
+local function start_server() return common.start_devserver(BIN, DIR .. "/server.out", PIN, core.sleep) end
+local stop_server = common.stop_devserver
 
 local function request()
   return { wf_run_id = common.WF_RUN_ID, external_event_def_name = common.DEF_NAME, content = common.real_content() }
@@ -207,17 +193,7 @@ for rep = 1, REPS do
   for _, s in ipairs { "", "-wal", "-shm" } do os.remove(path .. s) end
 end
 
-local function median(xs)
-  local s = { table.unpack(xs) }
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-local function spread(xs)
-  local lo, hi = math.huge, -math.huge
-  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
-  return lo, hi
-end
+local median, spread = common.median, common.minmax
 
 print(string.format("Outbox (%d rounds of %g s; file on disk, fsync on; real payload)", REPS, SECONDS))
 print(string.format("  %-52s %10s %19s", "figure", "median/s", "min-max"))

@@ -6,6 +6,8 @@
 -- (a part skipped with BENCH_SKIP) print as n/a or not at all.
 local raw_path, out_path = arg[1], arg[2]
 assert(raw_path, "usage: report.lua RAW.txt [RESULTS.txt]")
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local common = require "common"
 
 local function parse(line)
   local kind, rest = line:match("^(%u+) (.*)$")
@@ -51,20 +53,7 @@ for line in io.lines(raw_path) do
   end
 end
 
-local function median(xs)
-  local s = {}
-  for i, x in ipairs(xs) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-local function minmax(xs)
-  local lo, hi = math.huge, -math.huge
-  for _, x in ipairs(xs) do lo, hi = math.min(lo, x), math.max(hi, x) end
-  return lo, hi
-end
+local median, minmax = common.median, common.minmax
 
 -- per-run derived figures, and the medians over runs; byrep[rep] = { rate =, cpu = } per round
 local F = {}
