@@ -248,6 +248,7 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
       lua_pushlstring(L, r->request, r->request_len);
       lua_setfield(L, -2, "request");
       set_int(L, "attempts", r->attempts);
+      if (r->ordered) set_bool(L, "ordered", 1);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     set_due(L, "next_due", c->next_due);
@@ -609,7 +610,8 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
 
 /* outbox:claim_async(limit [, acks [, opts]]) -> job: apply the outcomes acks (as ack_async
  * takes them) and lease up to limit due records, in one transaction. Its result: the list of
- * leased records ({ id, kind, request, attempts }: what delivery uses, no more), with next_due
+ * leased records ({ id, kind, request, attempts, ordered (true when it has an order key) }:
+ * what delivery uses, no more), with next_due
  * (seconds, or nil), pending (records left, leased included) and acked (what the outcomes
  * changed, as ack_async's result). limit may be 0. */
 static int claim_async(lua_State *L) {

@@ -75,7 +75,7 @@ static const char *const SQL[Q_COUNT] = {
    * SELECT, then one UPDATE per row: an UPDATE ... WHERE id IN (SELECT ...) RETURNING builds
    * ephemeral tables whose memory, freed at every claim, made glibc return it to the kernel
    * and fault it in again, with TLB shootdowns: a third of a claim's cost.) */
-  [Q_CLAIM] = "SELECT id, kind, request, attempts FROM records AS r"
+  [Q_CLAIM] = "SELECT id, kind, request, attempts, order_key IS NOT NULL FROM records AS r"
               " WHERE state = 0 AND due_at <= ?1 AND lease_until <= ?1"
               "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
               "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
@@ -116,9 +116,12 @@ static const char *const SQL[Q_COUNT] = {
   /* Order keys (see due_at above): whether a key has a pending record (a new record of it is
    * held); the next pending record of a key, unheld when the one before it ends; the order
    * keys of a run's pending records (before they are removed); one record's key. */
-  [Q_KEY_PENDING] = "SELECT 1 FROM records WHERE order_key = ?1 AND state = 0 LIMIT 1",
-  [Q_UNHOLD] = "UPDATE records SET due_at = ?2 WHERE due_at = " OB_HELD_SQL " AND id ="
-               " (SELECT id FROM records WHERE order_key = ?1 AND state = 0 ORDER BY id LIMIT 1)",
+  /* (`+state`: through records_order, whatever the planner guesses; through records_due, a
+   * key's first record would walk every pending record. A record unheld is due from its post
+   * time, as it would have been unordered: not behind every record due meanwhile.) */
+  [Q_KEY_PENDING] = "SELECT 1 FROM records WHERE order_key = ?1 AND +state = 0 LIMIT 1",
+  [Q_UNHOLD] = "UPDATE records SET due_at = min(created_at, ?2) WHERE due_at = " OB_HELD_SQL " AND id ="
+               " (SELECT id FROM records WHERE order_key = ?1 AND +state = 0 ORDER BY id LIMIT 1)",
   [Q_RUN_KEYS] = "SELECT DISTINCT order_key FROM records WHERE id BETWEEN ?1 AND ?2 AND order_key IS NOT NULL AND +state = 0",
   [Q_ORDER_KEY] = "SELECT order_key FROM records WHERE id = ?1",
 };
@@ -357,6 +360,22 @@ static int quick_check(ob_store *s, ob_err *e) {
 
 /* Create the layout in a new file, or check an existing one. Under the write lock, so two
  * processes opening a new file at once make it once. */
+/* A held record is released by the end of the record before it, in the same transaction. A
+ * process of an older version that opened the file before it became layout 3 ends records
+ * without releasing anything: at open, the first pending record of each order key, if held,
+ * becomes due (an index seek when nothing is held). */
+static int release_orphans(ob_store *s, ob_err *e) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "UPDATE records SET due_at = min(created_at, %lld) WHERE state = 0 AND due_at = " OB_HELD_SQL
+           " AND NOT EXISTS (SELECT 1 FROM records AS p WHERE p.order_key = records.order_key AND p.id < records.id"
+           " AND +p.state = 0)",
+           (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  return exec_sql(s, sql, e, "releasing records held back by order");
+}
+
 static int check_or_create(ob_store *s, ob_err *e) {
   if (!begin(s, 1, e)) return 0;
   int64_t version, app, tables;
@@ -392,7 +411,7 @@ static int check_or_create(ob_store *s, ob_err *e) {
     set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s has no record layout version; it was left as it is", s->path);
     return 0;
   }
-  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index")) {
+  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index") || (version >= OB_LAYOUT_HELD && !release_orphans(s, e))) {
     rollback(s);
     return 0;
   }
@@ -918,6 +937,7 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
       const void *req = sqlite3_column_blob(st, 2);
       r->request_len = (size_t)sqlite3_column_bytes(st, 2);
       r->attempts = sqlite3_column_int(st, 3);
+      r->ordered = sqlite3_column_int(st, 4);
       if (used + r->request_len > cap) {
         size_t want = cap ? cap : 16384;
         while (want < used + r->request_len) want *= 2;

@@ -82,6 +82,7 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
 typedef struct ob_claimed {
   int64_t id;
   int kind, attempts;
+  int ordered;          /* it has an order key: its end may make the next record of it due */
   const char *request;
   size_t request_len;
 } ob_claimed;

@@ -45,7 +45,7 @@ function M.new(cob, send, poll, cfg)
     acks = {},                -- outcomes not yet sent to the writer
     claim = nil, watch = nil, -- jobs in flight (a claim job also carries outcomes)
     next_claim = 0,           -- core.now() time of the next claim
-    finished = false,         -- a record ended since the last claim (see step)
+    finished = false,         -- a record with an order key ended since the last claim (see step)
     pause_until = 0,          -- claiming paused (the server is unreachable) until then
     failed_batches = 0,       -- consecutive batches in which every call was unreachable
     pending = -1,             -- pending records the last claim saw (-1: not known yet)
@@ -81,7 +81,7 @@ function D:finish(row, b, ok, err, code)
     if not UNREACHABLE[code] then b.ok = true end
   end
   self.acks[#self.acks + 1] = a
-  if a == row.id or a.outcome ~= "retry" then self.finished = true end
+  if row.ordered and (a == row.id or a.outcome ~= "retry") then self.finished = true end
   b.left = b.left - 1
   if b.left == 0 then
     -- every record of the batch answered: was the server there at all?
@@ -191,6 +191,7 @@ function D:step(limit)
       -- lease ends, then are sent again (the server answers ALREADY_EXISTS for delivered ones)
       self.last_error = err
       self.next_claim = now + cfg.poll_interval
+      self.finished = false -- no early claim either: the file failed, wait poll_interval
     end
   end
   local before = self.n
@@ -219,9 +220,9 @@ function D:step(limit)
     -- are in flight or ready, up to 4 x batch, so the window stays full while a claim takes a
     -- few milliseconds (the writer thread also commits posts and outcomes); outcomes alone
     -- when many wait, or nothing else is in flight
-    -- A record that ends (delivered, duplicate, dead) can make the next record of its WfRun
-    -- claimable in an ordered outbox: a claim goes with its outcome, whenever the next claim
-    -- was due or not (records blocked by their order are not due later: they are due now).
+    -- A record with an order key that ends (delivered, duplicate, dead) makes the next record
+    -- of its WfRun due: a claim goes with its outcome, whenever the next claim was due or not
+    -- (that record was not due later: it waited for this outcome).
     local acks, n, queued = self.acks, self.n, ready_count(self)
     local want = not self.stopping and n + queued <= cfg.batch * 3
       and (now >= self.next_claim or (self.finished and now >= self.pause_until))
