@@ -12,8 +12,8 @@
  * pending record of its order key holds it back: it is left out of every claim's walk of
  * records_due until that record ends, which sets its successor's due_at (unhold). While a
  * process delivers it, the record is leased to it (`lease_owner`, `lease_until`): a claim
- * skips it until the lease ends. The lease is kept out
- * of the due index, so a claim rewrites rows but no index entry.
+ * skips it until the lease ends. The lease is kept out of the due index, so a claim rewrites
+ * rows but no index entry.
  * `counters` holds one row: totals since the file was made and the gauges the limits need,
  * kept in step by the same transactions that change the records. */
 /* The expiry sweep's index (see expire), made by check_or_create in every file it opens, new or
@@ -71,10 +71,10 @@ static const char *const SQL[Q_COUNT] = {
                " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
   /* Due, pending, not leased, and first of its order key among pending records (held records
    * are past the walk's end; the order check is for records of older layouts, and for a
-   * requeued record ahead of a due one). (A plain
-   * SELECT, then one UPDATE per row: an UPDATE ... WHERE id IN (SELECT ...) RETURNING builds
-   * ephemeral tables whose memory, freed at every claim, made glibc return it to the kernel
-   * and fault it in again, with TLB shootdowns: a third of a claim's cost.) */
+   * requeued record ahead of a due one). (A plain SELECT, then one UPDATE per run of ids: an
+   * UPDATE ... WHERE id IN (SELECT ...) RETURNING builds ephemeral tables whose memory, freed
+   * at every claim, made glibc return it to the kernel and fault it in again, with TLB
+   * shootdowns: a third of a claim's cost.) */
   [Q_CLAIM] = "SELECT id, kind, request, attempts, order_key IS NOT NULL FROM records AS r"
               " WHERE state = 0 AND due_at <= ?1 AND lease_until <= ?1"
               "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
@@ -96,9 +96,8 @@ static const char *const SQL[Q_COUNT] = {
                " RETURNING order_key",
   /* What removing a run of delivered records changes in the counters, and how many of them are
    * pending records with an order key (whose keys are read before the removal, see run_keys),
-   * then the removal. (Not
-   * one DELETE ... RETURNING: RETURNING collects its rows in an ephemeral table built and
-   * freed at every execution, which cost more than the DELETE itself.) */
+   * then the removal. (Not one DELETE ... RETURNING: RETURNING collects its rows in an
+   * ephemeral table built and freed at every execution, which cost more than the DELETE.) */
   [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0),"
               " coalesce(sum(order_key IS NOT NULL AND state = 0), 0) FROM records WHERE id BETWEEN ?1 AND ?2",
   [Q_DELETE] = "DELETE FROM records WHERE id BETWEEN ?1 AND ?2",
@@ -115,10 +114,10 @@ static const char *const SQL[Q_COUNT] = {
   [Q_OLDEST_BY_STATE] = "SELECT created_at FROM records WHERE state = 0 ORDER BY id LIMIT 1",
   /* Order keys (see due_at above): whether a key has a pending record (a new record of it is
    * held); the next pending record of a key, unheld when the one before it ends; the order
-   * keys of a run's pending records (before they are removed); one record's key. */
-  /* (`+state`: through records_order, whatever the planner guesses; through records_due, a
-   * key's first record would walk every pending record. A record unheld is due from its post
-   * time, as it would have been unordered: not behind every record due meanwhile.) */
+   * keys of a run's pending records (before they are removed); one record's key. `+state`
+   * keeps key lookups on records_order whatever the planner guesses (through records_due, a
+   * key's first record would walk every pending record). A record unheld is due from its post
+   * time, as it would have been unordered, not behind every record due meanwhile. */
   [Q_KEY_PENDING] = "SELECT 1 FROM records WHERE order_key = ?1 AND +state = 0 LIMIT 1",
   [Q_UNHOLD] = "UPDATE records SET due_at = min(created_at, ?2) WHERE due_at = " OB_HELD_SQL " AND id ="
                " (SELECT id FROM records WHERE order_key = ?1 AND +state = 0 ORDER BY id LIMIT 1)",
@@ -358,24 +357,18 @@ static int quick_check(ob_store *s, ob_err *e) {
   return ok;
 }
 
-/* Create the layout in a new file, or check an existing one. Under the write lock, so two
- * processes opening a new file at once make it once. */
 /* A held record is released by the end of the record before it, in the same transaction. A
  * process of an older version that opened the file before it became layout 3 ends records
  * without releasing anything: at open, the first pending record of each order key, if held,
- * becomes due (an index seek when nothing is held). */
-static int release_orphans(ob_store *s, ob_err *e) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  char sql[512];
-  snprintf(sql, sizeof sql,
-           "UPDATE records SET due_at = min(created_at, %lld) WHERE state = 0 AND due_at = " OB_HELD_SQL
-           " AND NOT EXISTS (SELECT 1 FROM records AS p WHERE p.order_key = records.order_key AND p.id < records.id"
-           " AND +p.state = 0)",
-           (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-  return exec_sql(s, sql, e, "releasing records held back by order");
-}
+ * becomes due (an index seek when nothing is held). `now` in ms from SQLite's clock, the
+ * system's real-time clock like ob_now_ms. */
+static const char *const RELEASE_ORPHANS =
+  "UPDATE records SET due_at = min(created_at, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
+  " WHERE state = 0 AND due_at = " OB_HELD_SQL " AND NOT EXISTS (SELECT 1 FROM records AS p"
+  " WHERE p.order_key = records.order_key AND p.id < records.id AND +p.state = 0)";
 
+/* Create the layout in a new file, or check an existing one. Under the write lock, so two
+ * processes opening a new file at once make it once. */
 static int check_or_create(ob_store *s, ob_err *e) {
   if (!begin(s, 1, e)) return 0;
   int64_t version, app, tables;
@@ -411,7 +404,7 @@ static int check_or_create(ob_store *s, ob_err *e) {
     set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s has no record layout version; it was left as it is", s->path);
     return 0;
   }
-  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index") || (version >= OB_LAYOUT_HELD && !release_orphans(s, e))) {
+  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index") || (version >= OB_LAYOUT_HELD && !exec_sql(s, RELEASE_ORPHANS, e, "releasing records held back by order"))) {
     rollback(s);
     return 0;
   }
@@ -516,6 +509,11 @@ static int mark_layout(ob_store *s, int64_t layout, ob_err *e) {
   return version >= layout || exec_sql(s, sql, e, what);
 }
 
+/* After the commit that marked it: the file's layout as this connection knows it. */
+static void layout_is(ob_store *s, int64_t layout) {
+  if (s->layout < layout) s->layout = layout;
+}
+
 static int key_pending(ob_store *s, const char *key, int *out, ob_err *e);
 
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e) {
@@ -585,8 +583,8 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
     return 0;
   }
   if (!commit(s, e)) return 0;
-  if (held) s->layout = OB_LAYOUT_HELD;
-  else if (correlated && s->layout < OB_LAYOUT_CORRELATED) s->layout = OB_LAYOUT_CORRELATED;
+  if (correlated) layout_is(s, OB_LAYOUT_CORRELATED);
+  if (held) layout_is(s, OB_LAYOUT_HELD);
   return 1;
 }
 
@@ -745,8 +743,8 @@ static int run_keys(ob_store *s, int64_t first, int64_t last, keyset *ended, ob_
   if (!stmt(s, Q_RUN_KEYS, &st, e)) return 0;
   sqlite3_bind_int64(st, 1, first);
   sqlite3_bind_int64(st, 2, last);
-  int rc, ok = 1;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW && ok) ok = keyset_add(s, ended, st, 0, e);
+  int rc = SQLITE_DONE, ok = 1;
+  while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) ok = keyset_add(s, ended, st, 0, e);
   sqlite3_reset(st);
   if (!ok) return 0;
   if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
@@ -1099,11 +1097,11 @@ int ob_store_list(ob_store *s, int state, int64_t after, size_t limit, int with_
 /* ---- dead letters ---- */
 
 /* Run `change` over the dead letters named in ids, one statement per id, or over all of them
- * when ids is NULL; counts the rows it returned (RETURNING length(request)) and their bytes.
- * `change` is the statement up to its WHERE clause; ?3 is now and ?4 the new expiry time. A
- * named id is found by its rowid: one WHERE clause for both cases, with `(all OR id = ?1)`,
- * made SQLite walk every dead letter once per id (1,000 ids among 100,000 dead letters took
- * 5.5 s on the writer thread). */
+ * when ids is NULL; counts the rows it changed, their request bytes, and how many are held back
+ * by order afterwards. `change` is the statement up to its WHERE clause; ?3 is now and ?4 the
+ * new expiry time. A named id gets a clause of its own, found by its rowid: a clause serving
+ * both cases makes SQLite walk every dead letter once per id (1,000 ids among 100,000 dead
+ * letters: 5.5 s on the writer thread). */
 static int each_id(ob_store *s, const char *change, const int64_t *ids, size_t nids, int64_t now, int64_t max_age,
                    int64_t *count, int64_t *bytes, int64_t *held, ob_err *e) {
   char sql[768];
@@ -1155,7 +1153,7 @@ int ob_store_requeue(ob_store *s, const int64_t *ids, size_t nids, int64_t now, 
     *count = 0;
     return 0;
   }
-  if (held) s->layout = OB_LAYOUT_HELD;
+  if (held) layout_is(s, OB_LAYOUT_HELD);
   return 1;
 }
 

@@ -219,10 +219,9 @@ function D:step(limit)
     -- one job both records outcomes and claims: a claim while fewer than 3 x batch records
     -- are in flight or ready, up to 4 x batch, so the window stays full while a claim takes a
     -- few milliseconds (the writer thread also commits posts and outcomes); outcomes alone
-    -- when many wait, or nothing else is in flight
-    -- A record with an order key that ends (delivered, duplicate, dead) makes the next record
-    -- of its WfRun due: a claim goes with its outcome, whenever the next claim was due or not
-    -- (that record was not due later: it waited for this outcome).
+    -- when many wait, or nothing else is in flight. A record with an order key that ends
+    -- (delivered, duplicate, dead) makes the next record of its WfRun due: a claim goes with
+    -- its outcome even before next_claim (that record was not due later: it waited for this).
     local acks, n, queued = self.acks, self.n, ready_count(self)
     local want = not self.stopping and n + queued <= cfg.batch * 3
       and (now >= self.next_claim or (self.finished and now >= self.pause_until))
