@@ -1,9 +1,11 @@
 -- Disk faults under the outbox: a full disk (a small tmpfs, and a file size limit), posts in
 -- flight when it fills. Each post either returns its guid, and is then in the file, or
 -- returns a clear error, and is then not in the file: nothing acknowledged that is not
--- stored, nothing half-written, no crash; and posting works again once there is room.
+-- stored, nothing half-written, no crash; and posting works again once there is room. And a full
+-- disk under SQLite's temporary directory (not the outbox's) stops nothing.
 -- (Read-only files, damaged files and newer layouts: spec/outbox_store_spec.lua.)
 local core = require "littlehorse.core"
+local devserver = require "devserver"
 local sh = require "sh"
 local rt = require "runtime"
 
@@ -103,5 +105,53 @@ describe("outbox on a full disk", function()
     local path = dir .. "/limited.db"
     -- ulimit -f counts 512-byte blocks in dash: 512 KiB
     check(fill("ulimit -f 1024; trap '' XFSZ;", path, 600), path)
+  end)
+end)
+
+-- Delivery in a child process whose SQLite puts its temporary files (SQLITE_TMPDIR, read when
+-- SQLite starts) on a full disk: spec/support/outbox_deliver.lua; returns its output.
+local function deliver_with_full_tmp(tmp, path, port, what)
+  local cmd = string.format("SQLITE_TMPDIR=%s LUA_PATH=%s LUA_CPATH=%s exec %s spec/support/outbox_deliver.lua %s %d %s 2>&1",
+                            q(tmp), q(package.path), q(package.cpath), rt.lua, q(path), port, what or "")
+  local p = io.popen("sh -c " .. q(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+describe("outbox with SQLite's temporary directory on a full disk", function()
+  local dir, tmp
+  before_each(function()
+    dir = tmpdir()
+    tmp = dir .. "/tmp"
+    assert(run("mkdir " .. q(tmp)))
+    if not run("mount -t tmpfs -o size=64k tmpfs " .. q(tmp) .. " 2>/dev/null") then tmp = nil; return end
+    run("dd if=/dev/zero of=" .. q(tmp .. "/fill") .. " bs=4k 2>/dev/null")
+  end)
+  after_each(function()
+    if tmp then run("umount " .. q(tmp)) end
+    run("rm -rf " .. q(dir))
+  end)
+
+  -- 1,000 records of 2,000 bytes: one claim leases hundreds of KB of pages, and a requeue of all
+  -- changes them all (before, SQLite copied them to a statement journal, which it spills to a
+  -- temporary file past 64 KB: "database or disk is full" at every claim)
+  it("claims, and requeues every dead letter, without a temporary file", function()
+    if not tmp then
+      pending("cannot mount a tmpfs here (needs mount permission)")
+      return
+    end
+    local path = dir .. "/outbox.db"
+    assert.is_true(fill("", path, 1000).done)
+    -- the server does not know the def: every record becomes a dead letter
+    local srv = devserver.start { defs = { "another-event" } }
+    local out = deliver_with_full_tmp(tmp, path, srv.port)
+    srv:stop()
+    assert.matches("^delivered 0 dead 1000 pending 0 error nil\n$", out)
+    srv = devserver.start { defs = { "fill-event" } }
+    finally(function() srv:stop() end)
+    out = deliver_with_full_tmp(tmp, path, srv.port, "requeue")
+    assert.matches("^requeued 1000\ndelivered 1000 dead 0 pending 0 error nil\n$", out)
+    assert.equal(1000, srv:stats().events)
   end)
 end)

@@ -81,13 +81,17 @@ static const char *const SQL[Q_COUNT] = {
               "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
               " ORDER BY due_at, id LIMIT ?2",
   /* Leases and removals go by runs of consecutive ids (see id_runs): one statement per run,
-   * not per record, and every id of a run is one of the records meant. */
-  [Q_LEASE] = "UPDATE records SET lease_owner = ?3, lease_until = ?4 WHERE id BETWEEN ?1 AND ?2",
+   * not per record, and every id of a run is one of the records meant. OR FAIL, here and in
+   * every UPDATE that changes many rows: a plain UPDATE of a NOT NULL column may abort halfway,
+   * so SQLite first copies each page it changes into a statement journal, to undo just that
+   * statement. Every transaction here is rolled back whole on any error, so that copy is never
+   * needed; OR FAIL tells SQLite so. */
+  [Q_LEASE] = "UPDATE OR FAIL records SET lease_owner = ?3, lease_until = ?4 WHERE id BETWEEN ?1 AND ?2",
   /* the next record that becomes due (records due now are leased, or wait for their order) */
   [Q_NEXT_DUE] = "SELECT min(due_at) FROM records WHERE state = 0 AND due_at > ?1 AND due_at < " OB_HELD_SQL,
   /* Not while a lease on it runs: that delivery's outcome decides. (INDEXED BY: without
    * statistics the planner would walk records_due, every pending record, once a second.) */
-  [Q_EXPIRE] = "UPDATE records INDEXED BY records_expiry"
+  [Q_EXPIRE] = "UPDATE OR FAIL records INDEXED BY records_expiry"
                " SET state = 1, dead_reason = 2, lease_owner = NULL, lease_until = 0,"
                " last_code = coalesce(last_code, 'DEADLINE_EXCEEDED'),"
                " last_message = 'expired: not delivered before its max_age ran out' ||"
@@ -363,7 +367,7 @@ static int quick_check(ob_store *s, ob_err *e) {
  * becomes due (an index seek when nothing is held). `now` in ms from SQLite's clock, the
  * system's real-time clock like ob_now_ms. */
 static const char *const RELEASE_ORPHANS =
-  "UPDATE records SET due_at = min(created_at, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
+  "UPDATE OR FAIL records SET due_at = min(created_at, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
   " WHERE state = 0 AND due_at = " OB_HELD_SQL " AND NOT EXISTS (SELECT 1 FROM records AS p"
   " WHERE p.order_key = records.order_key AND p.id < records.id AND +p.state = 0)";
 
@@ -464,6 +468,10 @@ ob_store *ob_store_open(const char *path, const ob_open_opts *o, ob_err *e) {
     }
     sqlite3_finalize(st);
   }
+  /* Temporary files (statement journals, RETURNING's and sorters' tables) stay in memory: they
+   * are small here (see Q_LEASE), and on disk they would go to SQLite's temporary directory
+   * (/var/tmp, /tmp), whose disk is not the outbox's: a full /tmp stopped every claim. */
+  if (ok) ok = exec_sql(s, "PRAGMA temp_store = MEMORY", e, "setting up the connection");
   if (ok && o->check) ok = quick_check(s, e);
   if (ok) ok = check_or_create(s, e);
   if (ok) {
@@ -1141,7 +1149,7 @@ int ob_store_requeue(ob_store *s, const int64_t *ids, size_t nids, int64_t now, 
   memset(&d, 0, sizeof d);
   int64_t held = 0;
   /* a record requeued behind a pending record of its order key is held back (see due_at) */
-  int ok = each_id(s, "UPDATE records SET state = 0, dead_reason = NULL, attempts = 0, expires_at = ?4,"
+  int ok = each_id(s, "UPDATE OR FAIL records SET state = 0, dead_reason = NULL, attempts = 0, expires_at = ?4,"
                       " lease_owner = NULL, lease_until = 0, due_at = CASE WHEN order_key IS NOT NULL AND EXISTS"
                       " (SELECT 1 FROM records AS p WHERE p.order_key = records.order_key AND p.id < records.id"
                       " AND p.state = 0) THEN " OB_HELD_SQL " ELSE ?3 END",
