@@ -28,6 +28,21 @@ local function ok_wait(job) -- the result, or a failure naming the error
   return v
 end
 
+-- A claim's leased records, one table each (claim_async gives them by column), with the claim's
+-- next_due, pending and acked.
+local function claimed(job)
+  local c = ok_wait(job)
+  local rows = { next_due = c.next_due, pending = c.pending, acked = c.acked }
+  for i = 1, c.n do
+    rows[i] = { id = c.id[i], request = c.request[i], attempts = c.attempts[i], kind = c.kind[i] or "event",
+                ordered = c.ordered[i] }
+  end
+  assert.equal(c.n, #c.id)
+  assert.equal(c.n, #c.request)
+  assert.equal(c.n, #c.attempts)
+  return rows
+end
+
 local function post(ob, wf, content, guid)
   return ob:post_async { wf_run_id = wf, external_event_def_name = DEF, content = content, guid = guid }
 end
@@ -135,7 +150,7 @@ describe("outbox store", function()
       for i, r in ipairs(rows) do out[i] = r.id end
       return out
     end
-    local function claim() return ids(ok_wait(ob:claim_async(20))) end
+    local function claim() return ids(claimed(ob:claim_async(20))) end
     ok_wait(post(ob, "wf-1", 1))                      -- 1
     ok_wait(post(ob, "wf-2", 2))                      -- 2
     ob:close()
@@ -184,7 +199,7 @@ describe("outbox store", function()
     ob:close()
     assert(run("sqlite3 " .. q(path) .. " 'DELETE FROM records WHERE id = 1'"))
     ob = core._outbox(path, { ordered = true })
-    local rows = ok_wait(ob:claim_async(10))
+    local rows = claimed(ob:claim_async(10))
     assert.same({ 2 }, { #rows == 1 and rows[1].id })
     assert.is_true(ok_wait(ob:list_async("pending", { after = 2 }))[1].held) -- 3 still waits for 2
     ob:close()
@@ -199,7 +214,7 @@ describe("outbox store", function()
     ok_wait(post(ob, "wf-1", 2))                      -- 2: never expires; held behind 1
     while core.now() < expired do core.sleep(0.01) end -- record 1's time runs out
     -- this object's first claim sweeps for expired records: 1 becomes a dead letter, 2 is due
-    local rows = ok_wait(ob:claim_async(10))
+    local rows = claimed(ob:claim_async(10))
     assert.same({ 2 }, { #rows == 1 and rows[1].id })
     local dead = ok_wait(ob:list_async("dead"))
     assert.same({ 1, "expired" }, { dead[1].id, dead[1].reason })
@@ -343,18 +358,18 @@ describe("outbox store", function()
     local a = core._outbox(path, { lease = 0.5 })
     local b = core._outbox(path, { lease = 0.5 })
     for i = 1, 4 do ok_wait(post(a, "wf", i)) end
-    local got = ok_wait(a:claim_async(3))
+    local got = claimed(a:claim_async(3))
     assert.equal(3, #got)
     assert.same({ 1, 2, 3 }, { got[1].id, got[2].id, got[3].id })
-    local rest = ok_wait(b:claim_async(10))
+    local rest = claimed(b:claim_async(10))
     assert.equal(1, #rest)
     assert.equal(4, rest[1].id)
-    assert.equal(0, #ok_wait(a:claim_async(10)))
+    assert.equal(0, #claimed(a:claim_async(10)))
     -- the lease of a's three ends (a "dies" without acknowledging): they come back
     local t0 = core.now()
     local again
     repeat
-      again = ok_wait(b:claim_async(10))
+      again = claimed(b:claim_async(10))
       if #again == 0 then core.sleep(0.05) end
     until #again > 0 or core.now() - t0 > 5
     assert.is_true(core.now() - t0 >= 0.3, "came back before the lease ended")
@@ -388,11 +403,11 @@ describe("outbox store", function()
     local a = core._outbox(path, { lease = 60 })
     local b = core._outbox(path, { lease = 60 })
     for i = 1, 12 do ok_wait(post(a, "wf", string.rep("x", i))) end
-    local got = ok_wait(a:claim_async(4))
+    local got = claimed(a:claim_async(4))
     assert.same({ 1, 2, 3, 4 }, { got[1].id, got[2].id, got[3].id, got[4].id })
     ok_wait(a:ack_async { { id = 2, outcome = "release" }, { id = 3, outcome = "release" } })
     local ids = {}
-    for _, r in ipairs(ok_wait(b:claim_async(20))) do ids[#ids + 1] = r.id end
+    for _, r in ipairs(claimed(b:claim_async(20))) do ids[#ids + 1] = r.id end
     table.sort(ids)
     assert.same({ 2, 3, 5, 6, 7, 8, 9, 10, 11, 12 }, ids) -- 1 and 4: a's lease
     local owners = {}
@@ -424,9 +439,9 @@ describe("outbox store", function()
   it("backs off retried records until their due time, and says when the next one is due", function()
     local ob = core._outbox(dir .. "/a.db")
     ok_wait(post(ob, "wf", 1))
-    local rows = ok_wait(ob:claim_async(10))
+    local rows = claimed(ob:claim_async(10))
     ok_wait(ob:ack_async { { id = rows[1].id, outcome = "retry", delay = 0.4, code = "UNAVAILABLE", message = "down" } })
-    local none = ok_wait(ob:claim_async(10))
+    local none = claimed(ob:claim_async(10))
     assert.equal(0, #none)
     assert.is_true(none.next_due > 0.2 and none.next_due <= 0.4, tostring(none.next_due))
     local pending = ok_wait(ob:list_async("pending"))
@@ -434,7 +449,7 @@ describe("outbox store", function()
     assert.equal("UNAVAILABLE", pending[1].last_code)
     assert.equal("down", pending[1].last_message)
     core.sleep(none.next_due + 0.05)
-    local back = ok_wait(ob:claim_async(10))
+    local back = claimed(ob:claim_async(10))
     assert.equal(1, #back)
     assert.equal(1, back[1].attempts)
     assert.equal(1, ok_wait(ob:stats_async()).retries)
@@ -445,29 +460,29 @@ describe("outbox store", function()
     local ob = core._outbox(dir .. "/a.db", { ordered = true })
     for i = 1, 3 do ok_wait(post(ob, "wf-a", i)) end
     for i = 1, 2 do ok_wait(post(ob, "wf-b", i)) end
-    local rows = ok_wait(ob:claim_async(10)) -- one per WfRun: the first of each
+    local rows = claimed(ob:claim_async(10)) -- one per WfRun: the first of each
     assert.equal(2, #rows)
     assert.same({ 1, 4 }, { rows[1].id, rows[2].id })
     -- the first of wf-a fails and backs off: nothing of wf-a goes before it
     ok_wait(ob:ack_async { { id = 1, outcome = "retry", delay = 0.3, code = "UNAVAILABLE" },
                            { id = 4, outcome = "delivered" } })
-    rows = ok_wait(ob:claim_async(10))
+    rows = claimed(ob:claim_async(10))
     assert.same({ 5 }, { rows[1] and rows[1].id })
     ok_wait(ob:ack_async { { id = 5, outcome = "delivered" } })
-    assert.equal(0, #ok_wait(ob:claim_async(10)))
+    assert.equal(0, #claimed(ob:claim_async(10)))
     core.sleep(0.35)
-    rows = ok_wait(ob:claim_async(10))
+    rows = claimed(ob:claim_async(10))
     assert.same({ 1 }, { rows[1].id })
     ok_wait(ob:ack_async { { id = 1, outcome = "delivered" } })
-    assert.same({ 2 }, { ok_wait(ob:claim_async(10))[1].id })
+    assert.same({ 2 }, { claimed(ob:claim_async(10))[1].id })
     ok_wait(ob:ack_async { { id = 2, outcome = "dead", code = "INVALID_ARGUMENT" } })
     -- a dead letter does not hold back the records after it
-    assert.same({ 3 }, { ok_wait(ob:claim_async(10))[1].id })
+    assert.same({ 3 }, { claimed(ob:claim_async(10))[1].id })
     ob:close()
     -- without ordered, every due record is claimed at once
     local free = core._outbox(dir .. "/b.db")
     for i = 1, 3 do ok_wait(post(free, "wf-a", i)) end
-    assert.equal(3, #ok_wait(free:claim_async(10)))
+    assert.equal(3, #claimed(free:claim_async(10)))
     free:close()
   end)
 
@@ -491,7 +506,7 @@ describe("outbox store", function()
     -- and the sweep finds the record once it is past max_age
     local t0, dead = core.now(), {}
     repeat
-      ok_wait(ob:claim_async(0)) -- (a claim of none still sweeps, at most once a second)
+      claimed(ob:claim_async(0)) -- (a claim of none still sweeps, at most once a second)
       dead = ok_wait(ob:list_async("dead"))
       if #dead == 0 then core.sleep(0.05) end
     until #dead > 0 or core.now() - t0 > 10
@@ -505,12 +520,12 @@ describe("outbox store", function()
     -- claims of none (they still sweep, at most once a second) until max_age has run out
     local t0, dead = core.now(), {}
     repeat
-      ok_wait(ob:claim_async(0))
+      claimed(ob:claim_async(0))
       dead = ok_wait(ob:list_async("dead"))
       if #dead == 0 then core.sleep(0.05) end
     until #dead > 0 or core.now() - t0 > 10
     assert.is_true(core.now() - t0 >= 0.2, "expired before max_age")
-    assert.equal(0, #ok_wait(ob:claim_async(10))) -- never sent late
+    assert.equal(0, #claimed(ob:claim_async(10))) -- never sent late
     assert.equal(1, #dead)
     assert.equal("expired", dead[1].reason)
     assert.equal("DEADLINE_EXCEEDED", dead[1].last_code)
@@ -519,14 +534,14 @@ describe("outbox store", function()
     assert.same({ 0, 1, 1 }, { st.pending, st.dead_letters, st.dead })
     -- requeued, it gets a new max_age window and is delivered
     assert.equal(1, ok_wait(ob:requeue_async { dead[1].id }))
-    assert.equal(1, #ok_wait(ob:claim_async(10)))
+    assert.equal(1, #claimed(ob:claim_async(10)))
     ob:close()
   end)
 
   it("lists, inspects, requeues and purges dead letters", function()
     local ob = core._outbox(dir .. "/a.db")
     for i = 1, 4 do ok_wait(post(ob, "wf", i)) end
-    local rows = ok_wait(ob:claim_async(10))
+    local rows = claimed(ob:claim_async(10))
     local acks = {}
     for i, r in ipairs(rows) do acks[i] = { id = r.id, outcome = "dead", code = "NOT_FOUND", message = "gone " .. i } end
     ok_wait(ob:ack_async(acks))
@@ -594,7 +609,7 @@ describe("outbox store", function()
     end
     local function settle(dead) -- claims every pending record; the named ones die, the rest return
       local acks = {}
-      for _, r in ipairs(ok_wait(ob:claim_async(20))) do
+      for _, r in ipairs(claimed(ob:claim_async(20))) do
         acks[#acks + 1] = dead[r.id] and { id = r.id, outcome = "dead", code = "NOT_FOUND", message = "gone" }
           or { id = r.id, outcome = "release" }
       end
@@ -628,7 +643,7 @@ describe("outbox store", function()
     local posted = core.now()
     ok_wait(post(ob, "wf-b", 2)) -- record 2: stays pending, leased
     ok_wait(post(ob, "wf-c", 3)) -- record 3: pending
-    local rows = ok_wait(ob:claim_async(2))
+    local rows = claimed(ob:claim_async(2))
     assert.same({ 1, 2 }, { rows[1].id, rows[2].id })
     ok_wait(ob:ack_async { { id = 1, outcome = "dead", code = "NOT_FOUND", message = "no such WfRun" } })
     local st = ok_wait(ob:stats_async())

@@ -237,20 +237,44 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
   case OB_JOB_POST: /* what identifies the post on the server: its guid, or its key */
     lua_pushstring(L, j->u.post.rec.corr_key ? j->u.post.rec.corr_key : j->u.post.rec.guid);
     break;
-  case OB_JOB_CLAIM: {
+  case OB_JOB_CLAIM: { /* by column: a table per record cost more than the rest of its delivery's bookkeeping */
     const ob_claim_out *c = &j->u.claim.out;
-    lua_createtable(L, (int)c->n, 3);
-    for (size_t i = 0; i < c->n; i++) {
-      const ob_claimed *r = &c->rows[i];
-      lua_createtable(L, 0, 4);
-      set_int(L, "id", r->id);
-      set_str(L, "kind", kind_name(r->kind));
-      lua_pushlstring(L, r->request, r->request_len);
-      lua_setfield(L, -2, "request");
-      set_int(L, "attempts", r->attempts);
-      if (r->ordered) set_bool(L, "ordered", 1);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    int n = (int)c->n;
+    lua_createtable(L, 0, 10);
+    set_int(L, "n", (int64_t)n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushinteger(L, (lua_Integer)c->rows[i].id);
+      lua_rawseti(L, -2, i + 1);
     }
+    lua_setfield(L, -2, "id");
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushlstring(L, c->rows[i].request, c->rows[i].request_len);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "request");
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      lua_pushinteger(L, (lua_Integer)c->rows[i].attempts);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "attempts");
+    /* kind and ordered: only the records that have them (most are ExternalEvents, unordered) */
+    lua_createtable(L, 0, 0);
+    for (int i = 0; i < n; i++)
+      if (c->rows[i].kind != OB_KIND_EVENT) {
+        lua_pushstring(L, kind_name(c->rows[i].kind));
+        lua_rawseti(L, -2, i + 1);
+      }
+    lua_setfield(L, -2, "kind");
+    lua_createtable(L, 0, 0);
+    for (int i = 0; i < n; i++)
+      if (c->rows[i].ordered) {
+        lua_pushboolean(L, 1);
+        lua_rawseti(L, -2, i + 1);
+      }
+    lua_setfield(L, -2, "ordered");
     set_due(L, "next_due", c->next_due);
     set_int(L, "pending", c->pending);
     if (j->u.claim.nacks) {
@@ -609,11 +633,11 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
 }
 
 /* outbox:claim_async(limit [, acks [, opts]]) -> job: apply the outcomes acks (as ack_async
- * takes them) and lease up to limit due records, in one transaction. Its result: the list of
- * leased records ({ id, kind, request, attempts, ordered (true when it has an order key) }:
- * what delivery uses, no more), with next_due
- * (seconds, or nil), pending (records left, leased included) and acked (what the outcomes
- * changed, as ack_async's result). limit may be 0. */
+ * takes them) and lease up to limit due records, in one transaction. Its result holds the n
+ * leased records by column, what delivery uses and no more: id[i], request[i] (the bytes to
+ * send), attempts[i], kind[i] ("correlated", or nil for an ExternalEvent), ordered[i] (true, or
+ * nil: it has no order key); with next_due (seconds, or nil), pending (records left, leased
+ * included) and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
 static int claim_async(lua_State *L) {
   lh_outbox *o = check_outbox(L);
   lua_settop(L, 4);

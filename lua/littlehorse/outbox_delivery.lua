@@ -40,8 +40,8 @@ function M.new(cob, send, poll, cfg)
     inflight = {},            -- handle -> true, for the calls in flight
     free = {},                -- call slots not in use (see slot)
     n = 0,                    -- how many
-    ready = {}, first = 1, last = 0, -- claimed records not sent yet: ready[first..last],
-    batch_of = {},            -- and the batch each came in (see claimed), at the same index
+    ready = {}, first = 1, last = 0, -- claimed records not sent yet: the claim of each,
+    at = {},                  -- ready[first..last], and its index in that claim (see claimed)
     acks = {},                -- outcomes not yet sent to the writer
     claim = nil, watch = nil, -- jobs in flight (a claim job also carries outcomes)
     next_claim = 0,           -- core.now() time of the next claim
@@ -60,28 +60,29 @@ local function backoff(cfg, attempt)
   return cap * math.random()
 end
 
--- One record's call finished with ok | nil, err, code; b is its batch (the records one claim
--- gave: { left = outcomes to come, ok = any answer that shows the server was there }).
-function D:finish(row, b, ok, err, code)
+-- The call of record i of claim b finished with ok | nil, err, code. A claim is also the batch
+-- of its records: b.left = outcomes to come, b.ok = any answer that showed the server was there.
+function D:finish(b, i, ok, err, code)
+  local id = b.id[i]
   local a
   if ok then
-    a = row.id -- the writer reads a bare id as { id =, outcome = "delivered" }
+    a = id -- the writer reads a bare id as { id =, outcome = "delivered" }
     b.ok = true
   elseif code == "ALREADY_EXISTS" then
-    a = { id = row.id, outcome = "duplicate" }
+    a = { id = id, outcome = "duplicate" }
     b.ok = true
   elseif M.DEAD[code] or (code == "RESOURCE_EXHAUSTED" and err and err.sent == false) then
     -- (RESOURCE_EXHAUSTED before sending: larger than the client's max_send_size)
-    a = { id = row.id, outcome = "dead", code = code, message = err and err.message or nil }
+    a = { id = id, outcome = "dead", code = code, message = err and err.message or nil }
     b.ok = true
   else
-    local delay = err and err.retry_delay or backoff(self.cfg, row.attempts + 1)
-    a = { id = row.id, outcome = "retry", delay = delay, code = code or "UNKNOWN",
+    local delay = err and err.retry_delay or backoff(self.cfg, b.attempts[i] + 1)
+    a = { id = id, outcome = "retry", delay = delay, code = code or "UNKNOWN",
           message = err and err.message or nil }
     if not UNREACHABLE[code] then b.ok = true end
   end
   self.acks[#self.acks + 1] = a
-  if row.ordered and (a == row.id or a.outcome ~= "retry") then self.finished = true end
+  if b.ordered[i] and (a == id or a.outcome ~= "retry") then self.finished = true end
   b.left = b.left - 1
   if b.left == 0 then
     -- every record of the batch answered: was the server there at all?
@@ -108,12 +109,12 @@ local function slot(self)
   end
   s = {}
   s.opts = { reply = false, timeout = self.cfg.timeout, on_done = function(ok, err, code)
-    local row, b = s.row, s.b
+    local b, i = s.b, s.i
     self.inflight[s.h] = nil
-    s.row, s.b, s.h = nil, nil, nil
+    s.b, s.i, s.h = nil, nil, nil
     free[#free + 1] = s
     self.n = self.n - 1
-    self:finish(row, b, ok, err, code)
+    self:finish(b, i, ok, err, code)
   end }
   return s
 end
@@ -121,22 +122,22 @@ end
 -- Start calls from the ready queue while fewer than `batch` are in flight, at most `limit`
 -- of them. The outcome of each comes to its on_done callback, in poll().
 local function start_calls(self, limit)
-  local ready, batch_of, inflight, cfg = self.ready, self.batch_of, self.inflight, self.cfg
+  local ready, at, inflight, cfg = self.ready, self.at, self.inflight, self.cfg
   local i, last = self.first, self.last
   local stop = i + limit -- (limit may be math.huge)
   while i <= last and self.n < cfg.batch and i < stop do
-    local row, b = ready[i], batch_of[i]
-    ready[i], batch_of[i] = nil, nil
+    local b, k = ready[i], at[i]
+    ready[i], at[i] = nil, nil
     i = i + 1
     local s = slot(self)
-    local h, err, code = self.send(row.request, s.opts, row.kind)
+    local h, err, code = self.send(b.request[k], s.opts, b.kind[k])
     if h then
-      s.row, s.b, s.h = row, b, h
+      s.b, s.i, s.h = b, k, h
       inflight[h] = true
       self.n = self.n + 1
     else
       self.free[#self.free + 1] = s
-      self:finish(row, b, nil, err, code) -- refused before sending (no token, too large)
+      self:finish(b, k, nil, err, code) -- refused before sending (no token, too large)
     end
   end
   if i > last then self.first, self.last = 1, 0 else self.first = i end
@@ -151,17 +152,18 @@ local function add_counts(counts, c)
   counts.dead = counts.dead + c.dead
 end
 
--- A finished claim: its records join the ready queue.
+-- A finished claim (its records by column, see claim_async): its records join the ready
+-- queue, and the claim becomes their batch.
 local function claimed(self, rows, now)
   local cfg = self.cfg
   if rows.acked then add_counts(self.counts, rows.acked) end
   self.pending = rows.pending
-  local k = #rows
+  local k = rows.n
   if k > 0 then
-    local b = { left = k, ok = false }
-    local ready, batch_of, last = self.ready, self.batch_of, self.last
+    rows.left, rows.ok = k, false
+    local ready, at, last = self.ready, self.at, self.last
     for i = 1, k do
-      ready[last + i], batch_of[last + i] = rows[i], b
+      ready[last + i], at[last + i] = rows, i
     end
     self.last = last + k
   end
@@ -199,10 +201,10 @@ function D:step(limit)
   if self.n ~= before then moved = true end
   if self.stopping then
     -- records claimed but not sent: their leases end now (not counted as attempts)
-    local ready, batch_of, acks = self.ready, self.batch_of, self.acks
+    local ready, at, acks = self.ready, self.at, self.acks
     for i = self.first, self.last do
-      acks[#acks + 1] = { id = ready[i].id, outcome = "release" }
-      ready[i], batch_of[i] = nil, nil
+      acks[#acks + 1] = { id = ready[i].id[at[i]], outcome = "release" }
+      ready[i], at[i] = nil, nil
     end
     self.first, self.last = 1, 0
   else
