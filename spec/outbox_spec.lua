@@ -105,6 +105,34 @@ describe("lh.outbox", function()
     assert.equal(counts.duplicates, server.store_then_failed)
   end)
 
+  it("delivers records stored as blocks exactly once through failures and lost replies", function()
+    -- posts queued together are stored several to a row (blocks); a block delivered whole is
+    -- one outcome, and a block with any other outcome becomes records of their own first
+    local srv, client, ob, path = setup { "--fail-rate", "0.2", "--store-then-fail-rate", "0.2", "--seed", "5" }
+    assert(ob:stats())
+    sh.hold_sqlite_lock(path:match("^(.*)/"), path, 1) -- the posts queue meanwhile: one transaction
+    local jobs, guids = {}, {}
+    for i = 1, 300 do jobs[i], guids[i] = ob:post_async(event("wf-" .. (i % 3), { n = i })) end
+    for i = 1, 300 do assert.equal(guids[i], jobs[i]:wait(30)) end
+    local in_blocks = tonumber(sh.sqlite(path, "SELECT coalesce(sum(n), 0) FROM blocks"))
+    assert.is_true(in_blocks >= 293, "only " .. in_blocks .. " records in blocks")
+    local counts = ob:drain(60)
+    assert.equal(0, counts.pending)
+    assert.equal(300, counts.delivered + counts.duplicates)
+    assert.is_true(counts.retries > 0 and counts.duplicates > 0)
+    local server = srv:stats()
+    assert.equal(300, server.events)
+    assert.equal(counts.duplicates, server.store_then_failed)
+    for i, guid in ipairs(guids) do
+      local ev = assert(client:get_external_event { wf_run_id = "wf-" .. (i % 3), external_event_def_name = DEF,
+                                                    guid = guid })
+      assert.equal(i, ev.content.n)
+    end
+    assert.equal("0\n", sh.sqlite(path, "SELECT count(*) FROM blocks"))
+    local st = assert(ob:stats())
+    assert.same({ 300, 0, 0 }, { st.delivered + st.duplicates, st.pending, st.bytes })
+  end)
+
   it("backs off while the server is down and delivers once it is back", function()
     local srv, _, ob = setup()
     srv:kill("KILL")

@@ -35,7 +35,7 @@ local function claimed(job)
   local rows = { next_due = c.next_due, pending = c.pending, acked = c.acked }
   for i = 1, c.n do
     rows[i] = { id = c.id[i], request = c.request[i], attempts = c.attempts[i], kind = c.kind[i] or "event",
-                ordered = c.ordered[i] }
+                ordered = c.ordered[i], block = c.block[i] }
   end
   assert.equal(c.n, #c.id)
   assert.equal(c.n, #c.request)
@@ -306,21 +306,8 @@ describe("outbox store", function()
     end
   end)
 
-  -- Another process (the sqlite3 shell) holds the file's write lock for `seconds`; returns
-  -- once it holds it, and a function that says whether it has let go.
-  local function hold_lock(path, seconds)
-    local held, done = dir .. "/held", dir .. "/done"
-    os.remove(held)
-    os.remove(done)
-    assert(run(string.format("(echo 'BEGIN IMMEDIATE;'; echo '.shell touch %s'; sleep %g; echo 'COMMIT;') " ..
-                             "| sqlite3 %s >/dev/null 2>&1 && touch %s &", q(held), seconds, q(path), q(done))))
-    local deadline = core.now() + 30
-    while not read(held) do
-      assert(core.now() < deadline, "the sqlite3 shell did not take the lock")
-      core.sleep(0.01)
-    end
-    return function() return read(done) ~= nil end
-  end
+  -- Another process (the sqlite3 shell) holds the file's write lock for `seconds`.
+  local function hold_lock(path, seconds) return sh.hold_sqlite_lock(dir, path, seconds) end
 
   it("waits up to busy_timeout for another process's write lock, then fails the post clearly, storing nothing", function()
     local path = dir .. "/a.db"
@@ -745,6 +732,244 @@ describe("outbox store", function()
   end)
 end)
 
+describe("outbox blocks (records posted together, stored several to a row)", function()
+  local dir
+  before_each(function() dir = tmpdir() end)
+  after_each(function() run("rm -rf " .. q(dir)) end)
+
+  -- n posts (guids g1..gn, contents { n = i }) queued while another process holds the file's
+  -- write lock: the writer takes those queued when it starts a transaction, then waits for the
+  -- lock, so that the rest (all but the first few, at most 7 of which are stored as records of
+  -- their own) are stored together, as blocks, once it lets go.
+  local function post_together(ob, path, n)
+    ok_wait(ob:ready_async())
+    sh.hold_sqlite_lock(dir, path, 1)
+    local jobs = {}
+    for i = 1, n do jobs[i] = post(ob, "wf", { n = i }, "g" .. i) end
+    for i = 1, n do assert.equal("g" .. i, ok_wait(jobs[i])) end
+  end
+
+  local function in_blocks(path) return tonumber(sh.sqlite(path, "SELECT coalesce(sum(n), 0) FROM blocks")) end
+
+  -- every record of the claims, by id, with the blocks they came in (block id -> their ids)
+  local function claim_all(ob, n)
+    local got, blocks = {}, {}
+    repeat
+      local rows = claimed(ob:claim_async(7))
+      assert.is_true(#rows > 0, "a claim found nothing, " .. #got .. " of " .. n .. " claimed")
+      for _, r in ipairs(rows) do
+        got[r.id] = r
+        if r.block then
+          blocks[r.block] = blocks[r.block] or {}
+          table.insert(blocks[r.block], r.id)
+        end
+      end
+      local k = 0
+      for _ in pairs(got) do k = k + 1 end
+    until k >= n
+    return got, blocks
+  end
+
+  it("stores them as blocks (layout 4 from that transaction); lists, pages and counts them as records", function()
+    local path = dir .. "/a.db"
+    make_file(path, 2)                                 -- records of their own, layout 1
+    assert.equal("1\n", sh.sqlite(path, "PRAGMA user_version"))
+    local ob = core._outbox(path)
+    post_together(ob, path, 30)
+    assert.is_true(in_blocks(path) >= 23, "only " .. in_blocks(path) .. " records in blocks")
+    assert.equal("4\n", sh.sqlite(path, "PRAGMA user_version"))
+    local rows = ok_wait(ob:list_async("pending", { requests = true }))
+    assert.equal(32, #rows)
+    local bytes = 0
+    for i, r in ipairs(rows) do
+      assert.equal(i, r.id)
+      bytes = bytes + #r.request
+      if i > 2 then
+        assert.same({ "g" .. (i - 2), "wf", DEF, "event", 0, "pending" },
+                    { r.guid, r.wf_run_id, r.external_event_def_name, r.kind, r.attempts, r.state })
+        assert.equal(core.encode_put_external_event { wf_run_id = "wf", external_event_def_name = DEF,
+                                                      content = { n = i - 2 }, guid = "g" .. (i - 2) }, r.request)
+        assert.is_number(r.due_in)
+      end
+    end
+    -- pages of 7 from anywhere: each record once, in id order, across blocks and rows
+    for _, after in ipairs { 0, 1, 5, 17, 31 } do
+      local ids, a = {}, after
+      repeat
+        local page = ok_wait(ob:list_async("pending", { after = a, limit = 7 }))
+        assert.is_true(#page <= 7)
+        for _, r in ipairs(page) do ids[#ids + 1] = r.id; a = r.id end
+      until #page == 0
+      local want = {}
+      for i = after + 1, 32 do want[#want + 1] = i end
+      assert.same(want, ids)
+    end
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 32, 32, bytes }, { st.accepted, st.pending, st.bytes })
+    ob:close()
+    -- another outbox reads the same
+    local other = core._outbox(path)
+    assert.equal(32, #ok_wait(other:list_async("pending")))
+    other:close()
+    -- An older version that had the file open before it became layout 4 stores a record with
+    -- SQLite's next rowid (as here, by hand): that id must be past every block's, or one id
+    -- would name two records.
+    assert.equal("", sh.sqlite(path, "INSERT INTO records (guid, kind, wf_run_id, def_name, request, created_at," ..
+                                     " due_at) VALUES ('older', 1, 'wf', '" .. DEF .. "', x'0a', 1, 1)"))
+    local older = tonumber(sh.sqlite(path, "SELECT id FROM records WHERE guid = 'older'"))
+    assert.is_true(older > 32, "the older version's record took id " .. older)
+    other = core._outbox(path)
+    local ids = {}
+    for _, r in ipairs(ok_wait(other:list_async("pending"))) do
+      assert.is_nil(ids[r.id], "two records with id " .. r.id)
+      ids[r.id] = true
+    end
+    assert.is_true(ids[older])
+    other:close()
+  end)
+
+  it("claims a block whole, and removes it with one outcome when all its records were delivered", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path)
+    post_together(ob, path, 30)
+    local got, blocks = claim_all(ob, 30)
+    local acks, nblocks, first = {}, 0, nil
+    for bid, ids in pairs(blocks) do
+      nblocks = nblocks + 1
+      table.sort(ids)
+      assert.equal(bid, ids[1])
+      assert.equal(bid + #ids - 1, ids[#ids])    -- consecutive ids, all of them in one claim
+      acks[#acks + 1] = { id = bid, outcome = "block", count = #ids, duplicates = first and 0 or 1 }
+      first = first or bid
+    end
+    assert.is_true(nblocks >= 1)
+    for id, r in pairs(got) do
+      assert.equal(0, r.attempts)
+      if not r.block then acks[#acks + 1] = id end
+    end
+    assert.same({ delivered = 29, duplicates = 1, retries = 0, dead = 0 }, ok_wait(ob:ack_async(acks)))
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 0, 0, 29, 1 }, { st.pending, st.bytes, st.delivered, st.duplicates })
+    assert.equal("0|0\n", sh.sqlite(path, "SELECT (SELECT count(*) FROM blocks), (SELECT count(*) FROM block_data)"))
+    -- a block outcome is checked like any other
+    for _, bad in ipairs { { id = first, outcome = "block" }, { id = first, outcome = "block", count = 65 },
+                           { id = first, outcome = "block", count = 2, duplicates = -1 } } do
+      local ok, err = pcall(ob.ack_async, ob, { bad })
+      assert.is_false(ok)
+      assert.matches("%[1%]%.%a+: expected", err)
+    end
+    ob:close()
+  end)
+
+  it("makes a block whose records are not all delivered records of their own, whose outcomes then apply", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path)
+    post_together(ob, path, 20)
+    local got = claim_all(ob, 20)
+    for id = 15, 17 do assert.is_number(got[id].block, "record " .. id .. " is not in a block") end
+    local acks = { { id = 15, outcome = "retry", delay = 60, code = "UNAVAILABLE" },
+                   { id = 16, outcome = "dead", code = "INVALID_ARGUMENT", message = "no such def" },
+                   { id = 17, outcome = "release" } }
+    for id in pairs(got) do
+      if id < 15 or id > 17 then acks[#acks + 1] = id end
+    end
+    assert.same({ delivered = 17, duplicates = 0, retries = 1, dead = 1 }, ok_wait(ob:ack_async(acks)))
+    assert.equal("0\n", sh.sqlite(path, "SELECT count(*) FROM blocks"))
+    local pending = ok_wait(ob:list_async("pending", { requests = true }))
+    assert.same({ 15, 17 }, { pending[1].id, pending[2].id })
+    assert.same({ "g15", 1, "UNAVAILABLE" }, { pending[1].guid, pending[1].attempts, pending[1].last_code })
+    assert.is_true(pending[1].due_in > 30)
+    assert.same({ "g17", 0 }, { pending[2].guid, pending[2].attempts })
+    assert.is_nil(pending[2].lease_owner)
+    assert.equal(got[17].request, pending[2].request)
+    local dead = ok_wait(ob:list_async("dead", { requests = true }))
+    assert.same({ 16, "g16", "INVALID_ARGUMENT", "no such def" },
+                { dead[1].id, dead[1].guid, dead[1].last_code, dead[1].last_message })
+    assert.equal(got[16].request, dead[1].request)
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 2, 1, 17, 1, 1 }, { st.pending, st.dead_letters, st.delivered, st.retries, st.dead })
+    assert.equal(#got[15].request + #got[16].request + #got[17].request, st.bytes)
+    -- 17 (released) is due again, 15 backs off; 16 requeued is due again, with its bytes
+    local again = claimed(ob:claim_async(10))
+    assert.same({ 17 }, { again[1].id, again[2] and again[2].id })
+    assert.is_nil(again[1].block)
+    assert.equal(1, ok_wait(ob:requeue_async { 16 }))
+    again = claimed(ob:claim_async(10))
+    assert.same({ 16, got[16].request }, { again[1].id, again[1].request })
+    ob:close()
+  end)
+
+  it("claims a block again, whole, once its lease ends; the first claimer's late outcome removes it once", function()
+    local path = dir .. "/a.db"
+    local a = core._outbox(path, { lease = 0.5 })
+    local b = core._outbox(path, { lease = 0.5 })
+    post_together(a, path, 20)
+    local first = claim_all(a, 20)
+    assert.equal(0, #claimed(b:claim_async(100)))
+    local t0, again = core.now(), {}
+    repeat
+      again = claimed(b:claim_async(100))
+      if #again == 0 then core.sleep(0.05) end
+    until #again > 0 or core.now() - t0 > 10
+    assert.is_true(core.now() - t0 >= 0.3, "came back before the lease ended")
+    local blocks = {}
+    for _, r in ipairs(again) do
+      assert.equal(first[r.id].request, r.request)
+      if r.block then blocks[r.block] = (blocks[r.block] or 0) + 1 end
+    end
+    local acks, rows = {}, 0
+    for bid, n in pairs(blocks) do acks[#acks + 1] = { id = bid, outcome = "block", count = n, duplicates = 0 } end
+    for _, r in ipairs(again) do if not r.block then acks[#acks + 1] = r.id; rows = rows + 1 end end
+    assert.equal(20, #again)
+    assert.same({ delivered = 20, duplicates = 0, retries = 0, dead = 0 }, ok_wait(a:ack_async(acks)))
+    assert.same({ delivered = 0, duplicates = 0, retries = 0, dead = 0 }, ok_wait(b:ack_async(acks)))
+    local st = ok_wait(b:stats_async())
+    assert.same({ 0, 20 }, { st.pending, st.delivered })
+    a:close()
+    b:close()
+  end)
+
+  it("turns a block whose records expire into dead letters (reason expired), never sent late", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path, { max_age = 0.2 })
+    post_together(ob, path, 20)
+    assert.is_true(in_blocks(path) >= 13)
+    local t0, dead = core.now(), {}
+    repeat
+      claimed(ob:claim_async(0)) -- (a claim of none still sweeps, at most once a second)
+      dead = ok_wait(ob:list_async("dead"))
+      if #dead < 20 then core.sleep(0.05) end
+    until #dead == 20 or core.now() - t0 > 10
+    assert.equal(20, #dead)
+    for i, r in ipairs(dead) do
+      assert.same({ i, "g" .. i, "expired" }, { r.id, r.guid, r.reason })
+    end
+    assert.equal(0, #claimed(ob:claim_async(10)))
+    assert.equal("0\n", sh.sqlite(path, "SELECT count(*) FROM blocks"))
+    local st = ok_wait(ob:stats_async())
+    assert.same({ 0, 20, 20 }, { st.pending, st.dead_letters, st.dead })
+    ob:close()
+  end)
+
+  it("reports a damaged block (DATA_LOSS) and leaves it as it is", function()
+    local path = dir .. "/a.db"
+    local ob = core._outbox(path)
+    post_together(ob, path, 20)
+    ob:close()
+    assert.equal("", sh.sqlite(path, "UPDATE block_data SET data = substr(data, 1, length(data) - 3)"))
+    local before = sh.sqlite(path, "SELECT hex(data) FROM block_data")
+    ob = core._outbox(path)
+    local v, err, code = ob:claim_async(100):wait(10)
+    assert.is_nil(v)
+    assert.equal("DATA_LOSS", code)
+    assert.matches("the block of records %d+ is damaged", err.message)
+    v, err, code = ob:list_async("pending"):wait(10)
+    assert.same({ "DATA_LOSS" }, { code })
+    ob:close()
+    assert.equal(before, sh.sqlite(path, "SELECT hex(data) FROM block_data"))
+  end)
+end)
+
 describe("outbox files it must not use", function()
   local dir
   before_each(function() dir = tmpdir() end)
@@ -768,10 +993,10 @@ describe("outbox files it must not use", function()
   it("refuses a file written by a newer version (a higher record layout)", function()
     local path = dir .. "/a.db"
     make_file(path, 3)
-    write(path, set_u32(read(path), 60, 4))
+    write(path, set_u32(read(path), 60, 5))
     local err, code = refused(path)
     assert.equal("FAILED_PRECONDITION", code)
-    assert.matches("was written by a newer version of littlehorse %(record layout 4; this version reads layout 3%); " ..
+    assert.matches("was written by a newer version of littlehorse %(record layout 5; this version reads layout 4%); " ..
                    "it was left as it is", err.message)
   end)
 

@@ -275,6 +275,13 @@ static int push_job_outcome(lua_State *L, ob_job *j) {
         lua_rawseti(L, -2, i + 1);
       }
     lua_setfield(L, -2, "ordered");
+    lua_createtable(L, 0, 0);
+    for (int i = 0; i < n; i++)
+      if (c->rows[i].block) {
+        lua_pushinteger(L, (lua_Integer)c->rows[i].block);
+        lua_rawseti(L, -2, i + 1);
+      }
+    lua_setfield(L, -2, "block");
     set_due(L, "next_due", c->next_due);
     set_int(L, "pending", c->pending);
     if (j->u.claim.nacks) {
@@ -536,6 +543,7 @@ static int outcome_of(const char *s) {
   if (strcmp(s, "retry") == 0) return OB_ACK_RETRY;
   if (strcmp(s, "dead") == 0) return OB_ACK_DEAD;
   if (strcmp(s, "release") == 0) return OB_ACK_RELEASE;
+  if (strcmp(s, "block") == 0) return OB_ACK_BLOCK;
   return 0;
 }
 
@@ -563,7 +571,7 @@ static const char *ack_text(lua_State *L, const char *k, char **m) {
  * outcome, acknowledged without a table per record. */
 static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_ack **acks, size_t *nacks, char **mem) {
   size_t n = (size_t)lua_rawlen(L, idx), text = 0;
-  static const char *const fields[] = { "id", "outcome", "delay", "code", "message", NULL };
+  static const char *const fields[] = { "id", "outcome", "delay", "code", "message", "count", "duplicates", NULL };
   for (size_t i = 1; i <= n; i++) { /* check, and size the strings */
     lh_path p = lh_path_index(root, (lua_Integer)i);
     lua_rawgeti(L, idx, (lua_Integer)i);
@@ -577,7 +585,8 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
     }
     if (!lua_istable(L, -1)) { ob_job_discard(j); lh_path_error(L, &p, "expected a record id or a table"); }
     lh_check_keys(L, -1, &p, fields, "field");
-    for (int f = 0; f < 5; f++) {
+    int block = 0; /* outcome "block" (read before count, which it needs) */
+    for (int f = 0; f < 7; f++) {
       lua_pushstring(L, fields[f]);
       lua_rawget(L, -2);
       int t = lua_type(L, -1);
@@ -585,11 +594,18 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
       const char *why = NULL;
       if (f == 0 && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)) why = "expected a record id";
       if (f == 1 && !outcome_of(t == LUA_TSTRING ? lua_tostring(L, -1) : NULL))
-        why = "expected \"delivered\", \"duplicate\", \"retry\", \"dead\" or \"release\"";
+        why = "expected \"delivered\", \"duplicate\", \"retry\", \"dead\", \"release\" or \"block\"";
       if (f == 2 && t != LUA_TNIL && !(t == LUA_TNUMBER && lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 1e9))
         why = "expected a number of seconds >= 0";
-      if (f >= 3 && t != LUA_TNIL && t != LUA_TSTRING) why = "expected a string";
-      if (f >= 3 && t == LUA_TSTRING) {
+      if (f == 3 || f == 4) {
+        if (t != LUA_TNIL && t != LUA_TSTRING) why = "expected a string";
+      } else if (f == 5 && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= OB_BLOCK_MAX)) {
+        if (t != LUA_TNIL || block) why = "expected the number of records of the block (1 to 64)";
+      } else if (f == 6 && t != LUA_TNIL && !(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0)) {
+        why = "expected a count >= 0";
+      }
+      if (f == 1) block = outcome_of(t == LUA_TSTRING ? lua_tostring(L, -1) : NULL) == OB_ACK_BLOCK;
+      if ((f == 3 || f == 4) && t == LUA_TSTRING) {
         size_t len = lua_rawlen(L, -1);
         text += (len > 4096 ? 4096 : len) + 1;
       }
@@ -625,7 +641,13 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
     lua_pushliteral(L, "delay");
     lua_rawget(L, -4);
     a->due_at = now + (int64_t)(lua_tonumber(L, -1) * 1000.0);
-    lua_pop(L, 3);
+    lua_pushliteral(L, "count");
+    lua_rawget(L, -5);
+    a->count = (int64_t)lua_tointeger(L, -1);
+    lua_pushliteral(L, "duplicates");
+    lua_rawget(L, -6);
+    a->duplicates = (int64_t)lua_tointeger(L, -1);
+    lua_pop(L, 5);
     a->code = ack_text(L, "code", &m);
     a->message = ack_text(L, "message", &m);
     lua_pop(L, 1);
@@ -636,7 +658,9 @@ static void read_acks(lua_State *L, int idx, const lh_path *root, ob_job *j, ob_
  * takes them) and lease up to limit due records, in one transaction. Its result holds the n
  * leased records by column, what delivery uses and no more: id[i], request[i] (the bytes to
  * send), attempts[i], kind[i] ("correlated", or nil for an ExternalEvent), ordered[i] (true, or
- * nil: it has no order key); with next_due (seconds, or nil), pending (records left, leased
+ * nil: it has no order key), block[i] (the id of the block it came in, or nil: see
+ * OB_BLOCK_MIN; acknowledge a block whose records were all delivered with one outcome
+ * { id = block, outcome = "block", count =, duplicates = }); with next_due (seconds, or nil), pending (records left, leased
  * included) and acked (what the outcomes changed, as ack_async's result). limit may be 0. */
 static int claim_async(lua_State *L) {
   lh_outbox *o = check_outbox(L);

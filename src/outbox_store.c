@@ -33,7 +33,7 @@ static const char *const SCHEMA =
   "  expires_at INTEGER,"
   "  attempts INTEGER NOT NULL DEFAULT 0,"
   "  due_at INTEGER NOT NULL,"
-  "  state INTEGER NOT NULL DEFAULT 0,"       /* 0 pending, 1 dead letter */
+  "  state INTEGER NOT NULL DEFAULT 0,"       /* 0 pending, 1 dead letter, 2 reserved ids (see reserve_ids) */
   "  dead_reason INTEGER,"
   "  lease_owner TEXT,"
   "  lease_until INTEGER NOT NULL DEFAULT 0,"
@@ -54,6 +54,9 @@ enum {
   Q_ACKED, Q_DELETE, Q_RETRY, Q_DEAD, Q_RELEASE,
   Q_OLDEST, Q_OLDEST_BY_STATE,
   Q_KEY_PENDING, Q_UNHOLD, Q_RUN_KEYS, Q_ORDER_KEY,
+  Q_LAYOUT, Q_MAX_ID_RECORDS, Q_MAX_ID, Q_BLOCK_INSERT, Q_BLOCK_DATA_INSERT, Q_CLAIM_BLOCKS, Q_BLOCK_LEASE,
+  Q_BLOCK_NEXT_DUE, Q_BLOCK_EXPIRED, Q_BLOCK_OF, Q_BLOCK_READ, Q_INSERT_FULL, Q_BLOCK_INFO, Q_BLOCK_DELETE,
+  Q_BLOCK_DATA_DELETE, Q_BLOCK_OLDEST, Q_BLOCK_PAGE, Q_UNRESERVE, Q_RESERVE,
   Q_COUNT
 };
 
@@ -67,8 +70,10 @@ static const char *const SQL[Q_COUNT] = {
   [Q_ADD_COUNTERS] = "UPDATE counters SET accepted = accepted + ?1, delivered = delivered + ?2, duplicates = duplicates + ?3,"
                      " retries = retries + ?4, dead = dead + ?5, pending_rows = pending_rows + ?6,"
                      " dead_rows = dead_rows + ?7, bytes = bytes + ?8 WHERE id = 1",
+  /* ?11: the id, or NULL for SQLite's next rowid (in a file with blocks, ids are given: a
+   * block's ids are not in the records table, see OB_BLOCK_MIN) */
   [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
-               " expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+               " expires_at, due_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
   /* Due, pending, not leased, and first of its order key among pending records (held records
    * are past the walk's end; the order check is for records of older layouts, and for a
    * requeued record ahead of a due one). (A plain SELECT, then one UPDATE per run of ids: an
@@ -127,7 +132,52 @@ static const char *const SQL[Q_COUNT] = {
                " (SELECT id FROM records WHERE order_key = ?1 AND +state = 0 ORDER BY id LIMIT 1)",
   [Q_RUN_KEYS] = "SELECT DISTINCT order_key FROM records WHERE id BETWEEN ?1 AND ?2 AND order_key IS NOT NULL AND +state = 0",
   [Q_ORDER_KEY] = "SELECT order_key FROM records WHERE id = ?1",
+  /* Blocks (layout 4; these statements are prepared only in a file that has them) */
+  [Q_LAYOUT] = "PRAGMA user_version",
+  [Q_MAX_ID_RECORDS] = "SELECT coalesce(max(id), 0) FROM records",
+  [Q_MAX_ID] = "SELECT max(coalesce((SELECT max(id) FROM records), 0),"
+               " coalesce((SELECT id + n - 1 FROM blocks ORDER BY id DESC LIMIT 1), 0))",
+  [Q_BLOCK_INSERT] = "INSERT INTO blocks (id, n, bytes, created_at, expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+  [Q_BLOCK_DATA_INSERT] = "INSERT INTO block_data (id, data) VALUES (?1, ?2)",
+  [Q_CLAIM_BLOCKS] = "SELECT b.id, b.n, d.data FROM blocks AS b JOIN block_data AS d ON d.id = b.id"
+                     " WHERE b.due_at <= ?1 AND b.lease_until <= ?1 ORDER BY b.due_at, b.id",
+  [Q_BLOCK_LEASE] = "UPDATE OR FAIL blocks SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+  [Q_BLOCK_NEXT_DUE] = "SELECT min(due_at) FROM blocks WHERE due_at > ?1",
+  [Q_BLOCK_EXPIRED] = "SELECT id FROM blocks INDEXED BY blocks_expiry"
+                      " WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1",
+  [Q_BLOCK_OF] = "SELECT id, n FROM blocks WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
+  [Q_BLOCK_READ] = "SELECT b.n, b.due_at, b.lease_owner, b.lease_until, d.data FROM blocks AS b"
+                   " JOIN block_data AS d ON d.id = b.id WHERE b.id = ?1",
+  [Q_INSERT_FULL] = "INSERT INTO records (id, guid, kind, wf_run_id, def_name, corr_key, request, created_at,"
+                    " expires_at, due_at, lease_owner, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+  [Q_BLOCK_INFO] = "SELECT n, bytes FROM blocks WHERE id = ?1",
+  [Q_BLOCK_DELETE] = "DELETE FROM blocks WHERE id = ?1",
+  [Q_BLOCK_DATA_DELETE] = "DELETE FROM block_data WHERE id = ?1",
+  /* ids only grow (the next is past every record and block), so the first block is the oldest */
+  [Q_BLOCK_OLDEST] = "SELECT created_at FROM blocks ORDER BY id LIMIT 1",
+  [Q_BLOCK_PAGE] = "SELECT b.id, b.n, b.due_at, b.lease_owner, d.data FROM blocks AS b JOIN block_data AS d"
+                   " ON d.id = b.id WHERE b.id > ?1 ORDER BY b.id",
+  /* A row of state 2 past every block (see reserve_ids): no query of any version reads it. */
+  [Q_UNRESERVE] = "DELETE FROM records WHERE state = 2",
+  [Q_RESERVE] = "INSERT INTO records (id, guid, kind, def_name, request, created_at, due_at, state)"
+                " VALUES (?1, '', 0, '', x'', 0, 0, 2)",
 };
+
+/* The tables of blocks (layout 4), made by the transaction that stores the first block. A
+ * block's row holds what changes (its lease), block_data what does not (its records, see
+ * block_put), so that a lease does not rewrite the records. */
+static const char *const BLOCK_SCHEMA =
+  "CREATE TABLE IF NOT EXISTS blocks ("
+  "  id INTEGER PRIMARY KEY,"                  /* the id of its first record */
+  "  n INTEGER NOT NULL,"                      /* its records: ids id .. id + n - 1 */
+  "  bytes INTEGER NOT NULL,"                  /* their request bytes */
+  "  created_at INTEGER NOT NULL,"             /* the earliest post time of its records */
+  "  expires_at INTEGER,"                      /* the earliest expiry of its records */
+  "  due_at INTEGER NOT NULL,"
+  "  lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX IF NOT EXISTS blocks_due ON blocks (due_at);"
+  "CREATE INDEX IF NOT EXISTS blocks_expiry ON blocks (expires_at) WHERE expires_at IS NOT NULL;"
+  "CREATE TABLE IF NOT EXISTS block_data (id INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 struct ob_store {
   sqlite3 *db;
@@ -512,8 +562,9 @@ static int mark_layout(ob_store *s, int64_t layout, ob_err *e) {
   if (!pragma_int(s, "PRAGMA user_version", &version, e)) return 0;
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)layout);
-  const char *what = layout == OB_LAYOUT_HELD ? "marking the file as holding records back by order"
-                                              : "marking the file as holding CorrelatedEvents";
+  const char *what = layout == OB_LAYOUT_BLOCKS ? "marking the file as holding blocks of records"
+                     : layout == OB_LAYOUT_HELD ? "marking the file as holding records back by order"
+                                                : "marking the file as holding CorrelatedEvents";
   return version >= layout || exec_sql(s, sql, e, what);
 }
 
@@ -522,19 +573,332 @@ static void layout_is(ob_store *s, int64_t layout) {
   if (s->layout < layout) s->layout = layout;
 }
 
+static char *dup_bytes(const void *p, size_t n) {
+  char *c = malloc(n + 1);
+  if (c) {
+    if (n) memcpy(c, p, n);
+    c[n] = '\0';
+  }
+  return c;
+}
+
+static char *col_text(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? dup_bytes(t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* ---- blocks (see OB_BLOCK_MIN) ---- */
+
+/* Whether the file has blocks (layout 4 or later), read in the transaction begun: another
+ * process may have stored the first block since this one last looked. */
+static int has_blocks(ob_store *s, int *out, ob_err *e) {
+  if (s->layout < OB_LAYOUT_BLOCKS) {
+    sqlite3_stmt *st = NULL;
+    if (!stmt(s, Q_LAYOUT, &st, e)) return 0;
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return db_err(s, e, rc, "reading the file's header");
+    if (v > s->layout) s->layout = v; /* committed by that process: it stays */
+  }
+  *out = s->layout >= OB_LAYOUT_BLOCKS;
+  return 1;
+}
+
+/* The highest id of a record, in a row or in a block (blocks: whether the file has them). */
+static int max_id(ob_store *s, int blocks, int64_t *out, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, blocks ? Q_MAX_ID : Q_MAX_ID_RECORDS, &st, e)) return 0;
+  int rc = sqlite3_step(st);
+  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return db_err(s, e, rc, "reading the last record id");
+  return 1;
+}
+
+/* A block's records, one after another in block_data: kind (1 byte), created_at and expires_at
+ * (8 bytes each, little-endian; -1: none), then guid, wf_run_id, def_name, corr_key and the
+ * request bytes, each as a 4-byte length (0xffffffff: none) and that many bytes. */
+#define NO_FIELD 0xffffffffu
+enum { BF_GUID, BF_WF_RUN_ID, BF_DEF_NAME, BF_CORR_KEY, BF_REQUEST, BF_COUNT };
+
+typedef struct block_rec {
+  int kind;
+  int64_t created_at, expires_at;
+  const char *f[BF_COUNT]; /* NULL: none (not NUL-terminated: see len) */
+  size_t len[BF_COUNT];
+} block_rec;
+
+static size_t block_rec_size(const ob_new *r) {
+  size_t n = 1 + 8 + 8 + 4 * BF_COUNT + strlen(r->guid) + r->request_len;
+  const char *t[] = { r->wf_run_id, r->def_name, r->corr_key };
+  for (int i = 0; i < 3; i++) n += t[i] ? strlen(t[i]) : 0;
+  return n;
+}
+
+static unsigned char *put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  return p + 8;
+}
+
+static unsigned char *put_field(unsigned char *p, const void *v, size_t n) {
+  uint32_t len = v ? (uint32_t)n : NO_FIELD;
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(len >> (8 * i));
+  if (v && n) memcpy(p + 4, v, n);
+  return p + 4 + (v ? n : 0);
+}
+
+static unsigned char *block_put(unsigned char *p, const ob_new *r, int64_t expires_at) {
+  *p++ = (unsigned char)r->kind;
+  p = put_u64(p, (uint64_t)r->created_at);
+  p = put_u64(p, (uint64_t)expires_at);
+  p = put_field(p, r->guid, strlen(r->guid));
+  p = put_field(p, r->wf_run_id, r->wf_run_id ? strlen(r->wf_run_id) : 0);
+  p = put_field(p, r->def_name, r->def_name ? strlen(r->def_name) : 0);
+  p = put_field(p, r->corr_key, r->corr_key ? strlen(r->corr_key) : 0);
+  return put_field(p, r->request, r->request_len);
+}
+
+/* Reads the record at *pos of data[0..size); 0 when the bytes are not a record (a damaged
+ * file: the reader reports DATA_LOSS). */
+static int block_get(const unsigned char *data, size_t size, size_t *pos, block_rec *r) {
+  size_t p = *pos;
+  if (size - p < 17) return 0;
+  r->kind = data[p];
+  uint64_t c = 0, x = 0;
+  for (int i = 7; i >= 0; i--) {
+    c = (c << 8) | data[p + 1 + i];
+    x = (x << 8) | data[p + 9 + i];
+  }
+  r->created_at = (int64_t)c;
+  r->expires_at = (int64_t)x;
+  p += 17;
+  for (int f = 0; f < BF_COUNT; f++) {
+    if (size - p < 4) return 0;
+    uint32_t len = (uint32_t)data[p] | (uint32_t)data[p + 1] << 8 | (uint32_t)data[p + 2] << 16 |
+                   (uint32_t)data[p + 3] << 24;
+    p += 4;
+    if (len == NO_FIELD) {
+      r->f[f] = NULL;
+      r->len[f] = 0;
+      continue;
+    }
+    if (size - p < len) return 0;
+    r->f[f] = (const char *)data + p;
+    r->len[f] = len;
+    p += len;
+  }
+  if ((r->kind != OB_KIND_EVENT && r->kind != OB_KIND_CORRELATED) || !r->f[BF_GUID] || !r->f[BF_DEF_NAME] ||
+      !r->f[BF_REQUEST])
+    return 0;
+  *pos = p;
+  return 1;
+}
+
+static int damaged_block(ob_store *s, int64_t id, ob_err *e) {
+  set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s: the block of records %lld is damaged (the file was changed by "
+          "something else); it was left as it is", s->path, (long long)id);
+  return 0;
+}
+
+/* Stores recs[idx[0..k)] (k <= OB_BLOCK_MAX) as one block whose records get ids first ..
+ * first + k - 1. */
+static int store_block(ob_store *s, ob_new *recs, const size_t *idx, size_t k, int64_t first, int64_t max_age_ms,
+                       ob_err *e) {
+  size_t size = 0;
+  int64_t bytes = 0, created = INT64_MAX;
+  for (size_t i = 0; i < k; i++) {
+    size += block_rec_size(&recs[idx[i]]);
+    bytes += (int64_t)recs[idx[i]].request_len;
+    if (recs[idx[i]].created_at < created) created = recs[idx[i]].created_at;
+  }
+  unsigned char *data = malloc(size ? size : 1), *p = data;
+  if (!data) {
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    return 0;
+  }
+  for (size_t i = 0; i < k; i++) {
+    ob_new *r = &recs[idx[i]];
+    p = block_put(p, r, max_age_ms > 0 ? r->created_at + max_age_ms : -1);
+    r->id = first + (int64_t)i;
+  }
+  sqlite3_stmt *b = NULL, *d = NULL;
+  int rc = SQLITE_ERROR;
+  if (stmt(s, Q_BLOCK_INSERT, &b, e) && stmt(s, Q_BLOCK_DATA_INSERT, &d, e)) {
+    sqlite3_bind_int64(b, 1, first);
+    sqlite3_bind_int64(b, 2, (int64_t)k);
+    sqlite3_bind_int64(b, 3, bytes);
+    sqlite3_bind_int64(b, 4, created);
+    if (max_age_ms > 0) sqlite3_bind_int64(b, 5, created + max_age_ms);
+    else sqlite3_bind_null(b, 5);
+    sqlite3_bind_int64(b, 6, created);
+    rc = sqlite3_step(b);
+    sqlite3_reset(b);
+    if (rc == SQLITE_DONE) {
+      sqlite3_bind_int64(d, 1, first);
+      sqlite3_bind_blob64(d, 2, data, size, SQLITE_STATIC);
+      rc = sqlite3_step(d);
+      sqlite3_reset(d);
+      sqlite3_clear_bindings(d);
+    }
+    if (rc != SQLITE_DONE) db_err(s, e, rc, "storing a block of records");
+  }
+  free(data);
+  return rc == SQLITE_DONE;
+}
+
+/* A block's ids are not in the records table, whose next rowid an older version (one that had
+ * the file open before it became layout 4) takes as the id of a record it stores: one row,
+ * of a state no version reads, with the id past the last record stored, keeps that rowid past
+ * every block's ids. Each transaction that stores records in a file with blocks removes it
+ * first and puts it back past what it stored, so that ids stay consecutive. */
+static int reserve_ids(ob_store *s, int64_t id, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_RESERVE, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "storing a block of records");
+  return 1;
+}
+
+/* Turns block `id` back into records of their own (one row each, same ids, same lease and due
+ * time), for an outcome other than "all delivered". Counters do not change. */
+static int explode(ob_store *s, int64_t id, ob_err *e) {
+  sqlite3_stmt *rd = NULL, *ins = NULL, *del = NULL, *deld = NULL;
+  if (!stmt(s, Q_BLOCK_READ, &rd, e) || !stmt(s, Q_INSERT_FULL, &ins, e) || !stmt(s, Q_BLOCK_DELETE, &del, e) ||
+      !stmt(s, Q_BLOCK_DATA_DELETE, &deld, e))
+    return 0;
+  sqlite3_bind_int64(rd, 1, id);
+  int rc = sqlite3_step(rd);
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(rd);
+    return rc == SQLITE_DONE ? 1 : db_err(s, e, rc, "reading a block of records");
+  }
+  int64_t n = sqlite3_column_int64(rd, 0), due = sqlite3_column_int64(rd, 1), until = sqlite3_column_int64(rd, 3);
+  char *owner = col_text(rd, 2);
+  size_t size = (size_t)sqlite3_column_bytes(rd, 4);
+  unsigned char *data = size ? malloc(size) : NULL;
+  if (data) memcpy(data, sqlite3_column_blob(rd, 4), size);
+  sqlite3_reset(rd);
+  int ok = 1;
+  if ((size && !data) || (sqlite3_column_type(rd, 2) != SQLITE_NULL && !owner)) {
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    ok = 0;
+  }
+  size_t pos = 0;
+  for (int64_t i = 0; ok && i < n; i++) {
+    block_rec r;
+    if (!block_get(data, size, &pos, &r)) { ok = damaged_block(s, id, e); break; }
+    sqlite3_bind_int64(ins, 1, id + i);
+    sqlite3_bind_text(ins, 2, r.f[BF_GUID], (int)r.len[BF_GUID], SQLITE_STATIC);
+    sqlite3_bind_int(ins, 3, r.kind);
+    for (int f = BF_WF_RUN_ID; f <= BF_CORR_KEY; f++) {
+      if (r.f[f]) sqlite3_bind_text(ins, 3 + f, r.f[f], (int)r.len[f], SQLITE_STATIC);
+      else sqlite3_bind_null(ins, 3 + f);
+    }
+    sqlite3_bind_blob64(ins, 7, r.f[BF_REQUEST], r.len[BF_REQUEST], SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 8, r.created_at);
+    if (r.expires_at >= 0) sqlite3_bind_int64(ins, 9, r.expires_at);
+    else sqlite3_bind_null(ins, 9);
+    sqlite3_bind_int64(ins, 10, due);
+    if (owner) sqlite3_bind_text(ins, 11, owner, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(ins, 11);
+    sqlite3_bind_int64(ins, 12, until);
+    rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+    if (rc != SQLITE_DONE) ok = db_err(s, e, rc, "storing the records of a block");
+  }
+  if (ok && pos != size) ok = damaged_block(s, id, e);
+  free(data);
+  free(owner);
+  if (!ok) return 0;
+  sqlite3_bind_int64(del, 1, id);
+  rc = sqlite3_step(del);
+  sqlite3_reset(del);
+  if (rc == SQLITE_DONE) {
+    sqlite3_bind_int64(deld, 1, id);
+    rc = sqlite3_step(deld);
+    sqlite3_reset(deld);
+  }
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "removing a block of records");
+  return 1;
+}
+
+/* If record `id` is in a block, the block becomes records (explode). */
+static int explode_block_of(ob_store *s, int64_t id, ob_err *e) {
+  sqlite3_stmt *st = NULL;
+  if (!stmt(s, Q_BLOCK_OF, &st, e)) return 0;
+  sqlite3_bind_int64(st, 1, id);
+  int rc = sqlite3_step(st);
+  int64_t first = 0, n = 0;
+  if (rc == SQLITE_ROW) {
+    first = sqlite3_column_int64(st, 0);
+    n = sqlite3_column_int64(st, 1);
+    rc = SQLITE_DONE;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "finding a record's block");
+  if (n > 0 && id < first + n) return explode(s, first, e);
+  return 1;
+}
+
 static int key_pending(ob_store *s, const char *key, int *out, ob_err *e);
+
+/* Stores r as a row of its own (id: the id to give it, or 0 for SQLite's next rowid). */
+static int insert_row(ob_store *s, sqlite3_stmt *ins, ob_new *r, const ob_limits *lim, int behind, int64_t id,
+                      ob_err *e) {
+  sqlite3_bind_text(ins, 1, r->guid, -1, SQLITE_STATIC);
+  sqlite3_bind_int(ins, 2, r->kind);
+  bind_text_or_null(ins, 3, r->wf_run_id);
+  bind_text_or_null(ins, 4, r->def_name);
+  bind_text_or_null(ins, 5, r->corr_key);
+  bind_text_or_null(ins, 6, r->order_key);
+  sqlite3_bind_blob64(ins, 7, r->request, r->request_len, SQLITE_STATIC);
+  sqlite3_bind_int64(ins, 8, r->created_at);
+  if (lim->max_age_ms > 0) sqlite3_bind_int64(ins, 9, r->created_at + lim->max_age_ms);
+  else sqlite3_bind_null(ins, 9);
+  sqlite3_bind_int64(ins, 10, behind ? OB_HELD : r->created_at);
+  if (id) sqlite3_bind_int64(ins, 11, id);
+  else sqlite3_bind_null(ins, 11);
+  int rc = sqlite3_step(ins);
+  sqlite3_reset(ins);
+  sqlite3_clear_bindings(ins);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "storing a record");
+  r->id = id ? id : sqlite3_last_insert_rowid(s->db);
+  return 1;
+}
 
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e) {
   if (!begin(s, 1, e)) return 0;
   counters now, d;
   memset(&d, 0, sizeof d);
   sqlite3_stmt *ins = NULL;
-  int correlated = 0, held = 0;
-  if (!read_counters(s, &now, e) || !stmt(s, Q_INSERT, &ins, e)) {
+  int correlated = 0, held = 0, blocks = 0, new_blocks = 0;
+  if (!read_counters(s, &now, e) || !stmt(s, Q_INSERT, &ins, e) || !has_blocks(s, &blocks, e)) {
     rollback(s);
     return 0;
   }
-  for (size_t i = 0; i < n; i++) {
+  /* In a file with blocks, every id is given: the next one past every record and block (the
+   * reserved row, see reserve_ids, goes past what this transaction stores). */
+  int64_t next = 0;
+  if (blocks && (!exec_q(s, Q_UNRESERVE, e, "storing records") || !max_id(s, 1, &next, e))) {
+    rollback(s);
+    return 0;
+  }
+  next++;
+  /* records without an order key go in blocks when there are enough of them (OB_BLOCK_MIN) */
+  size_t candidates = 0, nblock = 0;
+  for (size_t i = 0; i < n; i++) candidates += recs[i].order_key == NULL;
+  size_t *in_block = candidates >= OB_BLOCK_MIN ? malloc(candidates * sizeof *in_block) : NULL;
+  if (candidates >= OB_BLOCK_MIN && !in_block) {
+    rollback(s);
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    return 0;
+  }
+  int ok = 1;
+  for (size_t i = 0; ok && i < n; i++) {
     ob_new *r = &recs[i];
     r->refused = 0;
     r->id = 0;
@@ -553,46 +917,48 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
               r->request_len, (long long)lim->max_bytes);
       continue;
     }
-    /* a record whose order key has a pending record already waits for it (see due_at) */
-    int behind = 0;
-    if (r->order_key && !key_pending(s, r->order_key, &behind, e)) {
-      rollback(s);
-      return 0;
+    if (in_block && !r->order_key) {
+      in_block[nblock++] = i; /* stored after the loop */
+    } else {
+      /* a record whose order key has a pending record already waits for it (see due_at) */
+      int behind = 0;
+      ok = (!r->order_key || key_pending(s, r->order_key, &behind, e)) &&
+           insert_row(s, ins, r, lim, behind, blocks ? next++ : 0, e);
+      held |= behind;
     }
-    held |= behind;
-    sqlite3_bind_text(ins, 1, r->guid, -1, SQLITE_STATIC);
-    sqlite3_bind_int(ins, 2, r->kind);
-    bind_text_or_null(ins, 3, r->wf_run_id);
-    bind_text_or_null(ins, 4, r->def_name);
-    bind_text_or_null(ins, 5, r->corr_key);
-    bind_text_or_null(ins, 6, r->order_key);
-    sqlite3_bind_blob64(ins, 7, r->request, r->request_len, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 8, r->created_at);
-    if (lim->max_age_ms > 0) sqlite3_bind_int64(ins, 9, r->created_at + lim->max_age_ms);
-    else sqlite3_bind_null(ins, 9);
-    sqlite3_bind_int64(ins, 10, behind ? OB_HELD : r->created_at);
-    int rc = sqlite3_step(ins);
-    sqlite3_reset(ins);
-    sqlite3_clear_bindings(ins);
-    if (rc != SQLITE_DONE) {
-      db_err(s, e, rc, "storing a record");
-      rollback(s);
-      return 0;
-    }
-    r->id = sqlite3_last_insert_rowid(s->db);
     if (r->kind == OB_KIND_CORRELATED) correlated = 1;
     d.pending++;
     d.accepted++;
     d.bytes += (int64_t)r->request_len;
   }
-  if ((d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_layout(s, OB_LAYOUT_CORRELATED, e)) ||
+  if (ok && nblock) {
+    if (!blocks) { /* the file's first block: its tables, and layout 4 (ids given from now on) */
+      ok = exec_sql(s, BLOCK_SCHEMA, e, "adding blocks of records") &&
+           mark_layout(s, OB_LAYOUT_BLOCKS, e) && max_id(s, 0, &next, e);
+      next++;
+      new_blocks = 1;
+    }
+    /* as few blocks as OB_BLOCK_MAX allows, of even sizes (65 records: 33 and 32, not 64 and 1) */
+    size_t nblocks = (nblock + OB_BLOCK_MAX - 1) / OB_BLOCK_MAX;
+    for (size_t b = 0, off = 0; ok && b < nblocks; b++) {
+      size_t k = nblock / nblocks + (b < nblock % nblocks);
+      ok = store_block(s, recs, in_block + off, k, next, lim->max_age_ms, e);
+      next += (int64_t)k;
+      off += k;
+    }
+  }
+  if (ok && (blocks || nblock)) ok = reserve_ids(s, next, e);
+  free(in_block);
+  if (!ok || (d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_layout(s, OB_LAYOUT_CORRELATED, e)) ||
       (held && !mark_layout(s, OB_LAYOUT_HELD, e))) {
     rollback(s);
+    for (size_t i = 0; i < n; i++) recs[i].id = 0;
     return 0;
   }
   if (!commit(s, e)) return 0;
   if (correlated) layout_is(s, OB_LAYOUT_CORRELATED);
   if (held) layout_is(s, OB_LAYOUT_HELD);
+  if (new_blocks) layout_is(s, OB_LAYOUT_BLOCKS);
   return 1;
 }
 
@@ -604,20 +970,6 @@ void ob_claim_out_free(ob_claim_out *out) {
   out->rows = NULL;
   out->bytes = NULL;
   out->n = 0;
-}
-
-static char *dup_bytes(const void *p, size_t n) {
-  char *c = malloc(n + 1);
-  if (c) {
-    if (n) memcpy(c, p, n);
-    c[n] = '\0';
-  }
-  return c;
-}
-
-static char *col_text(sqlite3_stmt *st, int i) {
-  const unsigned char *t = sqlite3_column_text(st, i);
-  return t ? dup_bytes(t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
 }
 
 /* ---- order keys: holding a record back behind its key's earlier ones ---- */
@@ -688,6 +1040,23 @@ static int expire(ob_store *s, int64_t now, counters *d, keyset *ended, ob_err *
   if (now - s->last_sweep < 1000 && now >= s->last_sweep) return 1;
   s->last_sweep = now;
   sqlite3_stmt *st = NULL;
+  int blocks = 0;
+  if (!has_blocks(s, &blocks, e)) return 0;
+  if (blocks) { /* a block holding an expired record becomes records, which the sweep below reads */
+    if (!stmt(s, Q_BLOCK_EXPIRED, &st, e)) return 0;
+    sqlite3_bind_int64(st, 1, now);
+    int64_t ids[OB_BLOCK_MAX];
+    size_t k;
+    do { /* a few at a time: explode changes the table the statement reads */
+      k = 0;
+      int rc = SQLITE_DONE;
+      while (k < OB_BLOCK_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW) ids[k++] = sqlite3_column_int64(st, 0);
+      sqlite3_reset(st);
+      if (k < OB_BLOCK_MAX && rc != SQLITE_DONE) return db_err(s, e, rc, "expiring records");
+      for (size_t i = 0; i < k; i++)
+        if (!explode(s, ids[i], e)) return 0;
+    } while (k == OB_BLOCK_MAX);
+  }
   if (!stmt(s, Q_EXPIRE, &st, e)) return 0;
   sqlite3_bind_int64(st, 1, now);
   int rc, ok = 1;
@@ -703,13 +1072,21 @@ static int expire(ob_store *s, int64_t now, counters *d, keyset *ended, ob_err *
 }
 
 static int next_due(ob_store *s, int64_t now, int64_t *out, ob_err *e) {
-  sqlite3_stmt *st = NULL;
-  if (!stmt(s, Q_NEXT_DUE, &st, e)) return 0;
-  sqlite3_bind_int64(st, 1, now);
-  int rc = sqlite3_step(st);
-  *out = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : -1;
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW) return db_err(s, e, rc, "reading the next due time");
+  int blocks = 0;
+  if (!has_blocks(s, &blocks, e)) return 0;
+  *out = -1;
+  for (int q = 0; q <= blocks; q++) {
+    sqlite3_stmt *st = NULL;
+    if (!stmt(s, q ? Q_BLOCK_NEXT_DUE : Q_NEXT_DUE, &st, e)) return 0;
+    sqlite3_bind_int64(st, 1, now);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+      int64_t t = sqlite3_column_int64(st, 0);
+      if (*out < 0 || t < *out) *out = t;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return db_err(s, e, rc, "reading the next due time");
+  }
   return 1;
 }
 
@@ -808,14 +1185,68 @@ static int dead_key(ob_store *s, int64_t id, keyset *ended, ob_err *e) {
 
 /* Apply acknowledgements inside the transaction begun; the counters' changes go into d, and the
  * order keys of the pending records that ended into `ended`. */
+/* Block `a->id` delivered whole: removed, with what it held counted. If it is not there as a
+ * block any more (its lease ended and another process turned it into records), its records
+ * are removed as delivered one by one (ids[0..a->count): scratch). */
+static int remove_block(ob_store *s, const ob_ack *a, int64_t *ids, counters *d, keyset *ended, ob_err *e) {
+  sqlite3_stmt *info = NULL, *del = NULL, *deld = NULL;
+  if (!stmt(s, Q_BLOCK_INFO, &info, e) || !stmt(s, Q_BLOCK_DELETE, &del, e) || !stmt(s, Q_BLOCK_DATA_DELETE, &deld, e))
+    return 0;
+  sqlite3_bind_int64(info, 1, a->id);
+  int rc = sqlite3_step(info);
+  int64_t n = 0, bytes = 0;
+  int found = rc == SQLITE_ROW;
+  if (found) {
+    n = sqlite3_column_int64(info, 0);
+    bytes = sqlite3_column_int64(info, 1);
+    rc = SQLITE_DONE;
+  }
+  sqlite3_reset(info);
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+  if (!found) {
+    for (int64_t i = 0; i < a->count; i++) ids[i] = a->id + i;
+    return remove_delivered(s, ids, (size_t)a->count, 0, d, ended, e);
+  }
+  sqlite3_bind_int64(del, 1, a->id);
+  rc = sqlite3_step(del);
+  sqlite3_reset(del);
+  if (rc == SQLITE_DONE) {
+    sqlite3_bind_int64(deld, 1, a->id);
+    rc = sqlite3_step(deld);
+    sqlite3_reset(deld);
+  }
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+  int64_t dup = a->duplicates < n ? a->duplicates : n;
+  d->pending -= n;
+  d->bytes -= bytes;
+  d->duplicates += dup;
+  d->delivered += n - dup;
+  return 1;
+}
+
 static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *owner, counters *d, keyset *ended,
                       ob_err *e) {
   if (n == 0) return 1;
   sqlite3_stmt *retry = NULL, *dead = NULL, *release = NULL;
   if (!stmt(s, Q_RETRY, &retry, e) || !stmt(s, Q_DEAD, &dead, e) || !stmt(s, Q_RELEASE, &release, e)) return 0;
-  int64_t *ids = malloc(n * sizeof *ids);
+  int blocks = 0;
+  if (!has_blocks(s, &blocks, e)) return 0;
+  size_t nids = n;
+  for (size_t i = 0; i < n; i++)
+    if (acks[i].outcome == OB_ACK_BLOCK && (size_t)acks[i].count > nids) nids = (size_t)acks[i].count;
+  int64_t *ids = malloc(nids * sizeof *ids);
   if (!ids) {
     set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+    return 0;
+  }
+  int ok = 1;
+  /* whole blocks delivered; then the blocks of records with any other outcome become records */
+  for (size_t i = 0; ok && i < n; i++)
+    if (acks[i].outcome == OB_ACK_BLOCK) ok = remove_block(s, &acks[i], ids, d, ended, e);
+  for (size_t i = 0; ok && blocks && i < n; i++)
+    if (acks[i].outcome != OB_ACK_BLOCK) ok = explode_block_of(s, acks[i].id, e);
+  if (!ok) {
+    free(ids);
     return 0;
   }
   size_t ndelivered = 0, nduplicate = 0;
@@ -823,14 +1254,14 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
     if (acks[i].outcome == OB_ACK_DELIVERED) ids[ndelivered++] = acks[i].id;
     else if (acks[i].outcome == OB_ACK_DUPLICATE) ids[n - ++nduplicate] = acks[i].id;
   }
-  int ok = 1;
   if (ndelivered) ok = remove_delivered(s, ids, id_runs(ids, ndelivered), 0, d, ended, e);
   if (ok && nduplicate)
     ok = remove_delivered(s, ids + n - nduplicate, id_runs(ids + n - nduplicate, nduplicate), 1, d, ended, e);
   free(ids);
   for (size_t i = 0; ok && i < n; i++) {
     const ob_ack *a = &acks[i];
-    if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE) continue; /* removed above */
+    if (a->outcome == OB_ACK_DELIVERED || a->outcome == OB_ACK_DUPLICATE || a->outcome == OB_ACK_BLOCK)
+      continue; /* removed above */
     int rc;
     if (a->outcome == OB_ACK_RELEASE) {
       sqlite3_bind_int64(release, 1, a->id);
@@ -906,6 +1337,80 @@ static int lease_rows(sqlite3_stmt *lease, const ob_claimed *rows, size_t k, con
   return rc;
 }
 
+/* The claim's rows and their request bytes, as they are read (see ob_claim_out). */
+typedef struct claim_buf {
+  ob_claimed *rows;
+  size_t k, cap;
+  char *bytes;
+  size_t used, cap_bytes;
+} claim_buf;
+
+/* Appends a row with its request bytes; NULL when out of memory. */
+static ob_claimed *claim_add(claim_buf *c, const void *req, size_t len) {
+  if (c->k == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    ob_claimed *g = realloc(c->rows, cap * sizeof *g);
+    if (!g) return NULL;
+    c->rows = g;
+    c->cap = cap;
+  }
+  if (c->used + len > c->cap_bytes) {
+    size_t want = c->cap_bytes ? c->cap_bytes : 16384;
+    while (want < c->used + len) want *= 2;
+    char *g = realloc(c->bytes, want);
+    if (!g) return NULL;
+    c->bytes = g;
+    c->cap_bytes = want;
+  }
+  if (len) memcpy(c->bytes + c->used, req, len);
+  c->used += len;
+  ob_claimed *r = &c->rows[c->k++];
+  memset(r, 0, sizeof *r);
+  r->request_len = len;
+  return r;
+}
+
+/* Claims due blocks whole, while the claim has fewer than `limit` records, and leases them. */
+static int claim_blocks(ob_store *s, const ob_claim_in *in, claim_buf *c, ob_err *e) {
+  sqlite3_stmt *st = NULL, *lease = NULL;
+  if (!stmt(s, Q_CLAIM_BLOCKS, &st, e) || !stmt(s, Q_BLOCK_LEASE, &lease, e)) return 0;
+  size_t first = c->k;
+  sqlite3_bind_int64(st, 1, in->now);
+  int rc = SQLITE_DONE, ok = 1;
+  while (ok && c->k < in->limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+    const unsigned char *data = sqlite3_column_blob(st, 2);
+    size_t size = (size_t)sqlite3_column_bytes(st, 2), pos = 0;
+    for (int64_t i = 0; ok && i < n; i++) {
+      block_rec b;
+      if (!block_get(data, size, &pos, &b)) { ok = damaged_block(s, id, e); break; }
+      ob_claimed *r = claim_add(c, b.f[BF_REQUEST], b.len[BF_REQUEST]);
+      if (!r) {
+        set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+        ok = 0;
+        break;
+      }
+      r->id = id + i;
+      r->block = id;
+      r->kind = b.kind;
+    }
+    if (ok && pos != size) ok = damaged_block(s, id, e);
+  }
+  sqlite3_reset(st);
+  if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "claiming records");
+  /* leased once the walk is over (the lease changes the table it walked) */
+  for (size_t i = first; ok && i < c->k; i++) {
+    if (i > first && c->rows[i].block == c->rows[i - 1].block) continue;
+    sqlite3_bind_int64(lease, 1, c->rows[i].block);
+    sqlite3_bind_text(lease, 2, in->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(lease, 3, in->now + in->lease_ms);
+    rc = sqlite3_step(lease);
+    sqlite3_reset(lease);
+    if (rc != SQLITE_DONE) ok = db_err(s, e, rc, "claiming records");
+  }
+  return ok;
+}
+
 int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e) {
   memset(out, 0, sizeof *out);
   out->next_due = -1;
@@ -914,8 +1419,9 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
   memset(&d, 0, sizeof d);
   sqlite3_stmt *st = NULL;
   keyset ended = { 0 };
+  int blocks = 0;
   int ok = apply_acks(s, in->acks, in->nacks, in->owner, &d, &ended, e) && expire(s, in->now, &d, &ended, e) &&
-           unhold(s, &ended, in->now, e) && stmt(s, Q_CLAIM, &st, e);
+           unhold(s, &ended, in->now, e) && stmt(s, Q_CLAIM, &st, e) && has_blocks(s, &blocks, e);
   keyset_free(&ended);
   if (!ok) {
     rollback(s);
@@ -923,45 +1429,28 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
   }
   ack_counts(&d, &out->acked);
   size_t limit = in->limit;
-  ob_claimed *rows = limit ? calloc(limit, sizeof *rows) : NULL;
-  if (limit && !rows) {
-    rollback(s);
-    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
-    return 0;
-  }
+  claim_buf c = { 0 };
   sqlite3_stmt *lease = NULL;
   int rc = SQLITE_DONE;
-  size_t k = 0, used = 0, cap = 0;
-  char *bytes = NULL;
   if (limit && stmt(s, Q_LEASE, &lease, e)) {
+    /* records of their own first (retries, ordered records, small posts), then blocks */
     sqlite3_bind_int64(st, 1, in->now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    while (k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-      ob_claimed *r = &rows[k++];
+    while (c.k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      ob_claimed *r = claim_add(&c, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+      if (!r) { rc = SQLITE_NOMEM; break; }
       r->id = sqlite3_column_int64(st, 0);
       r->kind = sqlite3_column_int(st, 1);
-      const void *req = sqlite3_column_blob(st, 2);
-      r->request_len = (size_t)sqlite3_column_bytes(st, 2);
       r->attempts = sqlite3_column_int(st, 3);
       r->ordered = sqlite3_column_int(st, 4);
-      if (used + r->request_len > cap) {
-        size_t want = cap ? cap : 16384;
-        while (want < used + r->request_len) want *= 2;
-        char *grown = realloc(bytes, want);
-        if (!grown) { rc = SQLITE_NOMEM; break; }
-        bytes = grown;
-        cap = want;
-      }
-      if (r->request_len) memcpy(bytes + used, req, r->request_len);
-      used += r->request_len;
     }
     if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* the limit was reached */
     sqlite3_reset(st);
-    if (rc == SQLITE_DONE && k > 0) {
-      /* the block has its final address now */
-      for (size_t i = 0, off = 0; i < k; off += rows[i++].request_len) rows[i].request = bytes ? bytes + off : "";
-      rc = lease_rows(lease, rows, k, in);
-    }
+    if (rc == SQLITE_DONE && c.k > 0) rc = lease_rows(lease, c.rows, c.k, in);
+    if (rc == SQLITE_DONE && blocks && c.k < limit && !claim_blocks(s, in, &c, e)) rc = SQLITE_ERROR; /* e is set */
+    /* the bytes have their final address now */
+    for (size_t i = 0, off = 0; rc == SQLITE_DONE && i < c.k; off += c.rows[i++].request_len)
+      c.rows[i].request = c.bytes ? c.bytes + off : "";
   } else if (limit) {
     rc = SQLITE_ERROR; /* e is set */
   }
@@ -972,15 +1461,18 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
        commit(s, e);
   if (!ok) {
     rollback(s);
-    free(rows);
-    free(bytes);
+    free(c.rows);
+    free(c.bytes);
     memset(&out->acked, 0, sizeof out->acked);
     return 0;
   }
-  if (k == 0) { free(rows); rows = NULL; }
-  out->rows = rows;
-  out->bytes = bytes;
-  out->n = k;
+  if (c.k == 0) {
+    free(c.rows);
+    c.rows = NULL;
+  }
+  out->rows = c.rows;
+  out->bytes = c.bytes;
+  out->n = c.k;
   out->pending = now.pending;
   return 1;
 }
@@ -1000,6 +1492,19 @@ int ob_store_stats(ob_store *s, int64_t now, ob_stats *out, ob_err *e) {
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "reading the stats");
   }
+  int blocks = 0;
+  if (ok) ok = has_blocks(s, &blocks, e);
+  if (ok && blocks && stmt(s, Q_BLOCK_OLDEST, &st, e)) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      int64_t t = sqlite3_column_int64(st, 0);
+      if (out->oldest_pending_ms < 0 || t < out->oldest_pending_ms) out->oldest_pending_ms = t;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "reading the stats");
+  } else if (blocks) {
+    ok = 0;
+  }
   if (ok) ok = next_due(s, now, &out->next_due_ms, e);
   ob_err ignored;
   exec_sql(s, "COMMIT", &ignored, "reading the stats");
@@ -1015,27 +1520,117 @@ int ob_store_stats(ob_store *s, int64_t now, ob_stats *out, ob_err *e) {
   return 1;
 }
 
+static void record_fields_free(ob_record *x) {
+  free(x->guid);
+  free(x->wf_run_id);
+  free(x->def_name);
+  free(x->corr_key);
+  free(x->order_key);
+  free(x->lease_owner);
+  free(x->last_code);
+  free(x->last_message);
+  free(x->request);
+}
+
 void ob_records_free(ob_record *r, size_t n) {
   if (!r) return;
-  for (size_t i = 0; i < n; i++) {
-    free(r[i].guid);
-    free(r[i].wf_run_id);
-    free(r[i].def_name);
-    free(r[i].corr_key);
-    free(r[i].order_key);
-    free(r[i].lease_owner);
-    free(r[i].last_code);
-    free(r[i].last_message);
-    free(r[i].request);
-  }
+  for (size_t i = 0; i < n; i++) record_fields_free(&r[i]);
   free(r);
 }
+
+/* A page of pending records in id order: the k rows in *r (records of their own, in id order, at
+ * most limit) merged with the records of blocks with ids > after, and cut to limit. (Read in
+ * the same read transaction as the rows: ob_store_list runs in one.) */
+static int list_blocks(ob_store *s, int64_t after, size_t limit, int with_request, ob_record **r, size_t *k,
+                       ob_err *e) {
+  int blocks = 0;
+  sqlite3_stmt *st = NULL;
+  if (!has_blocks(s, &blocks, e)) { ob_records_free(*r, *k); return 0; }
+  if (!blocks) return 1;
+  if (!stmt(s, Q_BLOCK_PAGE, &st, e)) { ob_records_free(*r, *k); return 0; }
+  ob_record *q = calloc(limit, sizeof *q);
+  size_t m = 0;
+  int ok = q != NULL, rc = SQLITE_DONE;
+  if (!q) set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory listing records", s->path);
+  /* a block that begins before `after` may end past it */
+  sqlite3_bind_int64(st, 1, after > INT64_MIN + OB_BLOCK_MAX ? after - OB_BLOCK_MAX : INT64_MIN);
+  /* enough blocks for `limit` records past the rows' last one, or past `after` */
+  int64_t stop = *k == limit ? (*r)[*k - 1].id : INT64_MAX;
+  while (ok && m < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0), nb = sqlite3_column_int64(st, 1);
+    if (id > stop) break;
+    const unsigned char *data = sqlite3_column_blob(st, 4);
+    size_t size = (size_t)sqlite3_column_bytes(st, 4), pos = 0;
+    for (int64_t i = 0; ok && i < nb && m < limit; i++) {
+      block_rec b;
+      if (!block_get(data, size, &pos, &b)) { ok = damaged_block(s, id, e); break; }
+      if (id + i <= after) continue;
+      ob_record *x = &q[m++];
+      x->id = id + i;
+      x->created_at = b.created_at;
+      x->due_at = sqlite3_column_int64(st, 2);
+      x->expires_at = b.expires_at;
+      x->kind = b.kind;
+      x->guid = dup_bytes(b.f[BF_GUID], b.len[BF_GUID]);
+      x->wf_run_id = b.f[BF_WF_RUN_ID] ? dup_bytes(b.f[BF_WF_RUN_ID], b.len[BF_WF_RUN_ID]) : NULL;
+      x->def_name = dup_bytes(b.f[BF_DEF_NAME], b.len[BF_DEF_NAME]);
+      x->corr_key = b.f[BF_CORR_KEY] ? dup_bytes(b.f[BF_CORR_KEY], b.len[BF_CORR_KEY]) : NULL;
+      x->lease_owner = col_text(st, 3);
+      if (!x->guid || !x->def_name || (b.f[BF_WF_RUN_ID] && !x->wf_run_id) || (b.f[BF_CORR_KEY] && !x->corr_key) ||
+          (sqlite3_column_type(st, 3) != SQLITE_NULL && !x->lease_owner))
+        ok = 0;
+      if (ok && with_request) {
+        x->request_len = b.len[BF_REQUEST];
+        if (!(x->request = dup_bytes(b.f[BF_REQUEST], b.len[BF_REQUEST]))) ok = 0;
+      }
+      if (!ok) set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory listing records", s->path);
+    }
+  }
+  sqlite3_reset(st);
+  if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "listing records");
+  ob_record *merged = ok ? calloc(limit, sizeof *merged) : NULL;
+  if (ok && !merged) {
+    set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory listing records", s->path);
+    ok = 0;
+  }
+  if (!ok) {
+    ob_records_free(q, m);
+    ob_records_free(*r, *k);
+    return 0;
+  }
+  /* merge by id (the two never share one); what is past the page is freed */
+  size_t i = 0, j = 0, t = 0;
+  while (t < limit && (i < *k || j < m)) {
+    if (j == m || (i < *k && (*r)[i].id < q[j].id)) merged[t++] = (*r)[i++];
+    else merged[t++] = q[j++];
+  }
+  for (; i < *k; i++) record_fields_free(&(*r)[i]);
+  for (; j < m; j++) record_fields_free(&q[j]);
+  free(*r);
+  free(q);
+  *r = merged;
+  *k = t;
+  return 1;
+}
+
+static int list_page(ob_store *s, int state, int64_t after, size_t limit, int with_request, ob_record **out,
+                     size_t *n, ob_err *e);
 
 int ob_store_list(ob_store *s, int state, int64_t after, size_t limit, int with_request,
                   ob_record **out, size_t *n, ob_err *e) {
   *out = NULL;
   *n = 0;
   if (limit == 0) return 1;
+  /* one read transaction: a block that becomes records meanwhile is read once, as one or the other */
+  if (!exec_sql(s, "BEGIN", e, "listing records")) return 0;
+  int ok = list_page(s, state, after, limit, with_request, out, n, e);
+  ob_err ignored;
+  exec_sql(s, "COMMIT", &ignored, "listing records");
+  return ok;
+}
+
+static int list_page(ob_store *s, int state, int64_t after, size_t limit, int with_request, ob_record **out,
+                     size_t *n, ob_err *e) {
   /* A page in id order from `after` (by_id_order: listing every page by the walk reads each
    * record once; through records_due, every page reads every record of the state). Counts
    * that change between the two reads can only make the plan slower, never the page wrong. */
@@ -1097,6 +1692,7 @@ int ob_store_list(ob_store *s, int state, int64_t after, size_t limit, int with_
     ob_records_free(r, k);
     return db_err(s, e, rc, "listing records");
   }
+  if (state == 0 && !list_blocks(s, after, limit, with_request, &r, &k, e)) return 0;
   *out = r;
   *n = k;
   return 1;

@@ -1,9 +1,9 @@
 /* The outbox's file: an SQLite database (WAL mode) of records waiting for delivery and of
  * dead letters, with counters. Pure C, no Lua; one store is used by one thread at a time
  * (the outbox's writer thread, outbox_writer.c). Several processes may open the same file:
- * every change runs in an IMMEDIATE transaction, and rows being delivered are leased to their
- * process (their due time moves past the lease), so a killed process's rows come back when
- * the lease ends.
+ * every change runs in an IMMEDIATE transaction, and records being delivered are leased to
+ * their process (lease owner and end), so a killed process's records come back when the lease
+ * ends.
  *
  * The record layout is versioned (PRAGMA user_version); a file of a newer layout than
  * OB_LAYOUT is refused, and so is a file that is not an outbox or fails SQLite's quick_check at
@@ -13,17 +13,28 @@
  * held back behind an earlier pending record of their order key (due_at = OB_HELD, which an
  * older version would never send). A new file starts at layout 1 and becomes layout 2 in the
  * transaction that adds its first CorrelatedEvent, and 3 in the one that first holds a record
- * back, so a file that never holds such records stays readable by older versions. */
+ * back, so a file that never holds such records stays readable by older versions; 4, records
+ * posted together also stored several to a row (a block: see OB_BLOCK_MIN), which an older
+ * version would not see, from the transaction that stores the first block. */
 #ifndef LH_OUTBOX_STORE_H
 #define LH_OUTBOX_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define OB_LAYOUT 3            /* the newest layout this version reads and writes */
+#define OB_LAYOUT 4            /* the newest layout this version reads and writes */
 #define OB_LAYOUT_EVENTS 1     /* a file that holds ExternalEvents only */
 #define OB_LAYOUT_CORRELATED 2 /* ... and CorrelatedEvents */
 #define OB_LAYOUT_HELD 3       /* ... and records held back by their order (OB_HELD) */
+#define OB_LAYOUT_BLOCKS 4     /* ... and blocks of records */
+/* Records without an order key that one transaction adds are stored as blocks of up to
+ * OB_BLOCK_MAX records, one row each, when there are at least OB_BLOCK_MIN of them: a block is
+ * claimed, leased and removed by one statement each, as long as all its records are delivered
+ * together. A record of a block that is anything else (a retry, a dead letter, released,
+ * expired) first turns its block back into records of their own, one row each, with the same
+ * ids. A block's records have consecutive ids: id .. id + n - 1. */
+#define OB_BLOCK_MIN 8
+#define OB_BLOCK_MAX 64
 /* The due time of a record held back by its order: after every real time, so that a claim's
  * walk of the due index stops before it. */
 #define OB_HELD INT64_MAX
@@ -77,10 +88,11 @@ typedef struct ob_new {
  * 0 with e set when it did not (then none was added). */
 int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_err *e);
 
-/* A record claimed for delivery (its request bytes are in its claim's one block: see
+/* A record claimed for delivery (its request bytes are in its claim's one buffer: see
  * ob_claim_out). */
 typedef struct ob_claimed {
   int64_t id;
+  int64_t block;        /* the id of the block it came in (its first record's), or 0 */
   int kind, attempts;
   int ordered;          /* it has an order key: its end may make the next record of it due */
   const char *request;
@@ -89,10 +101,13 @@ typedef struct ob_claimed {
 
 /* The outcome of one delivery attempt. */
 enum { OB_ACK_DELIVERED = 1, OB_ACK_DUPLICATE, OB_ACK_RETRY, OB_ACK_DEAD,
-       OB_ACK_RELEASE /* not sent after all: the lease ends now, nothing else changes */ };
+       OB_ACK_RELEASE, /* not sent after all: the lease ends now, nothing else changes */
+       OB_ACK_BLOCK    /* every record of block `id` (count of them) delivered, duplicates of
+                        * them there already */ };
 typedef struct ob_ack {
   int64_t id;
   int outcome;
+  int64_t count, duplicates; /* OB_ACK_BLOCK */
   int64_t due_at;       /* OB_ACK_RETRY: the next attempt, ms since the epoch */
   const char *code, *message; /* RETRY and DEAD: the last error */
 } ob_ack;
@@ -117,7 +132,7 @@ typedef struct ob_claim_in {
 typedef struct ob_claim_out {
   ob_claimed *rows;           /* in the order claimed (due time, then id); NULL when none
                                * (freed by ob_claim_out_free) */
-  char *bytes;                /* the rows' request bytes, one block for all (one malloc, and
+  char *bytes;                /* the rows' request bytes, one buffer for all (one malloc, and
                                * one free on the thread that reads them, not one per row) */
   size_t n;
   int64_t next_due;           /* the next time a pending record becomes due (ms), or -1 */
@@ -129,7 +144,8 @@ void ob_claim_out_free(ob_claim_out *out);
 /* In one transaction (not synced, like ob_store_ack): apply in->acks, turn records past their
  * expiry into dead letters, and lease up to in->limit due records to in->owner for
  * in->lease_ms: they are not claimed again (here or by another process) until acknowledged or
- * the lease ends. A record whose order_key has an earlier pending record waits for it. */
+ * the lease ends. A record whose order_key has an earlier pending record waits for it. Records
+ * of their own come first, then whole blocks (the last one may take the claim past limit). */
 int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e);
 
 typedef struct ob_stats {

@@ -55,6 +55,33 @@ function M.new(cob, send, poll, cfg)
   }, D_mt)
 end
 
+-- Outcome a of record i of claim b goes to the writer, with the next claim; a record of a block
+-- (several records stored in one row) waits for the block's other records: a block whose
+-- records were all delivered is acknowledged whole, in one outcome (the writer removes its row),
+-- and otherwise with each record's own outcome (the writer makes the block records of their
+-- own first).
+local function add_ack(self, b, i, a)
+  local bid = b.block[i]
+  if not bid then
+    self.acks[#self.acks + 1] = a
+    return
+  end
+  local t = b.blocks[bid]
+  t.left = t.left - 1
+  t.acks[#t.acks + 1] = a
+  if type(a) == "table" then
+    if a.outcome == "duplicate" then t.duplicates = t.duplicates + 1 else t.failed = true end
+  end
+  if t.left > 0 then return end
+  local acks = self.acks
+  if not t.failed then
+    acks[#acks + 1] = { id = bid, outcome = "block", count = t.count, duplicates = t.duplicates }
+  else
+    for k = 1, #t.acks do acks[#acks + 1] = t.acks[k] end
+  end
+  b.blocks[bid] = nil
+end
+
 local function backoff(cfg, attempt)
   local cap = math.min(cfg.max_backoff, cfg.initial_backoff * cfg.multiplier ^ (attempt - 1))
   return cap * math.random()
@@ -81,7 +108,7 @@ function D:finish(b, i, ok, err, code)
           message = err and err.message or nil }
     if not UNREACHABLE[code] then b.ok = true end
   end
-  self.acks[#self.acks + 1] = a
+  add_ack(self, b, i, a)
   if b.ordered[i] and (a == id or a.outcome ~= "retry") then self.finished = true end
   b.left = b.left - 1
   if b.left == 0 then
@@ -161,6 +188,22 @@ local function claimed(self, rows, now)
   local k = rows.n
   if k > 0 then
     rows.left, rows.ok = k, false
+    local block = rows.block
+    if next(block) then -- the outcomes each block waits for (see add_ack)
+      local blocks = {}
+      for i = 1, k do
+        local bid = block[i]
+        if bid then
+          local t = blocks[bid]
+          if not t then
+            t = { count = 0, left = 0, duplicates = 0, failed = false, acks = {} }
+            blocks[bid] = t
+          end
+          t.count, t.left = t.count + 1, t.left + 1
+        end
+      end
+      rows.blocks = blocks
+    end
     local ready, at, last = self.ready, self.at, self.last
     for i = 1, k do
       ready[last + i], at[last + i] = rows, i
@@ -201,9 +244,10 @@ function D:step(limit)
   if self.n ~= before then moved = true end
   if self.stopping then
     -- records claimed but not sent: their leases end now (not counted as attempts)
-    local ready, at, acks = self.ready, self.at, self.acks
+    local ready, at = self.ready, self.at
     for i = self.first, self.last do
-      acks[#acks + 1] = { id = ready[i].id[at[i]], outcome = "release" }
+      local b, k = ready[i], at[i]
+      add_ack(self, b, k, { id = b.id[k], outcome = "release" })
       ready[i], at[i] = nil, nil
     end
     self.first, self.last = 1, 0
