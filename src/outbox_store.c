@@ -54,7 +54,7 @@ enum {
   Q_ACKED, Q_DELETE, Q_RETRY, Q_DEAD, Q_RELEASE,
   Q_OLDEST, Q_OLDEST_BY_STATE,
   Q_KEY_PENDING, Q_UNHOLD, Q_RUN_KEYS, Q_ORDER_KEY,
-  Q_LAYOUT, Q_MAX_ID_RECORDS, Q_MAX_ID, Q_BLOCK_INSERT, Q_BLOCK_DATA_INSERT, Q_CLAIM_BLOCKS, Q_BLOCK_LEASE,
+  Q_LAYOUT, Q_NEXT_ID_RECORDS, Q_NEXT_ID, Q_BLOCK_INSERT, Q_BLOCK_DATA_INSERT, Q_CLAIM_BLOCKS, Q_BLOCK_LEASE,
   Q_BLOCK_NEXT_DUE, Q_BLOCK_EXPIRED, Q_BLOCK_OF, Q_BLOCK_READ, Q_INSERT_FULL, Q_BLOCK_INFO, Q_BLOCK_DELETE,
   Q_BLOCK_DATA_DELETE, Q_BLOCK_OLDEST, Q_BLOCK_PAGE, Q_UNRESERVE, Q_RESERVE,
   Q_COUNT
@@ -70,8 +70,7 @@ static const char *const SQL[Q_COUNT] = {
   [Q_ADD_COUNTERS] = "UPDATE counters SET accepted = accepted + ?1, delivered = delivered + ?2, duplicates = duplicates + ?3,"
                      " retries = retries + ?4, dead = dead + ?5, pending_rows = pending_rows + ?6,"
                      " dead_rows = dead_rows + ?7, bytes = bytes + ?8 WHERE id = 1",
-  /* ?11: the id, or NULL for SQLite's next rowid (in a file with blocks, ids are given: a
-   * block's ids are not in the records table, see OB_BLOCK_MIN) */
+  /* ?11: the id (see reserve_ids) */
   [Q_INSERT] = "INSERT INTO records (guid, kind, wf_run_id, def_name, corr_key, order_key, request, created_at,"
                " expires_at, due_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
   /* Due, pending, not leased, and first of its order key among pending records (held records
@@ -80,7 +79,7 @@ static const char *const SQL[Q_COUNT] = {
    * UPDATE ... WHERE id IN (SELECT ...) RETURNING builds ephemeral tables whose memory, freed
    * at every claim, made glibc return it to the kernel and fault it in again, with TLB
    * shootdowns: a third of a claim's cost.) */
-  [Q_CLAIM] = "SELECT id, kind, request, attempts, order_key IS NOT NULL FROM records AS r"
+  [Q_CLAIM] = "SELECT id, kind, request, attempts, order_key IS NOT NULL, due_at FROM records AS r"
               " WHERE state = 0 AND due_at <= ?1 AND lease_until <= ?1"
               "  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM records AS p"
               "       WHERE p.order_key = r.order_key AND p.id < r.id AND p.state = 0))"
@@ -108,8 +107,8 @@ static const char *const SQL[Q_COUNT] = {
    * then the removal. (Not one DELETE ... RETURNING: RETURNING collects its rows in an
    * ephemeral table built and freed at every execution, which cost more than the DELETE.) */
   [Q_ACKED] = "SELECT count(*), coalesce(sum(state), 0), coalesce(sum(length(request)), 0),"
-              " coalesce(sum(order_key IS NOT NULL AND state = 0), 0) FROM records WHERE id BETWEEN ?1 AND ?2",
-  [Q_DELETE] = "DELETE FROM records WHERE id BETWEEN ?1 AND ?2",
+              " coalesce(sum(order_key IS NOT NULL AND state = 0), 0) FROM records WHERE id BETWEEN ?1 AND ?2 AND state < 2",
+  [Q_DELETE] = "DELETE FROM records WHERE id BETWEEN ?1 AND ?2 AND state < 2",
   [Q_RETRY] = "UPDATE records SET attempts = attempts + 1, due_at = ?2, lease_owner = NULL, lease_until = 0, last_code = ?3,"
               " last_message = ?4 WHERE id = ?1 AND state = 0 AND lease_owner = ?5",
   [Q_DEAD] = "UPDATE records SET attempts = attempts + 1, state = 1, dead_reason = 1, lease_owner = NULL, lease_until = 0,"
@@ -134,20 +133,25 @@ static const char *const SQL[Q_COUNT] = {
   [Q_ORDER_KEY] = "SELECT order_key FROM records WHERE id = ?1",
   /* Blocks (layout 4; these statements are prepared only in a file that has them) */
   [Q_LAYOUT] = "PRAGMA user_version",
-  [Q_MAX_ID_RECORDS] = "SELECT coalesce(max(id), 0) FROM records",
-  [Q_MAX_ID] = "SELECT max(coalesce((SELECT max(id) FROM records), 0),"
-               " coalesce((SELECT id + n - 1 FROM blocks ORDER BY id DESC LIMIT 1), 0))",
+  /* The id of the next record: past every record and block, and at least the reserved row's
+   * (see reserve_ids), which no record ever had (`+state`: the walk from the highest rowid) */
+  [Q_NEXT_ID_RECORDS] = "SELECT max(coalesce((SELECT id FROM records WHERE +state < 2 ORDER BY id DESC LIMIT 1), 0) + 1,"
+                        " coalesce((SELECT id FROM records WHERE state = 2), 0))",
+  [Q_NEXT_ID] = "SELECT max(coalesce((SELECT id FROM records WHERE +state < 2 ORDER BY id DESC LIMIT 1), 0) + 1,"
+                " coalesce((SELECT id FROM records WHERE state = 2), 0),"
+                " coalesce((SELECT id + n FROM blocks ORDER BY id DESC LIMIT 1), 0))",
   [Q_BLOCK_INSERT] = "INSERT INTO blocks (id, n, bytes, created_at, expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
   [Q_BLOCK_DATA_INSERT] = "INSERT INTO block_data (id, data) VALUES (?1, ?2)",
-  [Q_CLAIM_BLOCKS] = "SELECT b.id, b.n, d.data FROM blocks AS b JOIN block_data AS d ON d.id = b.id"
+  [Q_CLAIM_BLOCKS] = "SELECT b.id, b.n, d.data, b.due_at FROM blocks AS b LEFT JOIN block_data AS d ON d.id = b.id"
                      " WHERE b.due_at <= ?1 AND b.lease_until <= ?1 ORDER BY b.due_at, b.id",
   [Q_BLOCK_LEASE] = "UPDATE OR FAIL blocks SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
   [Q_BLOCK_NEXT_DUE] = "SELECT min(due_at) FROM blocks WHERE due_at > ?1",
   [Q_BLOCK_EXPIRED] = "SELECT id FROM blocks INDEXED BY blocks_expiry"
                       " WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND lease_until <= ?1",
   [Q_BLOCK_OF] = "SELECT id, n FROM blocks WHERE id <= ?1 ORDER BY id DESC LIMIT 1",
+  /* (LEFT JOIN: a block without its data is a damaged file, reported, not a block skipped) */
   [Q_BLOCK_READ] = "SELECT b.n, b.due_at, b.lease_owner, b.lease_until, d.data FROM blocks AS b"
-                   " JOIN block_data AS d ON d.id = b.id WHERE b.id = ?1",
+                   " LEFT JOIN block_data AS d ON d.id = b.id WHERE b.id = ?1",
   [Q_INSERT_FULL] = "INSERT INTO records (id, guid, kind, wf_run_id, def_name, corr_key, request, created_at,"
                     " expires_at, due_at, lease_owner, lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
   [Q_BLOCK_INFO] = "SELECT n, bytes FROM blocks WHERE id = ?1",
@@ -155,7 +159,7 @@ static const char *const SQL[Q_COUNT] = {
   [Q_BLOCK_DATA_DELETE] = "DELETE FROM block_data WHERE id = ?1",
   /* ids only grow (the next is past every record and block), so the first block is the oldest */
   [Q_BLOCK_OLDEST] = "SELECT created_at FROM blocks ORDER BY id LIMIT 1",
-  [Q_BLOCK_PAGE] = "SELECT b.id, b.n, b.due_at, b.lease_owner, d.data FROM blocks AS b JOIN block_data AS d"
+  [Q_BLOCK_PAGE] = "SELECT b.id, b.n, b.due_at, b.lease_owner, d.data FROM blocks AS b LEFT JOIN block_data AS d"
                    " ON d.id = b.id WHERE b.id > ?1 ORDER BY b.id",
   /* A row of state 2 past every block (see reserve_ids): no query of any version reads it. */
   [Q_UNRESERVE] = "DELETE FROM records WHERE state = 2",
@@ -605,10 +609,10 @@ static int has_blocks(ob_store *s, int *out, ob_err *e) {
   return 1;
 }
 
-/* The highest id of a record, in a row or in a block (blocks: whether the file has them). */
-static int max_id(ob_store *s, int blocks, int64_t *out, ob_err *e) {
+/* The id the next record stored gets (blocks: whether the file has them). */
+static int next_id(ob_store *s, int blocks, int64_t *out, ob_err *e) {
   sqlite3_stmt *st = NULL;
-  if (!stmt(s, blocks ? Q_MAX_ID : Q_MAX_ID_RECORDS, &st, e)) return 0;
+  if (!stmt(s, blocks ? Q_NEXT_ID : Q_NEXT_ID_RECORDS, &st, e)) return 0;
   int rc = sqlite3_step(st);
   *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
@@ -747,11 +751,14 @@ static int store_block(ob_store *s, ob_new *recs, const size_t *idx, size_t k, i
   return rc == SQLITE_DONE;
 }
 
-/* A block's ids are not in the records table, whose next rowid an older version (one that had
- * the file open before it became layout 4) takes as the id of a record it stores: one row,
- * of a state no version reads, with the id past the last record stored, keeps that rowid past
- * every block's ids. Each transaction that stores records in a file with blocks removes it
- * first and puts it back past what it stored, so that ids stay consecutive. */
+/* Ids are never used twice: a late outcome (of a process whose lease ended, after another
+ * delivered the record) names a record that is gone, never a newer one that took its id. So
+ * every record gets its id from next_id, and one row of state 2, which no query of any version
+ * reads, holds the next id past every id given so far (SQLite alone would give the highest id
+ * again once its record is removed). Its rowid also keeps the rowid that an older version (one
+ * that had the file open before it became layout 4) gives a record it stores past every
+ * block's ids. A transaction that stores records removes it first (Q_UNRESERVE) and puts it
+ * back here, past what it stored. */
 static int reserve_ids(ob_store *s, int64_t id, ob_err *e) {
   sqlite3_stmt *st = NULL;
   if (!stmt(s, Q_RESERVE, &st, e)) return 0;
@@ -776,13 +783,16 @@ static int explode(ob_store *s, int64_t id, ob_err *e) {
     return rc == SQLITE_DONE ? 1 : db_err(s, e, rc, "reading a block of records");
   }
   int64_t n = sqlite3_column_int64(rd, 0), due = sqlite3_column_int64(rd, 1), until = sqlite3_column_int64(rd, 3);
+  int has_owner = sqlite3_column_type(rd, 2) != SQLITE_NULL, has_data = sqlite3_column_type(rd, 4) != SQLITE_NULL;
   char *owner = col_text(rd, 2);
   size_t size = (size_t)sqlite3_column_bytes(rd, 4);
   unsigned char *data = size ? malloc(size) : NULL;
   if (data) memcpy(data, sqlite3_column_blob(rd, 4), size);
   sqlite3_reset(rd);
   int ok = 1;
-  if ((size && !data) || (sqlite3_column_type(rd, 2) != SQLITE_NULL && !owner)) {
+  if (!has_data) {
+    ok = damaged_block(s, id, e);
+  } else if ((size && !data) || (has_owner && !owner)) {
     set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
     ok = 0;
   }
@@ -846,7 +856,7 @@ static int explode_block_of(ob_store *s, int64_t id, ob_err *e) {
 
 static int key_pending(ob_store *s, const char *key, int *out, ob_err *e);
 
-/* Stores r as a row of its own (id: the id to give it, or 0 for SQLite's next rowid). */
+/* Stores r as a row of its own, with id `id` (see reserve_ids). */
 static int insert_row(ob_store *s, sqlite3_stmt *ins, ob_new *r, const ob_limits *lim, int behind, int64_t id,
                       ob_err *e) {
   sqlite3_bind_text(ins, 1, r->guid, -1, SQLITE_STATIC);
@@ -860,13 +870,12 @@ static int insert_row(ob_store *s, sqlite3_stmt *ins, ob_new *r, const ob_limits
   if (lim->max_age_ms > 0) sqlite3_bind_int64(ins, 9, r->created_at + lim->max_age_ms);
   else sqlite3_bind_null(ins, 9);
   sqlite3_bind_int64(ins, 10, behind ? OB_HELD : r->created_at);
-  if (id) sqlite3_bind_int64(ins, 11, id);
-  else sqlite3_bind_null(ins, 11);
+  sqlite3_bind_int64(ins, 11, id);
   int rc = sqlite3_step(ins);
   sqlite3_reset(ins);
   sqlite3_clear_bindings(ins);
   if (rc != SQLITE_DONE) return db_err(s, e, rc, "storing a record");
-  r->id = id ? id : sqlite3_last_insert_rowid(s->db);
+  r->id = id;
   return 1;
 }
 
@@ -880,14 +889,12 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
     rollback(s);
     return 0;
   }
-  /* In a file with blocks, every id is given: the next one past every record and block (the
-   * reserved row, see reserve_ids, goes past what this transaction stores). */
-  int64_t next = 0;
-  if (blocks && (!exec_q(s, Q_UNRESERVE, e, "storing records") || !max_id(s, 1, &next, e))) {
+  int64_t next = 0; /* the id of the next record stored (see reserve_ids, which puts the
+                     * reserved row back past what is stored) */
+  if (!next_id(s, blocks, &next, e) || !exec_q(s, Q_UNRESERVE, e, "storing records")) {
     rollback(s);
     return 0;
   }
-  next++;
   /* records without an order key go in blocks when there are enough of them (OB_BLOCK_MIN) */
   size_t candidates = 0, nblock = 0;
   for (size_t i = 0; i < n; i++) candidates += recs[i].order_key == NULL;
@@ -923,7 +930,7 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
       /* a record whose order key has a pending record already waits for it (see due_at) */
       int behind = 0;
       ok = (!r->order_key || key_pending(s, r->order_key, &behind, e)) &&
-           insert_row(s, ins, r, lim, behind, blocks ? next++ : 0, e);
+           insert_row(s, ins, r, lim, behind, next++, e);
       held |= behind;
     }
     if (r->kind == OB_KIND_CORRELATED) correlated = 1;
@@ -931,11 +938,13 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
     d.accepted++;
     d.bytes += (int64_t)r->request_len;
   }
+  if (ok && nblock && nblock < OB_BLOCK_MIN) { /* fewer than planned (the limits refused some) */
+    for (size_t i = 0; ok && i < nblock; i++) ok = insert_row(s, ins, &recs[in_block[i]], lim, 0, next++, e);
+    nblock = 0;
+  }
   if (ok && nblock) {
-    if (!blocks) { /* the file's first block: its tables, and layout 4 (ids given from now on) */
-      ok = exec_sql(s, BLOCK_SCHEMA, e, "adding blocks of records") &&
-           mark_layout(s, OB_LAYOUT_BLOCKS, e) && max_id(s, 0, &next, e);
-      next++;
+    if (!blocks) { /* the file's first block: its tables, and layout 4 */
+      ok = exec_sql(s, BLOCK_SCHEMA, e, "adding blocks of records") && mark_layout(s, OB_LAYOUT_BLOCKS, e);
       new_blocks = 1;
     }
     /* as few blocks as OB_BLOCK_MAX allows, of even sizes (65 records: 33 and 32, not 64 and 1) */
@@ -947,7 +956,7 @@ int ob_store_add(ob_store *s, ob_new *recs, size_t n, const ob_limits *lim, ob_e
       off += k;
     }
   }
-  if (ok && (blocks || nblock)) ok = reserve_ids(s, next, e);
+  if (ok) ok = reserve_ids(s, next, e);
   free(in_block);
   if (!ok || (d.accepted && !add_counters(s, &d, e)) || (correlated && !mark_layout(s, OB_LAYOUT_CORRELATED, e)) ||
       (held && !mark_layout(s, OB_LAYOUT_HELD, e))) {
@@ -1205,7 +1214,12 @@ static int remove_block(ob_store *s, const ob_ack *a, int64_t *ids, counters *d,
   if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
   if (!found) {
     for (int64_t i = 0; i < a->count; i++) ids[i] = a->id + i;
-    return remove_delivered(s, ids, (size_t)a->count, 0, d, ended, e);
+    int64_t before = d->delivered;
+    if (!remove_delivered(s, ids, (size_t)a->count, 0, d, ended, e)) return 0;
+    int64_t removed = d->delivered - before, dup = a->duplicates < removed ? a->duplicates : removed;
+    d->delivered -= dup;
+    d->duplicates += dup;
+    return 1;
   }
   sqlite3_bind_int64(del, 1, a->id);
   rc = sqlite3_step(del);
@@ -1319,15 +1333,20 @@ int ob_store_ack(ob_store *s, const ob_ack *acks, size_t n, const char *owner, i
   return 1;
 }
 
-/* Lease the k rows claimed, by runs of consecutive ids. Returns an SQLite result code. */
+/* Lease the records of their own among the k claimed (block == 0), by runs of consecutive ids.
+ * Returns an SQLite result code. */
 static int lease_rows(sqlite3_stmt *lease, const ob_claimed *rows, size_t k, const ob_claim_in *in) {
-  int64_t *ids = malloc(k * sizeof *ids);
+  int64_t *ids = malloc((k ? k : 1) * sizeof *ids);
   if (!ids) return SQLITE_NOMEM;
-  for (size_t i = 0; i < k; i++) ids[i] = rows[i].id;
-  size_t n = id_runs(ids, k);
-  sqlite3_bind_text(lease, 3, in->owner, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(lease, 4, in->now + in->lease_ms);
+  size_t n = 0;
+  for (size_t i = 0; i < k; i++)
+    if (!rows[i].block) ids[n++] = rows[i].id;
   int rc = SQLITE_DONE;
+  if (n) {
+    n = id_runs(ids, n);
+    sqlite3_bind_text(lease, 3, in->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(lease, 4, in->now + in->lease_ms);
+  }
   for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
     size_t j = run_end(ids, n, i);
     rc = step_run(lease, ids[i], ids[j]);
@@ -1370,45 +1389,72 @@ static ob_claimed *claim_add(claim_buf *c, const void *req, size_t len) {
   return r;
 }
 
-/* Claims due blocks whole, while the claim has fewer than `limit` records, and leases them. */
-static int claim_blocks(ob_store *s, const ob_claim_in *in, claim_buf *c, ob_err *e) {
-  sqlite3_stmt *st = NULL, *lease = NULL;
-  if (!stmt(s, Q_CLAIM_BLOCKS, &st, e) || !stmt(s, Q_BLOCK_LEASE, &lease, e)) return 0;
-  size_t first = c->k;
-  sqlite3_bind_int64(st, 1, in->now);
-  int rc = SQLITE_DONE, ok = 1;
-  while (ok && c->k < in->limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
-    const unsigned char *data = sqlite3_column_blob(st, 2);
-    size_t size = (size_t)sqlite3_column_bytes(st, 2), pos = 0;
-    for (int64_t i = 0; ok && i < n; i++) {
-      block_rec b;
-      if (!block_get(data, size, &pos, &b)) { ok = damaged_block(s, id, e); break; }
-      ob_claimed *r = claim_add(c, b.f[BF_REQUEST], b.len[BF_REQUEST]);
+/* Appends the records of the block at the current row of st (Q_CLAIM_BLOCKS). */
+static int claim_block_records(ob_store *s, sqlite3_stmt *st, claim_buf *c, ob_err *e) {
+  int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+  const unsigned char *data = sqlite3_column_blob(st, 2);
+  size_t size = (size_t)sqlite3_column_bytes(st, 2), pos = 0;
+  for (int64_t i = 0; i < n; i++) {
+    block_rec b;
+    if (!block_get(data, size, &pos, &b)) return damaged_block(s, id, e);
+    ob_claimed *r = claim_add(c, b.f[BF_REQUEST], b.len[BF_REQUEST]);
+    if (!r) {
+      set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
+      return 0;
+    }
+    r->id = id + i;
+    r->block = id;
+    r->kind = b.kind;
+  }
+  return pos == size || damaged_block(s, id, e);
+}
+
+/* Walks the due records of their own (Q_CLAIM) and the due blocks (Q_CLAIM_BLOCKS, blocks: the
+ * file has them) together, the earlier due first, until the claim holds `limit` records (a
+ * block is taken whole, so the last may take it past limit); then leases them all (once both
+ * walks are over: a lease changes the tables they walk). */
+static int claim_due(ob_store *s, const ob_claim_in *in, int blocks, claim_buf *c, ob_err *e) {
+  sqlite3_stmt *rows = NULL, *bl = NULL, *lease = NULL, *blease = NULL;
+  if (!stmt(s, Q_CLAIM, &rows, e) || !stmt(s, Q_LEASE, &lease, e)) return 0;
+  if (blocks && (!stmt(s, Q_CLAIM_BLOCKS, &bl, e) || !stmt(s, Q_BLOCK_LEASE, &blease, e))) return 0;
+  sqlite3_bind_int64(rows, 1, in->now);
+  sqlite3_bind_int64(rows, 2, (sqlite3_int64)in->limit);
+  if (bl) sqlite3_bind_int64(bl, 1, in->now);
+  int rr = sqlite3_step(rows), br = bl ? sqlite3_step(bl) : SQLITE_DONE, ok = 1;
+  while (ok && c->k < in->limit && (rr == SQLITE_ROW || br == SQLITE_ROW)) {
+    if (rr == SQLITE_ROW && (br != SQLITE_ROW || sqlite3_column_int64(rows, 5) <= sqlite3_column_int64(bl, 3))) {
+      ob_claimed *r = claim_add(c, sqlite3_column_blob(rows, 2), (size_t)sqlite3_column_bytes(rows, 2));
       if (!r) {
         set_err(e, GRPC_STATUS_RESOURCE_EXHAUSTED, "outbox %s: out of memory", s->path);
         ok = 0;
         break;
       }
-      r->id = id + i;
-      r->block = id;
-      r->kind = b.kind;
+      r->id = sqlite3_column_int64(rows, 0);
+      r->kind = sqlite3_column_int(rows, 1);
+      r->attempts = sqlite3_column_int(rows, 3);
+      r->ordered = sqlite3_column_int(rows, 4);
+      rr = sqlite3_step(rows);
+    } else {
+      ok = claim_block_records(s, bl, c, e);
+      br = sqlite3_step(bl);
     }
-    if (ok && pos != size) ok = damaged_block(s, id, e);
   }
-  sqlite3_reset(st);
-  if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) ok = db_err(s, e, rc, "claiming records");
-  /* leased once the walk is over (the lease changes the table it walked) */
-  for (size_t i = first; ok && i < c->k; i++) {
-    if (i > first && c->rows[i].block == c->rows[i - 1].block) continue;
-    sqlite3_bind_int64(lease, 1, c->rows[i].block);
-    sqlite3_bind_text(lease, 2, in->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(lease, 3, in->now + in->lease_ms);
-    rc = sqlite3_step(lease);
-    sqlite3_reset(lease);
-    if (rc != SQLITE_DONE) ok = db_err(s, e, rc, "claiming records");
+  if (ok && ((rr != SQLITE_ROW && rr != SQLITE_DONE) || (br != SQLITE_ROW && br != SQLITE_DONE)))
+    ok = db_err(s, e, rr != SQLITE_ROW && rr != SQLITE_DONE ? rr : br, "claiming records");
+  sqlite3_reset(rows);
+  if (bl) sqlite3_reset(bl);
+  if (!ok) return 0;
+  int rc = lease_rows(lease, c->rows, c->k, in);
+  for (size_t i = 0; rc == SQLITE_DONE && i < c->k; i++) {
+    if (!c->rows[i].block || (i > 0 && c->rows[i].block == c->rows[i - 1].block)) continue;
+    sqlite3_bind_int64(blease, 1, c->rows[i].block);
+    sqlite3_bind_text(blease, 2, in->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(blease, 3, in->now + in->lease_ms);
+    rc = sqlite3_step(blease);
+    sqlite3_reset(blease);
   }
-  return ok;
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, "claiming records");
+  return 1;
 }
 
 int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e) {
@@ -1417,43 +1463,22 @@ int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err
   if (!begin(s, 0, e)) return 0;
   counters d;
   memset(&d, 0, sizeof d);
-  sqlite3_stmt *st = NULL;
   keyset ended = { 0 };
   int blocks = 0;
   int ok = apply_acks(s, in->acks, in->nacks, in->owner, &d, &ended, e) && expire(s, in->now, &d, &ended, e) &&
-           unhold(s, &ended, in->now, e) && stmt(s, Q_CLAIM, &st, e) && has_blocks(s, &blocks, e);
+           unhold(s, &ended, in->now, e) && has_blocks(s, &blocks, e);
   keyset_free(&ended);
   if (!ok) {
     rollback(s);
     return 0;
   }
   ack_counts(&d, &out->acked);
-  size_t limit = in->limit;
   claim_buf c = { 0 };
-  sqlite3_stmt *lease = NULL;
   int rc = SQLITE_DONE;
-  if (limit && stmt(s, Q_LEASE, &lease, e)) {
-    /* records of their own first (retries, ordered records, small posts), then blocks */
-    sqlite3_bind_int64(st, 1, in->now);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    while (c.k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-      ob_claimed *r = claim_add(&c, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
-      if (!r) { rc = SQLITE_NOMEM; break; }
-      r->id = sqlite3_column_int64(st, 0);
-      r->kind = sqlite3_column_int(st, 1);
-      r->attempts = sqlite3_column_int(st, 3);
-      r->ordered = sqlite3_column_int(st, 4);
-    }
-    if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* the limit was reached */
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE && c.k > 0) rc = lease_rows(lease, c.rows, c.k, in);
-    if (rc == SQLITE_DONE && blocks && c.k < limit && !claim_blocks(s, in, &c, e)) rc = SQLITE_ERROR; /* e is set */
-    /* the bytes have their final address now */
-    for (size_t i = 0, off = 0; rc == SQLITE_DONE && i < c.k; off += c.rows[i++].request_len)
-      c.rows[i].request = c.bytes ? c.bytes + off : "";
-  } else if (limit) {
-    rc = SQLITE_ERROR; /* e is set */
-  }
+  if (in->limit && !claim_due(s, in, blocks, &c, e)) rc = SQLITE_ERROR; /* e is set */
+  /* the bytes have their final address now */
+  for (size_t i = 0, off = 0; rc == SQLITE_DONE && i < c.k; off += c.rows[i++].request_len)
+    c.rows[i].request = c.bytes ? c.bytes + off : "";
   counters now;
   ok = rc == SQLITE_DONE;
   if (!ok && rc != SQLITE_ERROR) db_err(s, e, rc, "claiming records");
