@@ -962,6 +962,34 @@ describe("outbox blocks (records posted together, stored several to a row)", fun
     ob:close()
   end)
 
+  it("never gives an id twice: not after the highest records are gone, not beside an older version", function()
+    local path = dir .. "/a.db"
+    make_file(path, 3)
+    -- as a file of an older version: no reserved row, no trigger
+    assert.equal("", sh.sqlite(path, "DELETE FROM records WHERE state = 2; DROP TRIGGER records_ids"))
+    local ob = core._outbox(path)
+    ok_wait(ob:ready_async())
+    -- the highest record is delivered and removed; the next post must not take its id
+    local top = claimed(ob:claim_async(10))
+    assert.equal(3, #top)
+    ok_wait(ob:ack_async { 1, 2, 3 })
+    assert.equal(0, #ok_wait(ob:list_async("pending")))
+    ok_wait(post(ob, "wf", "after", "after"))
+    local rows = ok_wait(ob:list_async("pending"))
+    assert.is_true(rows[1].id > 3, "a new record took the id " .. rows[1].id .. " of one gone")
+    -- an older version's store (SQLite's next rowid, past the reserved row), then its record
+    -- is delivered and removed: this version's next records are past it
+    assert.equal("", sh.sqlite(path, "INSERT INTO records (guid, kind, wf_run_id, def_name, request, created_at," ..
+                                     " due_at) VALUES ('older', 1, 'wf', '" .. DEF .. "', x'0a', 1, 1)"))
+    local older = tonumber(sh.sqlite(path, "SELECT id FROM records WHERE guid = 'older'"))
+    assert.equal("", sh.sqlite(path, "DELETE FROM records WHERE guid = 'older'"))
+    ok_wait(post(ob, "wf", "later", "later"))
+    rows = ok_wait(ob:list_async("pending"))
+    assert.equal("later", rows[2].guid)
+    assert.is_true(rows[2].id > older, "a new record took the id " .. rows[2].id .. " an older version gave")
+    ob:close()
+  end)
+
   it("reports a damaged block (DATA_LOSS) and leaves it as it is", function()
     local path = dir .. "/a.db"
     local ob = core._outbox(path)

@@ -425,6 +425,19 @@ static const char *const RELEASE_ORPHANS =
   " WHERE state = 0 AND due_at = " OB_HELD_SQL " AND NOT EXISTS (SELECT 1 FROM records AS p"
   " WHERE p.order_key = records.order_key AND p.id < records.id AND +p.state = 0)";
 
+/* At open, in every file (see reserve_ids): the reserved row, for a file that has none yet (one
+ * of an older version: its next id past what it holds now), and a trigger that moves it past
+ * any record stored beyond it, which only an older version's store can do: SQLite runs the
+ * trigger whatever version writes. (This version stores with the reserved row removed, or below
+ * it, and the trigger's WHEN is then false.) */
+static const char *const RESERVE_AT_OPEN =
+  "INSERT INTO records (id, guid, kind, def_name, request, created_at, due_at, state)"
+  " SELECT (SELECT coalesce(max(id), 0) + 1 FROM records), '', 0, '', x'', 0, 0, 2"
+  " WHERE NOT EXISTS (SELECT 1 FROM records WHERE state = 2);"
+  "CREATE TRIGGER IF NOT EXISTS records_ids AFTER INSERT ON records"
+  " WHEN NEW.id > (SELECT id FROM records WHERE state = 2)"
+  " BEGIN UPDATE records SET id = NEW.id + 1 WHERE state = 2; END;";
+
 /* Create the layout in a new file, or check an existing one. Under the write lock, so two
  * processes opening a new file at once make it once. */
 static int check_or_create(ob_store *s, ob_err *e) {
@@ -462,7 +475,8 @@ static int check_or_create(ob_store *s, ob_err *e) {
     set_err(e, GRPC_STATUS_DATA_LOSS, "outbox %s has no record layout version; it was left as it is", s->path);
     return 0;
   }
-  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index") || (version >= OB_LAYOUT_HELD && !exec_sql(s, RELEASE_ORPHANS, e, "releasing records held back by order"))) {
+  if (!exec_sql(s, EXPIRY_INDEX, e, "adding the expiry index") ||
+      !exec_sql(s, RESERVE_AT_OPEN, e, "reserving record ids") || (version >= OB_LAYOUT_HELD && !exec_sql(s, RELEASE_ORPHANS, e, "releasing records held back by order"))) {
     rollback(s);
     return 0;
   }
@@ -1255,7 +1269,7 @@ static int apply_acks(ob_store *s, const ob_ack *acks, size_t n, const char *own
   }
   int ok = 1;
   /* whole blocks delivered; then the blocks of records with any other outcome become records */
-  for (size_t i = 0; ok && i < n; i++)
+  for (size_t i = 0; ok && blocks && i < n; i++) /* (a file without blocks never had the one named) */
     if (acks[i].outcome == OB_ACK_BLOCK) ok = remove_block(s, &acks[i], ids, d, ended, e);
   for (size_t i = 0; ok && blocks && i < n; i++)
     if (acks[i].outcome != OB_ACK_BLOCK) ok = explode_block_of(s, acks[i].id, e);

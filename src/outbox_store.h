@@ -145,7 +145,8 @@ void ob_claim_out_free(ob_claim_out *out);
  * expiry into dead letters, and lease up to in->limit due records to in->owner for
  * in->lease_ms: they are not claimed again (here or by another process) until acknowledged or
  * the lease ends. A record whose order_key has an earlier pending record waits for it. Records
- * of their own come first, then whole blocks (the last one may take the claim past limit). */
+ * of their own and whole blocks, the earliest due first (the last block may take the claim
+ * past limit). */
 int ob_store_claim(ob_store *s, const ob_claim_in *in, ob_claim_out *out, ob_err *e);
 
 typedef struct ob_stats {
