@@ -783,13 +783,26 @@ static int reserve_ids(ob_store *s, int64_t id, ob_err *e) {
   return 1;
 }
 
+/* Removes block `id`: its row and its records' data. */
+static int delete_block(ob_store *s, int64_t id, const char *what, ob_err *e) {
+  sqlite3_stmt *del = NULL, *deld = NULL;
+  if (!stmt(s, Q_BLOCK_DELETE, &del, e) || !stmt(s, Q_BLOCK_DATA_DELETE, &deld, e)) return 0;
+  int rc = SQLITE_DONE;
+  for (int t = 0; t < 2 && rc == SQLITE_DONE; t++) {
+    sqlite3_stmt *st = t ? deld : del;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+  }
+  if (rc != SQLITE_DONE) return db_err(s, e, rc, what);
+  return 1;
+}
+
 /* Turns block `id` back into records of their own (one row each, same ids, same lease and due
  * time), for an outcome other than "all delivered". Counters do not change. */
 static int explode(ob_store *s, int64_t id, ob_err *e) {
-  sqlite3_stmt *rd = NULL, *ins = NULL, *del = NULL, *deld = NULL;
-  if (!stmt(s, Q_BLOCK_READ, &rd, e) || !stmt(s, Q_INSERT_FULL, &ins, e) || !stmt(s, Q_BLOCK_DELETE, &del, e) ||
-      !stmt(s, Q_BLOCK_DATA_DELETE, &deld, e))
-    return 0;
+  sqlite3_stmt *rd = NULL, *ins = NULL;
+  if (!stmt(s, Q_BLOCK_READ, &rd, e) || !stmt(s, Q_INSERT_FULL, &ins, e)) return 0;
   sqlite3_bind_int64(rd, 1, id);
   int rc = sqlite3_step(rd);
   if (rc != SQLITE_ROW) {
@@ -837,17 +850,7 @@ static int explode(ob_store *s, int64_t id, ob_err *e) {
   if (ok && pos != size) ok = damaged_block(s, id, e);
   free(data);
   free(owner);
-  if (!ok) return 0;
-  sqlite3_bind_int64(del, 1, id);
-  rc = sqlite3_step(del);
-  sqlite3_reset(del);
-  if (rc == SQLITE_DONE) {
-    sqlite3_bind_int64(deld, 1, id);
-    rc = sqlite3_step(deld);
-    sqlite3_reset(deld);
-  }
-  if (rc != SQLITE_DONE) return db_err(s, e, rc, "removing a block of records");
-  return 1;
+  return ok && delete_block(s, id, "removing a block of records", e);
 }
 
 /* If record `id` is in a block, the block becomes records (explode). */
@@ -1212,9 +1215,8 @@ static int dead_key(ob_store *s, int64_t id, keyset *ended, ob_err *e) {
  * block any more (its lease ended and another process turned it into records), its records
  * are removed as delivered one by one (ids[0..a->count): scratch). */
 static int remove_block(ob_store *s, const ob_ack *a, int64_t *ids, counters *d, keyset *ended, ob_err *e) {
-  sqlite3_stmt *info = NULL, *del = NULL, *deld = NULL;
-  if (!stmt(s, Q_BLOCK_INFO, &info, e) || !stmt(s, Q_BLOCK_DELETE, &del, e) || !stmt(s, Q_BLOCK_DATA_DELETE, &deld, e))
-    return 0;
+  sqlite3_stmt *info = NULL;
+  if (!stmt(s, Q_BLOCK_INFO, &info, e)) return 0;
   sqlite3_bind_int64(info, 1, a->id);
   int rc = sqlite3_step(info);
   int64_t n = 0, bytes = 0;
@@ -1235,15 +1237,7 @@ static int remove_block(ob_store *s, const ob_ack *a, int64_t *ids, counters *d,
     d->duplicates += dup;
     return 1;
   }
-  sqlite3_bind_int64(del, 1, a->id);
-  rc = sqlite3_step(del);
-  sqlite3_reset(del);
-  if (rc == SQLITE_DONE) {
-    sqlite3_bind_int64(deld, 1, a->id);
-    rc = sqlite3_step(deld);
-    sqlite3_reset(deld);
-  }
-  if (rc != SQLITE_DONE) return db_err(s, e, rc, "recording delivery outcomes");
+  if (!delete_block(s, a->id, "recording delivery outcomes", e)) return 0;
   int64_t dup = a->duplicates < n ? a->duplicates : n;
   d->pending -= n;
   d->bytes -= bytes;
