@@ -489,6 +489,7 @@ describe("outbox store", function()
     assert.matches("USING INDEX records_expiry", sql(sweep)) -- a range of the index, not every record
     assert.is_true(run("sqlite3 " .. q(path) .. " 'DROP INDEX records_expiry'")) -- as a file made before it
     ob = core._outbox(path, { max_age = 0.2 })
+    ok_wait(ob:ready_async()) -- the writer opens the file (and adds the index) on its own thread
     assert.matches("USING INDEX records_expiry", sql(sweep))
     -- and the sweep finds the record once it is past max_age
     local t0, dead = core.now(), {}
@@ -503,9 +504,9 @@ describe("outbox store", function()
 
   it("turns records older than max_age into dead letters (reason expired) instead of delivering them late", function()
     local ob = core._outbox(dir .. "/a.db", { max_age = 0.2 })
+    local t0, dead = core.now(), {} -- before the post: its age counts from the call at the latest
     ok_wait(post(ob, "wf", 1))
     -- claims of none (they still sweep, at most once a second) until max_age has run out
-    local t0, dead = core.now(), {}
     repeat
       claimed(ob:claim_async(0))
       dead = ok_wait(ob:list_async("dead"))
