@@ -14,6 +14,7 @@
  * shape is unpacked by protobuf-c. */
 #include <string.h>
 #include "event_reader.h"
+#include "keep.h"
 #include "pbwire.h"
 #include "timestamp.h"
 #include "value.h"
@@ -81,19 +82,27 @@ static int wf_run_id_ok(const uint8_t *p, size_t n, int depth) {
   return !parent.set || wf_run_id_ok(parent.p, parent.n, depth + 1);
 }
 
+/* The key of a reply field: from the names table at stack index names, or (0) by name. */
+static void push_key(lua_State *L, int names, int key) {
+  if (names) lua_rawgeti(L, names, key);
+  else lua_pushstring(L, lh_key_name(key));
+}
+
 /* Push a WfRunId already checked by wf_run_id_ok (the same table lh_wf_run_id_push makes). */
-static void push_wf_run_id(lua_State *L, const uint8_t *p, size_t n) {
+static void push_wf_run_id(lua_State *L, int names, const uint8_t *p, size_t n) {
   const uint8_t *end = p + n;
   span id = { 0 }, parent = { 0 };
   unsigned f, w;
   while (p < end && next_key(&p, end, &f, &w)) take_span(&p, end, f == 1 ? &id : &parent);
-  lua_checkstack(L, 3);
+  lua_checkstack(L, 4);
   lua_createtable(L, 0, 2);
+  push_key(L, names, LH_KEY_ID);
   push_text(L, &id);
-  lua_setfield(L, -2, "id");
+  lua_rawset(L, -3);
   if (parent.set) {
-    push_wf_run_id(L, parent.p, parent.n);
-    lua_setfield(L, -2, "parent_wf_run_id");
+    push_key(L, names, LH_KEY_PARENT_WF_RUN_ID);
+    push_wf_run_id(L, names, parent.p, parent.n);
+    lua_rawset(L, -3);
   }
 }
 
@@ -140,12 +149,13 @@ static int read_timestamp(const span *s, int64_t *seconds, int32_t *nanos) {
 
 /* A VariableValue whose only field is json_obj (2) or json_arr (3): its text into *text,
  * and the kind. Anything else (other members, several fields, unknown ones): 0. */
-static int read_json_content(const span *s, span *text, const char **kind) {
+static int read_json_content(const span *s, span *text, const char **kind, int *kind_key) {
   const uint8_t *p = s->p, *end = p + s->n;
   unsigned f, w;
   if (!next_key(&p, end, &f, &w) || w != 2 || (f != 2 && f != 3) || !take_span(&p, end, text) || p != end)
     return 0;
   *kind = f == 2 ? "JSON_OBJ" : "JSON_ARR";
+  *kind_key = f == 2 ? LH_KEY_JSON_OBJ : LH_KEY_JSON_ARR;
   return 1;
 }
 
@@ -180,7 +190,8 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
   Littlehorse__VariableValue *vv = NULL;
   span json = { 0 };
   const char *json_kind = NULL;
-  if (content.set && !read_json_content(&content, &json, &json_kind)) {
+  int json_kind_key = 0;
+  if (content.set && !read_json_content(&content, &json, &json_kind, &json_kind_key)) {
     if (!lh_pb_depth_ok(&littlehorse__variable_value__descriptor, content.p, content.n, 2))
       return LH_READ_GENERIC;
     lh_arena_reset(&c->arena);
@@ -188,48 +199,66 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
     if (!vv) return LH_READ_GENERIC;
   }
 
-  /* Everything is known to be well-formed: build the same tables as lh_push_external_event. */
-  lua_checkstack(L, 8);
+  /* Everything is known to be well-formed: build the same tables as lh_push_external_event
+   * (fresh tables without metatables: rawset is what setfield would do). */
+  lua_checkstack(L, 10);
+  int names = lh_keep_names(L, c);
   lua_createtable(L, 0, 8);
   if (id.set) {
+    push_key(L, names, LH_KEY_ID);
     lua_createtable(L, 0, 3);
     if (eid.wf_run_id.set) {
-      push_wf_run_id(L, eid.wf_run_id.p, eid.wf_run_id.n);
-      lua_setfield(L, -2, "wf_run_id");
+      push_key(L, names, LH_KEY_WF_RUN_ID);
+      push_wf_run_id(L, names, eid.wf_run_id.p, eid.wf_run_id.n);
+      lua_rawset(L, -3);
     }
+    push_key(L, names, LH_KEY_EXTERNAL_EVENT_DEF_ID);
     lua_createtable(L, 0, 1);
+    push_key(L, names, LH_KEY_NAME);
     push_text(L, &eid.def_name);
-    lua_setfield(L, -2, "name");
-    lua_setfield(L, -2, "external_event_def_id");
+    lua_rawset(L, -3);
+    lua_rawset(L, -3);
+    push_key(L, names, LH_KEY_GUID);
     push_text(L, &eid.guid);
-    lua_setfield(L, -2, "guid");
-    lua_setfield(L, -2, "id");
+    lua_rawset(L, -3);
+    lua_rawset(L, -3);
   }
   if (created.set) {
-    lh_timestamp_push(L, seconds, nanos);
-    lua_setfield(L, -2, "created_at");
+    push_key(L, names, LH_KEY_CREATED_AT);
+    lh_timestamp_push_names(L, seconds, nanos, names);
+    lua_rawset(L, -3);
   }
-  const char *kind = json_kind ? json_kind : lh_value_kind(vv);
   if (json_kind) {
+    push_key(L, names, LH_KEY_CONTENT);
     lh_value_push_json(L, (const char *)json.p, json.n, json_kind);
-    lua_setfield(L, -2, "content");
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "content_type");
-  } else if (kind) {
-    lh_value_push(L, &c->arena, vv, 0);
-    lua_setfield(L, -2, "content");
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "content_type");
+    lua_rawset(L, -3);
+    push_key(L, names, LH_KEY_CONTENT_TYPE);
+    push_key(L, names, json_kind_key);
+    lua_rawset(L, -3);
+  } else {
+    const char *kind = lh_value_kind(vv);
+    if (kind) {
+      push_key(L, names, LH_KEY_CONTENT);
+      lh_value_push(L, &c->arena, vv, 0);
+      lua_rawset(L, -3);
+      push_key(L, names, LH_KEY_CONTENT_TYPE);
+      lua_pushstring(L, kind);
+      lua_rawset(L, -3);
+    }
   }
+  push_key(L, names, LH_KEY_CLAIMED);
   lua_pushboolean(L, claimed != 0);
-  lua_setfield(L, -2, "claimed");
+  lua_rawset(L, -3);
   if (seen_thread) {
+    push_key(L, names, LH_KEY_THREAD_RUN_NUMBER);
     lua_pushinteger(L, (int32_t)(uint32_t)thread);
-    lua_setfield(L, -2, "thread_run_number");
+    lua_rawset(L, -3);
   }
   if (seen_node) {
+    push_key(L, names, LH_KEY_NODE_RUN_POSITION);
     lua_pushinteger(L, (int32_t)(uint32_t)node);
-    lua_setfield(L, -2, "node_run_position");
+    lua_rawset(L, -3);
   }
+  if (names) lua_remove(L, names);
   return LH_READ_DONE;
 }

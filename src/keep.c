@@ -8,7 +8,18 @@
 
 static const char *const key_names[LH_KEY_COUNT] = {
   "type", "value", "name", "version", "seconds", "nanos",
+  "id", "wf_run_id", "parent_wf_run_id", "external_event_def_id", "guid",
+  "created_at", "content", "content_type", "claimed", "thread_run_number",
+  "node_run_position", "JSON_OBJ", "JSON_ARR",
 };
+
+const char *lh_key_name(int key) { return key_names[key - 1]; }
+
+int lh_keep_names(lua_State *L, lh_context *c) {
+  if (lh_context_get(L) != c || !lua_checkstack(L, 1)) return 0;
+  lua_getiuservalue(L, lua_upvalueindex(1), SCRATCH_UV);
+  return lua_gettop(L);
+}
 
 void lh_keep_push_table(lua_State *L) {
   lua_createtable(L, LH_KEY_COUNT + 4, 0);

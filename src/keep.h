@@ -29,9 +29,14 @@
  * bytes costs about what anchoring costs). */
 #define LH_KEEP_COPY_MAX 512
 
-/* Field names read raw from request tables and typed values (lh_keep_field). */
+/* Field names read raw from request tables and typed values (lh_keep_field), and the names
+ * (and content_type values) of the ExternalEvent reply, which event_reader.c sets with
+ * lh_keep_names. */
 enum { LH_KEY_TYPE = 1, LH_KEY_VALUE, LH_KEY_NAME, LH_KEY_VERSION, LH_KEY_SECONDS, LH_KEY_NANOS,
-       LH_KEY_COUNT = LH_KEY_NANOS };
+       LH_KEY_ID, LH_KEY_WF_RUN_ID, LH_KEY_PARENT_WF_RUN_ID, LH_KEY_EXTERNAL_EVENT_DEF_ID, LH_KEY_GUID,
+       LH_KEY_CREATED_AT, LH_KEY_CONTENT, LH_KEY_CONTENT_TYPE, LH_KEY_CLAIMED, LH_KEY_THREAD_RUN_NUMBER,
+       LH_KEY_NODE_RUN_POSITION, LH_KEY_JSON_OBJ, LH_KEY_JSON_ARR,
+       LH_KEY_COUNT = LH_KEY_JSON_ARR };
 
 /* Push a new scratch table for a context (made once per context, context.c): the field-name strings,
  * and room for anchors. */
@@ -51,5 +56,13 @@ const char *lh_keep_bytes(lua_State *L, lh_context *c, int idx, const char *s, s
  * type. Unlike lua_pushstring + lua_rawget (or lua_getfield, which may call a metamethod),
  * this runs no collection step, so no finalizer runs while a request's own fields are read. */
 int lh_keep_field(lua_State *L, lh_context *c, int t, int key);
+
+/* Push the names table of context c (key LH_KEY_x is at index x) and return its stack index,
+ * or return 0 (pushing nothing) when the running function's context is not c. Setting a reply
+ * field as lua_rawgeti(names, key), value, lua_rawset costs less than lua_setfield, which looks
+ * its C string up in Lua's string cache every time. */
+int lh_keep_names(lua_State *L, lh_context *c);
+/* The name of LH_KEY_x, for lua_pushstring where no names table is at hand. */
+const char *lh_key_name(int key);
 
 #endif

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "timestamp.h"
+#include "keep.h"
 
 /* Days since 1970-01-01 to a civil date (proleptic Gregorian), valid for any int64 range
  * we accept; avoids gmtime's time_t and locale limits. */
@@ -68,17 +69,30 @@ void lh_timestamp_register(lua_State *L) {
   lua_pop(L, 1);
 }
 
-void lh_timestamp_push(lua_State *L, int64_t seconds, int32_t nanos) {
+void lh_timestamp_push_names(lua_State *L, int64_t seconds, int32_t nanos, int names) {
   /* Some encoders write instants before 1970 with negative nanos (-0.5 s as {0, -5e8});
    * normalise to the canonical form, 0 <= nanos < 1e9, so tostring tells the right time. */
   seconds += nanos / 1000000000;
   nanos %= 1000000000;
   if (nanos < 0) { nanos += 1000000000; seconds--; }
   lua_createtable(L, 0, 2);
-  lua_pushinteger(L, (lua_Integer)seconds);
-  lua_setfield(L, -2, "seconds");
-  lua_pushinteger(L, nanos);
-  lua_setfield(L, -2, "nanos");
+  if (names) {
+    lua_rawgeti(L, names, LH_KEY_SECONDS);
+    lua_pushinteger(L, (lua_Integer)seconds);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, names, LH_KEY_NANOS);
+    lua_pushinteger(L, nanos);
+    lua_rawset(L, -3);
+  } else {
+    lua_pushinteger(L, (lua_Integer)seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_pushinteger(L, nanos);
+    lua_setfield(L, -2, "nanos");
+  }
   luaL_getmetatable(L, LH_TIMESTAMP_MT);
   lua_setmetatable(L, -2);
+}
+
+void lh_timestamp_push(lua_State *L, int64_t seconds, int32_t nanos) {
+  lh_timestamp_push_names(L, seconds, nanos, 0);
 }

@@ -11,5 +11,7 @@
 
 void lh_timestamp_register(lua_State *L);
 void lh_timestamp_push(lua_State *L, int64_t seconds, int32_t nanos);
+/* The same, with its keys from a names table at stack index names (lh_keep_names), if not 0. */
+void lh_timestamp_push_names(lua_State *L, int64_t seconds, int32_t nanos, int names);
 
 #endif
