@@ -56,11 +56,25 @@ echo "instructions: Lua 5.4 ($BENCH_CALLS calls per mode:$lua_modes)" >&2
 BENCH_CAPTURE=$CAP callgrind lua lua5.4 bench/lua_bench.lua count "$TARGET" $lua_modes
 echo "instructions: C baselines, the same bytes" >&2
 callgrind c "$B/baseline" "$TARGET" small="$CAP/small.bin" $c_modes real="$CAP/real.bin" $c_modes
+echo "instructions: a lower bound, the replies' tables made by a table constructor" >&2
+callgrind floor lua5.4 bench/reply_floor.lua "$TARGET"
+
+# lua_fns: for the Lua parts that make reply tables, what Lua itself spent (inclusive) in
+# lua_pushlstring (making strings) and lua_next (walking tables): INSTRFN lines
+lua_fns() {
+  sed -n 's/^PART //p' "$CG/lua.txt" | grep ' client=lua ' | while read -r k rest; do
+    callgrind_annotate --inclusive=yes "$CG/lua.out.$k" 2>/dev/null | grep -v '=>' |
+      sed -n 's/^ *\([0-9,]*\) .*:\(lua_pushlstring\|lua_next\) .*/\2 \1/p' | tr -d , |
+      while read -r fn ir; do echo "INSTRFN $rest fn=$fn instr=$ir"; done
+  done
+}
 
 RAW="$B/instructions.raw"
 {
   echo "META instructions calls=$BENCH_CALLS request_bytes=small:$(wc -c <"$CAP/small.bin"),real:$(wc -c <"$CAP/real.bin")"
   parts lua
   parts c
+  parts floor
+  lua_fns
 } >"$RAW"
 [ "${BENCH_REPORT:-1}" = 0 ] || lua5.4 bench/report.lua "$RAW" "$B/instructions.txt"

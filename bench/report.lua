@@ -20,7 +20,7 @@ end
 
 local function key_of(t) return t.client .. "/" .. (t.payload or "small") .. "/" .. t.mode .. "/" .. t.inflight end
 
-local results, instr, nginx, noise, meta, failed, convert = {}, {}, {}, {}, {}, {}, {}
+local results, instr, instrfn, nginx, noise, meta, failed, convert = {}, {}, {}, {}, {}, {}, {}, {}
 local rss, valgrind, leak
 for line in io.lines(raw_path) do
   local t = parse(line)
@@ -32,6 +32,10 @@ for line in io.lines(raw_path) do
       table.insert(results[key], t)
     elseif kind == "INSTR" then
       instr[key_of(t)] = tonumber(t.instr) / tonumber(t.calls)
+    elseif kind == "INSTRFN" then
+      local key = key_of(t)
+      instrfn[key] = instrfn[key] or {}
+      instrfn[key][t.fn] = tonumber(t.instr) / tonumber(t.calls)
     elseif kind == "NGINX" then
       nginx[t.kind] = nginx[t.kind] or {}
       table.insert(nginx[t.kind], t)
@@ -322,6 +326,25 @@ if next(instr) then
       gate("    Lua 5.4, real, tables / C decoding", "lua/real", "c-decode/real", gated and 1.3)
       gate("    Lua 5.4, realtext, reply = false / C not decoding", "lua-noreply/realtext", "c/real")
       gate("    Lua 5.4, realtext, tables / C decoding", "lua/realtext", "c-decode/real")
+      if how == "async/64" and instr["floor/small/build/0"] then
+        -- What Lua itself spends, whatever the binding: a bound under the "tables" gates.
+        say("    lower bound for reply tables (bench/reply_floor.lua; Lua 5.4's own work, no binding can spend less):")
+        for _, payload in ipairs { "small", "real" } do
+          local floor = instr["floor/" .. payload .. "/build/0"]
+          local fns = instrfn["lua/" .. payload .. "/" .. how] or {}
+          local strings, walks = fns.lua_pushlstring, fns.lua_next
+          local c, cd = instr["c/" .. payload .. "/" .. how], instr["c-decode/" .. payload .. "/" .. how]
+          say("      %-66s %-7s %7.0f", "the reply's tables, made by a table constructor (no collection)", payload, floor)
+          if strings and walks then
+            say("      %-66s %-7s %7.0f", "Lua's lua_pushlstring + lua_next in the \"reply as tables\" calls", payload, strings + walks)
+          end
+          if c and cd then
+            local best = c + floor + (strings or 0) + (walks or 0)
+            say("%-" .. LW .. "s %7s %6.2fx", "      best possible, " .. payload .. ": (C not decoding + the above) / C decoding",
+                "", best / cd)
+          end
+        end
+      end
     end
   end
 end
