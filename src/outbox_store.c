@@ -22,6 +22,12 @@
 #define EXPIRY_INDEX \
   "CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at) WHERE state = 0 AND expires_at IS NOT NULL"
 
+/* The id past every record, and the reserved row's (see reserve_ids), which no record ever had
+ * (`+state`: the walk from the highest rowid); Q_NEXT_ID adds the blocks. */
+#define NEXT_ID_OF_RECORDS \
+  "coalesce((SELECT id FROM records WHERE +state < 2 ORDER BY id DESC LIMIT 1), 0) + 1," \
+  " coalesce((SELECT id FROM records WHERE state = 2), 0)"
+
 static const char *const SCHEMA =
   "CREATE TABLE records ("
   "  id INTEGER PRIMARY KEY,"
@@ -133,13 +139,9 @@ static const char *const SQL[Q_COUNT] = {
   [Q_ORDER_KEY] = "SELECT order_key FROM records WHERE id = ?1",
   /* Blocks (layout 4; these statements are prepared only in a file that has them) */
   [Q_LAYOUT] = "PRAGMA user_version",
-  /* The id of the next record: past every record and block, and at least the reserved row's
-   * (see reserve_ids), which no record ever had (`+state`: the walk from the highest rowid) */
-  [Q_NEXT_ID_RECORDS] = "SELECT max(coalesce((SELECT id FROM records WHERE +state < 2 ORDER BY id DESC LIMIT 1), 0) + 1,"
-                        " coalesce((SELECT id FROM records WHERE state = 2), 0))",
-  [Q_NEXT_ID] = "SELECT max(coalesce((SELECT id FROM records WHERE +state < 2 ORDER BY id DESC LIMIT 1), 0) + 1,"
-                " coalesce((SELECT id FROM records WHERE state = 2), 0),"
-                " coalesce((SELECT id + n FROM blocks ORDER BY id DESC LIMIT 1), 0))",
+  /* The id of the next record: past every record (and block), and at least the reserved row's */
+  [Q_NEXT_ID_RECORDS] = "SELECT max(" NEXT_ID_OF_RECORDS ")",
+  [Q_NEXT_ID] = "SELECT max(" NEXT_ID_OF_RECORDS ", coalesce((SELECT id + n FROM blocks ORDER BY id DESC LIMIT 1), 0))",
   [Q_BLOCK_INSERT] = "INSERT INTO blocks (id, n, bytes, created_at, expires_at, due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
   [Q_BLOCK_DATA_INSERT] = "INSERT INTO block_data (id, data) VALUES (?1, ?2)",
   [Q_CLAIM_BLOCKS] = "SELECT b.id, b.n, d.data, b.due_at FROM blocks AS b LEFT JOIN block_data AS d ON d.id = b.id"
