@@ -82,13 +82,8 @@ static int wf_run_id_ok(const uint8_t *p, size_t n, int depth) {
   return !parent.set || wf_run_id_ok(parent.p, parent.n, depth + 1);
 }
 
-/* The key of a reply field: from the names table at stack index names, or (0) by name. */
-static void push_key(lua_State *L, int names, int key) {
-  if (names) lua_rawgeti(L, names, key);
-  else lua_pushstring(L, lh_key_name(key));
-}
-
-/* Push a WfRunId already checked by wf_run_id_ok (the same table lh_wf_run_id_push makes). */
+/* Push a WfRunId already checked by wf_run_id_ok (the same table lh_wf_run_id_push makes); its
+ * keys come from the names table at stack index names (lh_keep_names). */
 static void push_wf_run_id(lua_State *L, int names, const uint8_t *p, size_t n) {
   const uint8_t *end = p + n;
   span id = { 0 }, parent = { 0 };
@@ -96,11 +91,11 @@ static void push_wf_run_id(lua_State *L, int names, const uint8_t *p, size_t n) 
   while (p < end && next_key(&p, end, &f, &w)) take_span(&p, end, f == 1 ? &id : &parent);
   lua_checkstack(L, 4);
   lua_createtable(L, 0, 2);
-  push_key(L, names, LH_KEY_ID);
+  lua_rawgeti(L, names, LH_KEY_ID);
   push_text(L, &id);
   lua_rawset(L, -3);
   if (parent.set) {
-    push_key(L, names, LH_KEY_PARENT_WF_RUN_ID);
+    lua_rawgeti(L, names, LH_KEY_PARENT_WF_RUN_ID);
     push_wf_run_id(L, names, parent.p, parent.n);
     lua_rawset(L, -3);
   }
@@ -202,63 +197,63 @@ int lh_read_external_event(lua_State *L, const uint8_t *bytes, size_t len, lh_co
   /* Everything is known to be well-formed: build the same tables as lh_push_external_event
    * (fresh tables without metatables: rawset is what setfield would do). */
   lua_checkstack(L, 10);
-  int names = lh_keep_names(L, c);
+  int names = lh_keep_names(L);
   lua_createtable(L, 0, 8);
   if (id.set) {
-    push_key(L, names, LH_KEY_ID);
+    lua_rawgeti(L, names, LH_KEY_ID);
     lua_createtable(L, 0, 3);
     if (eid.wf_run_id.set) {
-      push_key(L, names, LH_KEY_WF_RUN_ID);
+      lua_rawgeti(L, names, LH_KEY_WF_RUN_ID);
       push_wf_run_id(L, names, eid.wf_run_id.p, eid.wf_run_id.n);
       lua_rawset(L, -3);
     }
-    push_key(L, names, LH_KEY_EXTERNAL_EVENT_DEF_ID);
+    lua_rawgeti(L, names, LH_KEY_EXTERNAL_EVENT_DEF_ID);
     lua_createtable(L, 0, 1);
-    push_key(L, names, LH_KEY_NAME);
+    lua_rawgeti(L, names, LH_KEY_NAME);
     push_text(L, &eid.def_name);
     lua_rawset(L, -3);
     lua_rawset(L, -3);
-    push_key(L, names, LH_KEY_GUID);
+    lua_rawgeti(L, names, LH_KEY_GUID);
     push_text(L, &eid.guid);
     lua_rawset(L, -3);
     lua_rawset(L, -3);
   }
   if (created.set) {
-    push_key(L, names, LH_KEY_CREATED_AT);
+    lua_rawgeti(L, names, LH_KEY_CREATED_AT);
     lh_timestamp_push_names(L, seconds, nanos, names);
     lua_rawset(L, -3);
   }
   if (json_kind) {
-    push_key(L, names, LH_KEY_CONTENT);
+    lua_rawgeti(L, names, LH_KEY_CONTENT);
     lh_value_push_json(L, (const char *)json.p, json.n, json_kind);
     lua_rawset(L, -3);
-    push_key(L, names, LH_KEY_CONTENT_TYPE);
-    push_key(L, names, json_kind_key);
+    lua_rawgeti(L, names, LH_KEY_CONTENT_TYPE);
+    lua_rawgeti(L, names, json_kind_key);
     lua_rawset(L, -3);
   } else {
     const char *kind = lh_value_kind(vv);
     if (kind) {
-      push_key(L, names, LH_KEY_CONTENT);
+      lua_rawgeti(L, names, LH_KEY_CONTENT);
       lh_value_push(L, &c->arena, vv, 0);
       lua_rawset(L, -3);
-      push_key(L, names, LH_KEY_CONTENT_TYPE);
+      lua_rawgeti(L, names, LH_KEY_CONTENT_TYPE);
       lua_pushstring(L, kind);
       lua_rawset(L, -3);
     }
   }
-  push_key(L, names, LH_KEY_CLAIMED);
+  lua_rawgeti(L, names, LH_KEY_CLAIMED);
   lua_pushboolean(L, claimed != 0);
   lua_rawset(L, -3);
   if (seen_thread) {
-    push_key(L, names, LH_KEY_THREAD_RUN_NUMBER);
+    lua_rawgeti(L, names, LH_KEY_THREAD_RUN_NUMBER);
     lua_pushinteger(L, (int32_t)(uint32_t)thread);
     lua_rawset(L, -3);
   }
   if (seen_node) {
-    push_key(L, names, LH_KEY_NODE_RUN_POSITION);
+    lua_rawgeti(L, names, LH_KEY_NODE_RUN_POSITION);
     lua_pushinteger(L, (int32_t)(uint32_t)node);
     lua_rawset(L, -3);
   }
-  if (names) lua_remove(L, names);
+  lua_remove(L, names);
   return LH_READ_DONE;
 }

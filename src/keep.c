@@ -13,10 +13,7 @@ static const char *const key_names[LH_KEY_COUNT] = {
   "node_run_position", "JSON_OBJ", "JSON_ARR",
 };
 
-const char *lh_key_name(int key) { return key_names[key - 1]; }
-
-int lh_keep_names(lua_State *L, lh_context *c) {
-  if (lh_context_get(L) != c || !lua_checkstack(L, 1)) return 0;
+int lh_keep_names(lua_State *L) {
   lua_getiuservalue(L, lua_upvalueindex(1), SCRATCH_UV);
   return lua_gettop(L);
 }

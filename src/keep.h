@@ -57,12 +57,10 @@ const char *lh_keep_bytes(lua_State *L, lh_context *c, int idx, const char *s, s
  * this runs no collection step, so no finalizer runs while a request's own fields are read. */
 int lh_keep_field(lua_State *L, lh_context *c, int t, int key);
 
-/* Push the names table of context c (key LH_KEY_x is at index x) and return its stack index,
- * or return 0 (pushing nothing) when the running function's context is not c. Setting a reply
- * field as lua_rawgeti(names, key), value, lua_rawset costs less than lua_setfield, which looks
- * its C string up in Lua's string cache every time. */
-int lh_keep_names(lua_State *L, lh_context *c);
-/* The name of LH_KEY_x, for lua_pushstring where no names table is at hand. */
-const char *lh_key_name(int key);
+/* Push the names table of the running function's context (upvalue 1, as in every module
+ * function; key LH_KEY_x is at index x) and return its stack index; needs one free stack slot.
+ * Setting a reply field as lua_rawgeti(names, key), value, lua_rawset costs less than
+ * lua_setfield, which looks its C string up in Lua's string cache every time. */
+int lh_keep_names(lua_State *L);
 
 #endif
